@@ -1,0 +1,93 @@
+using System;
+using System.Collections.Generic;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace FlatMinima.Torch.Models;
+
+/// <summary>The basic residual block (two 3×3 convolutions with BatchNorm) with a 1×1 projection shortcut when the shape changes.</summary>
+public sealed class BasicBlock : Module<Tensor, Tensor>
+{
+    private readonly Conv2d conv1;
+    private readonly BatchNorm2d bn1;
+    private readonly Conv2d conv2;
+    private readonly BatchNorm2d bn2;
+    private readonly Module<Tensor, Tensor>? downsample;
+
+    /// <summary>Creates a block from <paramref name="inChannels"/> to <paramref name="outChannels"/> with the given stride.</summary>
+    public BasicBlock(int inChannels, int outChannels, int stride) : base(nameof(BasicBlock))
+    {
+        conv1 = Conv2d(inChannels, outChannels, 3, stride: stride, padding: 1, bias: false);
+        bn1 = BatchNorm2d(outChannels);
+        conv2 = Conv2d(outChannels, outChannels, 3, stride: 1, padding: 1, bias: false);
+        bn2 = BatchNorm2d(outChannels);
+        if (stride != 1 || inChannels != outChannels)
+            downsample = Sequential(Conv2d(inChannels, outChannels, 1, stride: stride, bias: false), BatchNorm2d(outChannels));
+        RegisterComponents();
+    }
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        var x = functional.relu(bn1.call(conv1.call(input)));
+        x = bn2.call(conv2.call(x));
+        x = x.add_(downsample is null ? input : downsample.call(input));
+        return x.relu_().MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// ResNet for small images: a 3×3 stem without max-pool, stages of <see cref="BasicBlock"/>s, global average pooling
+/// and a linear classifier. <see cref="ResNet20"/> is the CIFAR ResNet-20 of He et al. (widths 16/32/64, 3 blocks per
+/// stage, 272,474 parameters for 3 channels and 10 classes); <see cref="ResNet18"/> follows TorchVision's ResNet-18
+/// layout (widths 64–512, [2,2,2,2]) with the stem adapted to small inputs (3×3, stride 1, no max-pool).
+/// </summary>
+public sealed class SmallImageResNet : Module<Tensor, Tensor>
+{
+    private readonly Conv2d conv1;
+    private readonly BatchNorm2d bn1;
+    private readonly Sequential layers;
+    private readonly Linear fc;
+
+    /// <summary>Creates a ResNet with the given stage widths and blocks per stage.</summary>
+    public SmallImageResNet(int inChannels, int numClasses, IReadOnlyList<int> widths, IReadOnlyList<int> blocksPerStage, string name)
+        : base(name)
+    {
+        if (widths.Count != blocksPerStage.Count || widths.Count == 0)
+            throw new ArgumentException("widths and blocksPerStage must be non-empty and of the same length.");
+        conv1 = Conv2d(inChannels, widths[0], 3, stride: 1, padding: 1, bias: false);
+        bn1 = BatchNorm2d(widths[0]);
+        var blocks = new List<(string, Module<Tensor, Tensor>)>();
+        int channels = widths[0];
+        for (int s = 0; s < widths.Count; s++)
+            for (int b = 0; b < blocksPerStage[s]; b++)
+            {
+                blocks.Add(($"layer{s + 1}_{b}", new BasicBlock(channels, widths[s], s > 0 && b == 0 ? 2 : 1)));
+                channels = widths[s];
+            }
+        layers = Sequential(blocks);
+        fc = Linear(channels, numClasses);
+        RegisterComponents();
+    }
+
+    /// <summary>CIFAR ResNet-20 (He et al., 2016): widths 16/32/64, 3 blocks per stage.</summary>
+    public static SmallImageResNet ResNet20(int inChannels, int numClasses) =>
+        new(inChannels, numClasses, new[] { 16, 32, 64 }, new[] { 3, 3, 3 }, "ResNet20");
+
+    /// <summary>ResNet-18 (TorchVision layout) with a small-input stem.</summary>
+    public static SmallImageResNet ResNet18(int inChannels, int numClasses) =>
+        new(inChannels, numClasses, new[] { 64, 128, 256, 512 }, new[] { 2, 2, 2, 2 }, "ResNet18");
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        var x = functional.relu(bn1.call(conv1.call(input)));
+        x = layers.call(x);
+        x = functional.adaptive_avg_pool2d(x, 1).flatten(1);
+        return fc.call(x).MoveToOuterDisposeScope();
+    }
+}

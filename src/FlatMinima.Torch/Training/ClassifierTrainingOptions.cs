@@ -1,0 +1,135 @@
+using System;
+using System.Threading;
+using FlatMinima.Torch.Optimization;
+
+namespace FlatMinima.Torch.Training;
+
+/// <summary>The base optimizer.</summary>
+public enum BaseOptimizerKind
+{
+    /// <summary>SGD with (optionally Nesterov) momentum; weight decay as an L2 gradient term.</summary>
+    Sgd,
+
+    /// <summary>AdamW (decoupled weight decay).</summary>
+    AdamW,
+}
+
+/// <summary>Settings of <see cref="ClassifierTrainer"/>: base optimization plus an optional sharpness-aware step.</summary>
+public sealed record ClassifierTrainingOptions
+{
+    /// <summary>Passes over the training data.</summary>
+    public int Epochs { get; init; } = 10;
+
+    /// <summary>Examples per optimizer step.</summary>
+    public int BatchSize { get; init; } = 128;
+
+    /// <summary>Base learning rate (peak rate after warm-up).</summary>
+    public double LearningRate { get; init; } = 0.05;
+
+    /// <summary>Weight decay (L2 term for SGD, decoupled for AdamW), applied at w.</summary>
+    public double WeightDecay { get; init; } = 5e-4;
+
+    /// <summary>The base optimizer.</summary>
+    public BaseOptimizerKind Optimizer { get; init; } = BaseOptimizerKind.Sgd;
+
+    /// <summary>SGD momentum.</summary>
+    public double Momentum { get; init; } = 0.9;
+
+    /// <summary>Use Nesterov momentum with SGD.</summary>
+    public bool Nesterov { get; init; }
+
+    /// <summary>AdamW β₁.</summary>
+    public double Beta1 { get; init; } = 0.9;
+
+    /// <summary>AdamW β₂.</summary>
+    public double Beta2 { get; init; } = 0.999;
+
+    /// <summary>The learning-rate schedule.</summary>
+    public LearningRateSchedule Schedule { get; init; } = new();
+
+    /// <summary>Label smoothing of the cross-entropy loss, in [0, 1).</summary>
+    public double LabelSmoothing { get; init; }
+
+    /// <summary>Clip the (sharpness-aware) gradient to this global 2-norm before each step; null disables.</summary>
+    public double? GradientClipNorm { get; init; }
+
+    /// <summary>The sharpness-aware step; null trains with the plain base optimizer.</summary>
+    public SharpnessAwareOptions? SharpnessAware { get; init; }
+
+    /// <summary>m-sharpness: split each batch into this many shards, perturb each separately and average the shard gradients.</summary>
+    public int ShardCount { get; init; } = 1;
+
+    /// <summary>Seed of the weight initialization and the shuffling.</summary>
+    public int Seed { get; init; } = 1;
+
+    /// <summary>Called after each epoch.</summary>
+    public Action<EpochReport>? Progress { get; init; }
+
+    /// <summary>Stops training at the next batch with <see cref="OperationCanceledException"/>.</summary>
+    public CancellationToken CancellationToken { get; init; }
+
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid setting.</summary>
+    public void Validate()
+    {
+        if (Epochs < 1) throw new ArgumentOutOfRangeException(nameof(Epochs), Epochs, "Epochs must be ≥ 1.");
+        if (BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "BatchSize must be ≥ 1.");
+        if (!(LearningRate > 0) || double.IsInfinity(LearningRate))
+            throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "LearningRate must be a finite number > 0.");
+        if (!(WeightDecay >= 0)) throw new ArgumentOutOfRangeException(nameof(WeightDecay), WeightDecay, "WeightDecay must be ≥ 0.");
+        if (!(Momentum >= 0 && Momentum < 1)) throw new ArgumentOutOfRangeException(nameof(Momentum), Momentum, "Momentum must be in [0, 1).");
+        if (Nesterov && Momentum == 0) throw new ArgumentOutOfRangeException(nameof(Nesterov), "Nesterov momentum needs Momentum > 0.");
+        if (!(Beta1 >= 0 && Beta1 < 1)) throw new ArgumentOutOfRangeException(nameof(Beta1), Beta1, "Beta1 must be in [0, 1).");
+        if (!(Beta2 >= 0 && Beta2 < 1)) throw new ArgumentOutOfRangeException(nameof(Beta2), Beta2, "Beta2 must be in [0, 1).");
+        if (!(LabelSmoothing >= 0 && LabelSmoothing < 1))
+            throw new ArgumentOutOfRangeException(nameof(LabelSmoothing), LabelSmoothing, "LabelSmoothing must be in [0, 1).");
+        if (GradientClipNorm is double c && !(c > 0))
+            throw new ArgumentOutOfRangeException(nameof(GradientClipNorm), c, "GradientClipNorm must be > 0, or null to disable clipping.");
+        if (ShardCount < 1) throw new ArgumentOutOfRangeException(nameof(ShardCount), ShardCount, "ShardCount must be ≥ 1.");
+        if (ShardCount > BatchSize)
+            throw new ArgumentOutOfRangeException(nameof(ShardCount), ShardCount, $"ShardCount ({ShardCount}) cannot exceed BatchSize ({BatchSize}).");
+        if (ShardCount > 1 && SharpnessAware is null)
+            throw new ArgumentOutOfRangeException(nameof(ShardCount), ShardCount, "ShardCount > 1 (m-sharpness) needs a sharpness-aware method (SAM, ASAM or SA-GD).");
+        ArgumentNullException.ThrowIfNull(Schedule, nameof(Schedule));
+        Schedule.Validate();
+        SharpnessAware?.Validate();
+    }
+}
+
+/// <summary>What one epoch of training measured.</summary>
+/// <param name="Epoch">1-based epoch number.</param>
+/// <param name="Epochs">Total epochs.</param>
+/// <param name="TrainLoss">Mean clean-pass training loss over the epoch (with label smoothing if set).</param>
+/// <param name="TrainAccuracy">Training accuracy of the clean passes (train mode).</param>
+/// <param name="ValidationLoss">Mean validation cross-entropy in eval mode, if validation data was given.</param>
+/// <param name="ValidationAccuracy">Validation accuracy, if validation data was given.</param>
+/// <param name="LearningRate">The learning rate of the epoch's last step.</param>
+/// <param name="Elapsed">Wall time of the epoch, validation included.</param>
+public sealed record EpochReport(int Epoch, int Epochs, double TrainLoss, double TrainAccuracy, double? ValidationLoss,
+    double? ValidationAccuracy, double LearningRate, TimeSpan Elapsed)
+{
+    /// <summary>A one-line summary.</summary>
+    public override string ToString() =>
+        $"epoch {Epoch}/{Epochs}: train loss {TrainLoss:F4} acc {TrainAccuracy:P2}" +
+        (ValidationLoss is double vl ? $", validation loss {vl:F4} acc {ValidationAccuracy:P2}" : "") +
+        $", lr {LearningRate:G4}, {Elapsed.TotalSeconds:F1} s";
+}
+
+/// <summary>Training produced a non-finite loss.</summary>
+public sealed class TrainingDivergedException : InvalidOperationException
+{
+    /// <summary>Creates the exception for the given epoch and batch (both 1-based).</summary>
+    public TrainingDivergedException(int epoch, int batch, double loss, bool sharpnessAware)
+        : base($"The training loss became {loss} at epoch {epoch}, batch {batch}; training stopped. " +
+               (sharpnessAware ? "Lower LearningRate or the sharpness radius Rho" : "Lower LearningRate") +
+               ", or set GradientClipNorm.")
+    {
+        Epoch = epoch;
+        Batch = batch;
+    }
+
+    /// <summary>1-based epoch where the loss diverged.</summary>
+    public int Epoch { get; }
+
+    /// <summary>1-based batch (within the epoch) where the loss diverged.</summary>
+    public int Batch { get; }
+}

@@ -1,0 +1,75 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using TorchSharp;
+
+namespace FlatMinima.Torch.Training;
+
+/// <summary>Shape of the learning-rate schedule after warm-up.</summary>
+public enum LearningRateScheduleKind
+{
+    /// <summary>The base learning rate throughout.</summary>
+    Constant,
+
+    /// <summary>Cosine decay from the base rate to <see cref="LearningRateSchedule.MinLearningRate"/> at the last step.</summary>
+    Cosine,
+
+    /// <summary>Multiply by <see cref="LearningRateSchedule.StepFactor"/> at each milestone epoch.</summary>
+    Step,
+}
+
+/// <summary>A per-step learning-rate schedule: linear warm-up, then constant, cosine or step decay.</summary>
+public sealed record LearningRateSchedule
+{
+    /// <summary>The shape after warm-up.</summary>
+    public LearningRateScheduleKind Kind { get; init; } = LearningRateScheduleKind.Cosine;
+
+    /// <summary>Epochs of linear warm-up from 0 to the base rate (fractions allowed).</summary>
+    public double WarmupEpochs { get; init; }
+
+    /// <summary>Final rate of the cosine schedule.</summary>
+    public double MinLearningRate { get; init; }
+
+    /// <summary>Epochs at which the step schedule multiplies the rate by <see cref="StepFactor"/>.</summary>
+    public IReadOnlyList<int> StepEpochs { get; init; } = Array.Empty<int>();
+
+    /// <summary>The multiplier of the step schedule.</summary>
+    public double StepFactor { get; init; } = 0.1;
+
+    /// <summary>The learning rate at optimizer step <paramref name="step"/> (0-based).</summary>
+    public double At(double baseRate, long step, int stepsPerEpoch, int epochs)
+    {
+        double epoch = (double)step / stepsPerEpoch;
+        if (WarmupEpochs > 0 && epoch < WarmupEpochs)
+            return baseRate * (step + 1) / (WarmupEpochs * stepsPerEpoch);
+        return Kind switch
+        {
+            LearningRateScheduleKind.Constant => baseRate,
+            LearningRateScheduleKind.Step => baseRate * Math.Pow(StepFactor, StepEpochs.Count(e => epoch >= e)),
+            LearningRateScheduleKind.Cosine => Cosine(baseRate, epoch, epochs),
+            _ => throw new InvalidOperationException($"Unknown schedule {Kind}."),
+        };
+    }
+
+    /// <summary>Sets every parameter group of <paramref name="optimizer"/> to <paramref name="rate"/>.</summary>
+    public static void Apply(torch.optim.Optimizer optimizer, double rate)
+    {
+        foreach (var group in optimizer.ParamGroups) group.LearningRate = rate;
+    }
+
+    /// <summary>Throws naming the first invalid setting.</summary>
+    public void Validate()
+    {
+        if (!(WarmupEpochs >= 0)) throw new ArgumentOutOfRangeException(nameof(WarmupEpochs), WarmupEpochs, "WarmupEpochs must be ≥ 0.");
+        if (!(MinLearningRate >= 0)) throw new ArgumentOutOfRangeException(nameof(MinLearningRate), MinLearningRate, "MinLearningRate must be ≥ 0.");
+        if (!(StepFactor > 0)) throw new ArgumentOutOfRangeException(nameof(StepFactor), StepFactor, "StepFactor must be > 0.");
+        if (StepEpochs.Any(e => e < 0)) throw new ArgumentOutOfRangeException(nameof(StepEpochs), "StepEpochs must be ≥ 0.");
+    }
+
+    private double Cosine(double baseRate, double epoch, int epochs)
+    {
+        double span = Math.Max(epochs - WarmupEpochs, 1e-9);
+        double t = Math.Clamp((epoch - WarmupEpochs) / span, 0, 1);
+        return MinLearningRate + (baseRate - MinLearningRate) * 0.5 * (1 + Math.Cos(Math.PI * t));
+    }
+}
