@@ -1,0 +1,204 @@
+using System;
+using System.Collections.Generic;
+using System.Threading;
+using FlatMinima.Torch.Models;
+using FlatMinima.Torch.Optimization;
+using FlatMinima.Torch.Training;
+using Microsoft.ML;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FlatMinima.MLNet.ImageClassification;
+
+/// <summary>The sharpness-aware method used on top of the base optimizer.</summary>
+public enum SharpnessAwareMethod
+{
+    /// <summary>Plain training with the base optimizer.</summary>
+    None,
+
+    /// <summary>SAM (Foret et al., 2021): ε = ρ·g/‖g‖₂, gradient at w + ε. Default ρ = 0.05.</summary>
+    Sam,
+
+    /// <summary>ASAM (Kwon et al., 2021): ε = ρ·T²g/‖Tg‖₂ with T = |w| + η. Default ρ = 0.5, η = 0.01.</summary>
+    Asam,
+
+    /// <summary>SA-GD: <see cref="FlatMinimaImageClassificationTrainer.Options.AscentSteps"/> projected ascent steps inside the ρ-ball. Default ρ = 0.05.</summary>
+    SaGd,
+}
+
+/// <summary>Creates a custom network: <c>(inChannels, numClasses) → module</c> mapping <c>[N, C, H, W]</c> to logits <c>[N, K]</c>.</summary>
+public delegate nn.Module<Tensor, Tensor> ImageClassifierFactory(int inChannels, int numClasses);
+
+public sealed partial class FlatMinimaImageClassificationTrainer
+{
+    /// <summary>Options of <see cref="FlatMinimaImageClassificationTrainer"/>. Names follow ML.NET's TorchSharp trainers.</summary>
+    public sealed class Options
+    {
+        /// <summary>The label column: a key type (add <c>MapValueToKey</c> for text labels).</summary>
+        public string LabelColumnName { get; set; } = "Label";
+
+        /// <summary>
+        /// The image column: encoded image bytes (<c>byte[]</c> / <c>Vector&lt;Byte&gt;</c>, PNG or JPEG, as
+        /// <c>LoadRawImageBytes</c> gives), an <c>MLImage</c> (<c>LoadImages</c>), or a known-size <c>Vector&lt;Single&gt;</c>
+        /// in CHW order (<c>ExtractPixels</c>).
+        /// </summary>
+        public string ImageColumnName { get; set; } = "Image";
+
+        /// <summary>The output column of class probabilities (softmax), one slot per class in label-key order.</summary>
+        public string ScoreColumnName { get; set; } = "Score";
+
+        /// <summary>The output column of the predicted class (a key with the label's values).</summary>
+        public string PredictedLabelColumnName { get; set; } = "PredictedLabel";
+
+        /// <summary>Examples per training step.</summary>
+        public int BatchSize { get; set; } = 64;
+
+        /// <summary>Passes over the training data.</summary>
+        public int Epochs { get; set; } = 10;
+
+        /// <summary>Peak learning rate.</summary>
+        public double LearningRate { get; set; } = 0.05;
+
+        /// <summary>Weight decay (L2 for SGD, decoupled for AdamW).</summary>
+        public double WeightDecay { get; set; } = 5e-4;
+
+        /// <summary>Data evaluated after every epoch (loss and accuracy reported through <see cref="ProgressCallback"/>
+        /// and the log). Same schema as the training data; its labels must be classes seen in training.</summary>
+        public IDataView? ValidationSet { get; set; }
+
+        /// <summary>Seed of weight initialization and shuffling: same seed and data on CPU give bit-identical models.</summary>
+        public int Seed { get; set; } = 1;
+
+        /// <summary>Where to train and score: Auto (CUDA if available), Cpu or Cuda (fails if no GPU backend).</summary>
+        public DeviceKind Device { get; set; } = DeviceKind.Auto;
+
+        /// <summary>CUDA device index when a GPU is used.</summary>
+        public int CudaDeviceIndex { get; set; }
+
+        /// <summary>The built-in network, unless <see cref="CustomModelFactory"/> is set.</summary>
+        public ImageClassifierArchitecture Architecture { get; set; } = ImageClassifierArchitecture.SmallCnn;
+
+        /// <summary>A network of your own; give it a <see cref="CustomModelName"/> and register the same factory with
+        /// <see cref="FlatMinimaModelRegistry.Register"/> before loading a saved model in another process.</summary>
+        public ImageClassifierFactory? CustomModelFactory { get; set; }
+
+        /// <summary>The name under which <see cref="CustomModelFactory"/> is saved with the model.</summary>
+        public string? CustomModelName { get; set; }
+
+        /// <summary>Model input height in pixels; null takes the first training image's height (vector inputs: the
+        /// vector's dimensions). Images of other sizes are resized (bilinear).</summary>
+        public int? ImageHeight { get; set; }
+
+        /// <summary>Model input width in pixels; null as for <see cref="ImageHeight"/>.</summary>
+        public int? ImageWidth { get; set; }
+
+        /// <summary>Model input channels, 1 (grayscale) or 3 (RGB); null detects: 1 if every training image is gray.
+        /// Color images given to a grayscale model are converted by luminance; gray images to an RGB model are replicated.</summary>
+        public int? ImageChannels { get; set; }
+
+        /// <summary>The base optimizer.</summary>
+        public BaseOptimizerKind Optimizer { get; set; } = BaseOptimizerKind.Sgd;
+
+        /// <summary>SGD momentum.</summary>
+        public double Momentum { get; set; } = 0.9;
+
+        /// <summary>Nesterov momentum for SGD.</summary>
+        public bool Nesterov { get; set; }
+
+        /// <summary>Learning-rate schedule after warm-up.</summary>
+        public LearningRateScheduleKind LearningRateSchedule { get; set; } = LearningRateScheduleKind.Cosine;
+
+        /// <summary>Epochs of linear learning-rate warm-up.</summary>
+        public double WarmupEpochs { get; set; }
+
+        /// <summary>Epochs at which the step schedule multiplies the rate by <see cref="StepDecayFactor"/>.</summary>
+        public IReadOnlyList<int> StepDecayEpochs { get; set; } = Array.Empty<int>();
+
+        /// <summary>Multiplier of the step schedule.</summary>
+        public double StepDecayFactor { get; set; } = 0.1;
+
+        /// <summary>Label smoothing of the training loss, in [0, 1).</summary>
+        public double LabelSmoothing { get; set; }
+
+        /// <summary>Clip the gradient's global 2-norm to this value; null disables.</summary>
+        public double? GradientClipNorm { get; set; }
+
+        /// <summary>The sharpness-aware method.</summary>
+        public SharpnessAwareMethod SharpnessAware { get; set; } = SharpnessAwareMethod.Sam;
+
+        /// <summary>Neighbourhood radius ρ; null uses the method's default (SAM/SA-GD 0.05, ASAM 0.5).</summary>
+        public double? Rho { get; set; }
+
+        /// <summary>ASAM's η in T = |w| + η.</summary>
+        public double AsamEta { get; set; } = 0.01;
+
+        /// <summary>Which parameters ASAM normalizes: weights only (official ASAM) or all (davda54, use with <see cref="AsamEta"/> = 0).</summary>
+        public AdaptiveScope AsamScope { get; set; } = AdaptiveScope.WeightsOnly;
+
+        /// <summary>SA-GD's number of projected ascent steps (used when <see cref="SharpnessAware"/> is SaGd).</summary>
+        public int AscentSteps { get; set; } = 3;
+
+        /// <summary>m-sharpness: split each batch into this many shards, perturb each separately, average the gradients.</summary>
+        public int ShardCount { get; set; } = 1;
+
+        /// <summary>Rows per forward pass when scoring with <c>Transform</c>.</summary>
+        public int ScoringBatchSize { get; set; } = 256;
+
+        /// <summary>Called after each epoch with loss, accuracy, learning rate and time.</summary>
+        public Action<EpochReport>? ProgressCallback { get; set; }
+
+        /// <summary>Cancels training at the next batch with <see cref="OperationCanceledException"/>.</summary>
+        public CancellationToken CancellationToken { get; set; }
+
+        internal SharpnessAwareOptions? ToSharpnessAwareOptions() => SharpnessAware switch
+        {
+            SharpnessAwareMethod.None => null,
+            SharpnessAwareMethod.Sam => SharpnessAwareOptions.Sam(Rho ?? 0.05),
+            SharpnessAwareMethod.Asam => SharpnessAwareOptions.Asam(Rho ?? 0.5, AsamEta) with { AdaptiveScope = AsamScope },
+            SharpnessAwareMethod.SaGd => SharpnessAwareOptions.SaGd(AscentSteps, Rho ?? 0.05),
+            _ => throw new ArgumentOutOfRangeException(nameof(SharpnessAware), SharpnessAware, "Unknown sharpness-aware method."),
+        };
+
+        internal ClassifierTrainingOptions ToTrainingOptions() => new()
+        {
+            Epochs = Epochs,
+            BatchSize = BatchSize,
+            LearningRate = LearningRate,
+            WeightDecay = WeightDecay,
+            Optimizer = Optimizer,
+            Momentum = Momentum,
+            Nesterov = Nesterov,
+            Schedule = new LearningRateSchedule
+            {
+                Kind = LearningRateSchedule, WarmupEpochs = WarmupEpochs, StepEpochs = StepDecayEpochs, StepFactor = StepDecayFactor,
+            },
+            LabelSmoothing = LabelSmoothing,
+            GradientClipNorm = GradientClipNorm,
+            SharpnessAware = ToSharpnessAwareOptions(),
+            ShardCount = ShardCount,
+            Seed = Seed,
+            Progress = ProgressCallback,
+            CancellationToken = CancellationToken,
+        };
+
+        /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option.</summary>
+        internal void Validate()
+        {
+            foreach (var (name, value) in new[] { (nameof(LabelColumnName), LabelColumnName), (nameof(ImageColumnName), ImageColumnName),
+                         (nameof(ScoreColumnName), ScoreColumnName), (nameof(PredictedLabelColumnName), PredictedLabelColumnName) })
+                if (string.IsNullOrWhiteSpace(value)) throw new ArgumentException($"{name} must name a column.", name);
+            if (ScoreColumnName == PredictedLabelColumnName)
+                throw new ArgumentException($"ScoreColumnName and PredictedLabelColumnName are both '{ScoreColumnName}'; give them different names.", nameof(PredictedLabelColumnName));
+            if (ImageHeight is int h && h < 1) throw new ArgumentOutOfRangeException(nameof(ImageHeight), h, "ImageHeight must be ≥ 1 or null.");
+            if (ImageWidth is int w && w < 1) throw new ArgumentOutOfRangeException(nameof(ImageWidth), w, "ImageWidth must be ≥ 1 or null.");
+            if (ImageChannels is int c && c != 1 && c != 3) throw new ArgumentOutOfRangeException(nameof(ImageChannels), c, "ImageChannels must be 1, 3 or null.");
+            if (ScoringBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(ScoringBatchSize), ScoringBatchSize, "ScoringBatchSize must be ≥ 1.");
+            if (CudaDeviceIndex < 0) throw new ArgumentOutOfRangeException(nameof(CudaDeviceIndex), CudaDeviceIndex, "CudaDeviceIndex must be ≥ 0.");
+            if (CustomModelFactory is not null && string.IsNullOrWhiteSpace(CustomModelName))
+                throw new ArgumentException("A CustomModelFactory needs a CustomModelName, under which it is saved and looked up when the model is loaded.", nameof(CustomModelName));
+            if (!Enum.IsDefined(Device)) throw new ArgumentOutOfRangeException(nameof(Device), Device, "Unknown device.");
+            if (!Enum.IsDefined(Architecture)) throw new ArgumentOutOfRangeException(nameof(Architecture), Architecture, "Unknown architecture.");
+            ToTrainingOptions().Validate();
+        }
+    }
+}

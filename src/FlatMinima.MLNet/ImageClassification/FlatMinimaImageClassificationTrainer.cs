@@ -1,0 +1,201 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using FlatMinima.Torch.Training;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Transforms.Image;
+using Microsoft.ML.Runtime;
+using Microsoft.ML.Trainers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FlatMinima.MLNet.ImageClassification;
+
+/// <summary>
+/// Trains an image classifier on TorchSharp with sharpness-aware minimization (SAM, ASAM or SA-GD) or plain SGD/AdamW,
+/// and returns a <see cref="FlatMinimaImageClassificationTransformer"/> that ML.NET can evaluate, save and load.
+/// Create it with <c>mlContext.MulticlassClassification.Trainers.FlatMinimaImageClassification(…)</c>.
+/// </summary>
+/// <remarks>
+/// The decoded training images are held in memory as one float tensor (N×C×H×W×4 bytes); inputs are standardized per
+/// channel with the training data's mean and standard deviation, which are saved with the model.
+/// </remarks>
+public sealed partial class FlatMinimaImageClassificationTrainer
+    : ITrainerEstimator<FlatMinimaImageClassificationTransformer, FlatMinimaImageClassifier>
+{
+    private readonly IHost _host;
+    private readonly Options _options;
+
+    internal FlatMinimaImageClassificationTrainer(IHostEnvironment env, Options options)
+    {
+        Contracts.CheckValue(env, nameof(env));
+        _host = env.Register(nameof(FlatMinimaImageClassificationTrainer));
+        _options = options ?? throw new ArgumentNullException(nameof(options));
+        options.Validate();
+    }
+
+    /// <summary>No normalization or caching is needed; validation data is supported.</summary>
+    public TrainerInfo Info { get; } = new(normalization: false, calibration: false, caching: false, supportValid: true,
+        supportIncrementalTrain: false, supportTest: false);
+
+    /// <summary>Trains on <paramref name="input"/>.</summary>
+    public FlatMinimaImageClassificationTransformer Fit(IDataView input)
+    {
+        _host.CheckValue(input, nameof(input));
+        var o = _options;
+        var (labelColumn, classCount) = CheckLabel(input.Schema, o.LabelColumnName);
+        var imageColumn = input.Schema.GetColumnOrNull(o.ImageColumnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(input), $"Image column '{o.ImageColumnName}' was not found in the training data (set ImageColumnName).");
+        var imageInput = ImageInput.FromColumn(imageColumn, o.ImageChannels, o.ImageHeight, o.ImageWidth);
+        var keyValues = LabelKeyValues.FromColumn(labelColumn, classCount);
+
+        using var ch = _host.Start("Training");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var train = ImageDataReader.Read(input, imageInput, o.ImageColumnName, o.LabelColumnName, o.ImageChannels, o.ImageHeight, o.ImageWidth);
+        using var trainImages = train.Images;
+        int distinct = train.Labels.Distinct().Count();
+        if (distinct < 2)
+            throw new InvalidOperationException(
+                $"Label column '{o.LabelColumnName}': the training data has a single class ('{keyValues.Names[(int)train.Labels[0]]}'); a classifier needs examples of at least two classes.");
+        ch.Info(MessageSensitivity.None, $"Read {train.Labels.Length} training images ({train.Channels}×{train.Height}×{train.Width}, {distinct} of {classCount} classes) in {clock.Elapsed.TotalSeconds:F1} s.");
+
+        var (mean, std) = ChannelStatistics(trainImages);
+        using var trainX = Normalize(trainImages, mean, std);
+        using var trainY = tensor(train.Labels);
+        TensorDataset? validation = null;
+        if (o.ValidationSet is not null)
+            validation = ReadValidation(o.ValidationSet, imageInput, train, keyValues, classCount, mean, std);
+
+        var device = Devices.Resolve(o.Device, o.CudaDeviceIndex);
+        string architecture = o.CustomModelFactory is null ? o.Architecture.ToString() : o.CustomModelName!;
+        if (o.CustomModelFactory is not null) FlatMinimaModelRegistry.Register(o.CustomModelName!, o.CustomModelFactory);
+        manual_seed(o.Seed);
+        var network = FlatMinimaImageClassifier.CreateNetwork(architecture, train.Channels, classCount, train.Height, train.Width);
+        network.to(device);
+
+        var training = o.ToTrainingOptions() with
+        {
+            Progress = report =>
+            {
+                ch.Info(MessageSensitivity.None, report.ToString());
+                o.ProgressCallback?.Invoke(report);
+            },
+        };
+        ch.Info(MessageSensitivity.None, $"Training {architecture} on {device.type} with {o.SharpnessAware} ({training.SharpnessAware?.ToString() ?? "base optimizer only"}).");
+        try
+        {
+            new ClassifierTrainer(training, device).Train(network, new TensorDataset(trainX, trainY), validation);
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+        finally
+        {
+            validation?.Inputs.Dispose();
+            validation?.Labels.Dispose();
+        }
+        network.eval();
+        var model = new FlatMinimaImageClassifier(network, architecture, train.Channels, train.Height, train.Width, classCount, mean, std, device);
+        return new FlatMinimaImageClassificationTransformer(_host, model, imageInput, o.ImageColumnName, o.LabelColumnName, o.ScoreColumnName,
+            o.PredictedLabelColumnName, keyValues, o.ScoringBatchSize, o.Device, o.CudaDeviceIndex);
+    }
+
+    /// <summary>The input columns plus <c>Score</c> (vector of K floats) and <c>PredictedLabel</c> (key); checks the inputs.</summary>
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        _host.CheckValue(inputSchema, nameof(inputSchema));
+        var o = _options;
+        if (!inputSchema.TryFindColumn(o.LabelColumnName, out var label))
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Label column '{o.LabelColumnName}' was not found in the input schema.");
+        if (!label.IsKey || label.Kind != SchemaShape.Column.VectorKind.Scalar)
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), LabelTypeMessage(o.LabelColumnName, label.ItemType));
+        if (!inputSchema.TryFindColumn(o.ImageColumnName, out var image))
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Image column '{o.ImageColumnName}' was not found in the input schema.");
+        bool imageOk = image.ItemType is ImageDataViewType
+            || (image.ItemType == NumberDataViewType.Byte && image.Kind == SchemaShape.Column.VectorKind.VariableVector)
+            || (image.ItemType == NumberDataViewType.Single && image.Kind == SchemaShape.Column.VectorKind.Vector);
+        if (!imageOk)
+            throw new ArgumentOutOfRangeException(nameof(inputSchema),
+                $"Image column '{o.ImageColumnName}' has type {image.ItemType} ({image.Kind}); expected encoded image bytes, an MLImage or a known-size Vector<Single>.");
+
+        var columns = inputSchema.ToDictionary(c => c.Name);
+        var scoreAnnotations = new List<SchemaShape.Column>
+        {
+            new(AnnotationUtils.Kinds.ScoreColumnKind, SchemaShape.Column.VectorKind.Scalar, TextDataViewType.Instance, false),
+            new(AnnotationUtils.Kinds.ScoreValueKind, SchemaShape.Column.VectorKind.Scalar, TextDataViewType.Instance, false),
+        };
+        var keyAnnotations = new List<SchemaShape.Column>();
+        if (label.Annotations.TryFindColumn(AnnotationUtils.Kinds.KeyValues, out var keyValues))
+        {
+            scoreAnnotations.Add(new(AnnotationUtils.Kinds.SlotNames, SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance, false));
+            scoreAnnotations.Add(new(AnnotationUtils.Kinds.TrainingLabelValues, keyValues.Kind, keyValues.ItemType, false));
+            keyAnnotations.Add(keyValues);
+        }
+        columns[o.ScoreColumnName] = new SchemaShape.Column(o.ScoreColumnName, SchemaShape.Column.VectorKind.Vector,
+            NumberDataViewType.Single, false, new SchemaShape(scoreAnnotations));
+        columns[o.PredictedLabelColumnName] = new SchemaShape.Column(o.PredictedLabelColumnName, SchemaShape.Column.VectorKind.Scalar,
+            NumberDataViewType.UInt32, true, new SchemaShape(keyAnnotations));
+        return new SchemaShape(columns.Values);
+    }
+
+    private static (DataViewSchema.Column Column, int ClassCount) CheckLabel(DataViewSchema schema, string name)
+    {
+        var column = schema.GetColumnOrNull(name)
+            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Label column '{name}' was not found in the training data (set LabelColumnName).");
+        if (column.Type is not KeyDataViewType key || key.RawType != typeof(uint))
+            throw new ArgumentOutOfRangeException(nameof(schema), LabelTypeMessage(name, column.Type));
+        if (key.Count < 2 || key.Count > int.MaxValue)
+            throw new InvalidOperationException($"Label column '{name}' has {key.Count} class(es); a classifier needs at least two classes.");
+        return (column, (int)key.Count);
+    }
+
+    private static string LabelTypeMessage(string name, DataViewType type) =>
+        $"Label column '{name}' has type {type}; it must be a key type. Add mlContext.Transforms.Conversion.MapValueToKey(\"{name}\") before the trainer " +
+        "(and MapKeyToValue(\"PredictedLabel\") after it to get the class names back).";
+
+    private static (float[] Mean, float[] Std) ChannelStatistics(Tensor images)
+    {
+        using var scope = NewDisposeScope();
+        var dims = new long[] { 0, 2, 3 };
+        var mean = images.mean(dims).data<float>().ToArray();
+        var std = images.std(dims, unbiased: false).clamp_min(1e-6).data<float>().ToArray();
+        return (mean, std);
+    }
+
+    private static Tensor Normalize(Tensor images, float[] mean, float[] std)
+    {
+        using var scope = NewDisposeScope();
+        return images.sub(tensor(mean).view(1, -1, 1, 1)).div_(tensor(std).view(1, -1, 1, 1)).MoveToOuterDisposeScope();
+    }
+
+    private TensorDataset ReadValidation(IDataView validationSet, ImageInput trainInput, ImageExamples train, LabelKeyValues trainKeys,
+        int classCount, float[] mean, float[] std)
+    {
+        var o = _options;
+        var (labelColumn, validationClasses) = CheckLabel(validationSet.Schema, o.LabelColumnName);
+        var validationKeys = LabelKeyValues.FromColumn(labelColumn, validationClasses);
+        if (validationClasses != classCount || !validationKeys.SameClasses(trainKeys))
+            throw new InvalidOperationException(
+                $"ValidationSet: label column '{o.LabelColumnName}' has classes [{string.Join(", ", validationKeys.Names)}] but the training data has " +
+                $"[{string.Join(", ", trainKeys.Names)}]. Transform the validation data with the same fitted MapValueToKey as the training data.");
+        var imageColumn = validationSet.Schema.GetColumnOrNull(o.ImageColumnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(o.ValidationSet), $"ValidationSet: image column '{o.ImageColumnName}' was not found.");
+        trainInput.CheckCompatible(imageColumn);
+        var validationInput = ImageInput.FromColumn(imageColumn, trainInput.Kind == ImageInputKind.PixelVector ? trainInput.VectorChannels : null,
+            trainInput.Kind == ImageInputKind.PixelVector ? trainInput.VectorHeight : null, trainInput.Kind == ImageInputKind.PixelVector ? trainInput.VectorWidth : null);
+        var data = ImageDataReader.Read(validationSet, validationInput, o.ImageColumnName, o.LabelColumnName, train.Channels, train.Height, train.Width);
+        var seen = train.Labels.ToHashSet();
+        int unseen = Array.FindIndex(data.Labels, l => !seen.Contains(l));
+        if (unseen >= 0)
+        {
+            data.Images.Dispose();
+            throw new InvalidOperationException(
+                $"ValidationSet: row {unseen} has label '{trainKeys.Names[(int)data.Labels[unseen]]}', a class with no training examples. Validation labels must be classes seen in training.");
+        }
+        using var images = data.Images;
+        return new TensorDataset(Normalize(images, mean, std), tensor(data.Labels));
+    }
+}

@@ -1,0 +1,121 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using FlatMinima.Torch.Models;
+using FlatMinima.Torch.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FlatMinima.MLNet.ImageClassification;
+
+/// <summary>
+/// A trained image classifier: the TorchSharp network with its input geometry (channels × height × width) and the
+/// per-channel normalization learned from the training data. This is the <c>Model</c> of
+/// <see cref="FlatMinimaImageClassificationTransformer"/>.
+/// </summary>
+public sealed class FlatMinimaImageClassifier : IDisposable
+{
+    internal FlatMinimaImageClassifier(nn.Module<Tensor, Tensor> network, string architecture, int channels, int height, int width,
+        int classCount, float[] mean, float[] std, Device device)
+    {
+        Network = network;
+        Architecture = architecture;
+        Channels = channels;
+        Height = height;
+        Width = width;
+        ClassCount = classCount;
+        Mean = mean;
+        Std = std;
+        Device = device;
+    }
+
+    /// <summary>The network (in eval mode), mapping normalized <c>[N, C, H, W]</c> inputs to logits <c>[N, K]</c>.</summary>
+    public nn.Module<Tensor, Tensor> Network { get; }
+
+    /// <summary>The architecture name: a <see cref="ImageClassifierArchitecture"/> value or the custom model's name.</summary>
+    public string Architecture { get; }
+
+    /// <summary>Input channels (1 = grayscale, 3 = RGB, or a pixel vector's channels).</summary>
+    public int Channels { get; }
+
+    /// <summary>Input height in pixels.</summary>
+    public int Height { get; }
+
+    /// <summary>Input width in pixels.</summary>
+    public int Width { get; }
+
+    /// <summary>Number of classes K (the label key's cardinality).</summary>
+    public int ClassCount { get; }
+
+    /// <summary>Per-channel mean subtracted from the inputs.</summary>
+    public IReadOnlyList<float> Mean { get; }
+
+    /// <summary>Per-channel standard deviation the inputs are divided by.</summary>
+    public IReadOnlyList<float> Std { get; }
+
+    /// <summary>The device the network lives on.</summary>
+    public Device Device { get; }
+
+    /// <summary>Number of trainable parameters of the network.</summary>
+    public long ParameterCount => Network.parameters().Sum(p => p.numel());
+
+    /// <summary>Softmax probabilities <c>[N, K]</c> (CPU) for a raw batch <c>[N, C, H, W]</c> as built by the image reader.</summary>
+    public Tensor PredictProbabilities(Tensor rawBatch)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var x = Normalize(rawBatch.to(Device));
+        return nn.functional.softmax(Network.call(x), 1).cpu().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Standardizes a raw batch with <see cref="Mean"/> and <see cref="Std"/> (on the batch's device).</summary>
+    public Tensor Normalize(Tensor rawBatch)
+    {
+        var mean = tensor(Mean.ToArray(), device: rawBatch.device).view(1, -1, 1, 1);
+        var std = tensor(Std.ToArray(), device: rawBatch.device).view(1, -1, 1, 1);
+        return rawBatch.sub(mean).div_(std);
+    }
+
+    /// <summary>Releases the network's native memory.</summary>
+    public void Dispose() => Network.Dispose();
+
+    internal static nn.Module<Tensor, Tensor> CreateNetwork(string architecture, int channels, int classCount, int height, int width)
+    {
+        if (Enum.TryParse<ImageClassifierArchitecture>(architecture, out var builtIn))
+            return ImageClassifierModels.Create(builtIn, channels, classCount, height, width);
+        return FlatMinimaModelRegistry.Create(architecture, channels, classCount);
+    }
+
+    internal void SaveWeights(BinaryWriter writer) => Network.save(writer);
+}
+
+/// <summary>
+/// Named factories of custom networks. A model trained with <c>CustomModelFactory</c> is saved with its
+/// <c>CustomModelName</c>; register the same factory under that name before <c>mlContext.Model.Load</c>.
+/// </summary>
+public static class FlatMinimaModelRegistry
+{
+    private static readonly Dictionary<string, ImageClassifierFactory> Factories = new(StringComparer.Ordinal);
+
+    /// <summary>Registers (or replaces) the factory for <paramref name="name"/>.</summary>
+    public static void Register(string name, ImageClassifierFactory factory)
+    {
+        if (string.IsNullOrWhiteSpace(name)) throw new ArgumentException("The name must not be empty.", nameof(name));
+        if (Enum.TryParse<ImageClassifierArchitecture>(name, out _))
+            throw new ArgumentException($"'{name}' is a built-in architecture name; choose another name.", nameof(name));
+        ArgumentNullException.ThrowIfNull(factory);
+        lock (Factories) Factories[name] = factory;
+    }
+
+    internal static nn.Module<Tensor, Tensor> Create(string name, int channels, int classCount)
+    {
+        ImageClassifierFactory? factory;
+        lock (Factories) Factories.TryGetValue(name, out factory);
+        if (factory is null)
+            throw new InvalidOperationException(
+                $"The model uses the custom network '{name}', which is not registered in this process. Call " +
+                $"FlatMinimaModelRegistry.Register(\"{name}\", factory) with the factory used for training before loading the model.");
+        return factory(channels, classCount);
+    }
+}

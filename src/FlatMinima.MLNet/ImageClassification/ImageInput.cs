@@ -1,0 +1,226 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Transforms.Image;
+using static TorchSharp.torch;
+
+namespace FlatMinima.MLNet.ImageClassification;
+
+/// <summary>The kinds of image column the trainer accepts.</summary>
+public enum ImageInputKind
+{
+    /// <summary>Encoded image bytes (PNG, JPEG, …): <c>byte[]</c> / <c>Vector&lt;Byte&gt;</c>, e.g. from <c>LoadRawImageBytes</c>.</summary>
+    EncodedBytes,
+
+    /// <summary>A decoded <see cref="MLImage"/>, e.g. from <c>LoadImages</c> or <c>ResizeImages</c>.</summary>
+    Image,
+
+    /// <summary>A known-size <c>Vector&lt;Single&gt;</c> in CHW order, e.g. from <c>ExtractPixels</c>.</summary>
+    PixelVector,
+}
+
+/// <summary>How the image column is read: its kind and, for pixel vectors, its C×H×W shape.</summary>
+internal sealed record ImageInput(ImageInputKind Kind, int VectorChannels, int VectorHeight, int VectorWidth)
+{
+    /// <summary>Classifies <paramref name="column"/>; throws naming the column when its type is not supported.</summary>
+    public static ImageInput FromColumn(DataViewSchema.Column column, int? channels, int? height, int? width)
+    {
+        var type = column.Type;
+        if (type is ImageDataViewType) return new ImageInput(ImageInputKind.Image, 0, 0, 0);
+        if (type is VectorDataViewType v && v.ItemType == NumberDataViewType.Byte && !v.IsKnownSize)
+            return new ImageInput(ImageInputKind.EncodedBytes, 0, 0, 0);
+        if (type is VectorDataViewType f && f.ItemType == NumberDataViewType.Single)
+        {
+            if (!f.IsKnownSize)
+                throw new ArgumentOutOfRangeException(nameof(column),
+                    $"Image column '{column.Name}' is a Vector<Single> of unknown size; pixel vectors need a known size (ExtractPixels gives one: resize the images first with ResizeImages).");
+            return FromVectorShape(column.Name, f, channels, height, width);
+        }
+        throw new ArgumentOutOfRangeException(nameof(column),
+            $"Image column '{column.Name}' has type {type}; expected encoded image bytes (byte[] / Vector<Byte>, e.g. from LoadRawImageBytes), " +
+            "an image (MLImage, from LoadImages), or a known-size Vector<Single> of pixels in CHW order (from ExtractPixels).");
+    }
+
+    private static ImageInput FromVectorShape(string name, VectorDataViewType type, int? channels, int? height, int? width)
+    {
+        int size = type.Size;
+        int c, h, w;
+        if (channels is null && height is null && width is null && type.Dimensions.Length == 3)
+            (c, h, w) = (type.Dimensions[0], type.Dimensions[1], type.Dimensions[2]);
+        else if (channels is int cc && height is int hh && width is int ww)
+            (c, h, w) = (cc, hh, ww);
+        else
+            throw new ArgumentOutOfRangeException(nameof(type),
+                $"Image column '{name}' is a Vector<Single> of {size} values without C×H×W dimensions; set ImageChannels, ImageHeight and ImageWidth (their product must be {size}).");
+        if ((long)c * h * w != size)
+            throw new ArgumentOutOfRangeException(nameof(type),
+                $"Image column '{name}' has {size} values but channels×height×width = {c}×{h}×{w} = {(long)c * h * w}; fix ImageChannels/ImageHeight/ImageWidth or the vector.");
+        return new ImageInput(ImageInputKind.PixelVector, c, h, w);
+    }
+
+    /// <summary>The column type this input corresponds to (the transformer's FeatureColumnType).</summary>
+    public DataViewType ColumnType => Kind switch
+    {
+        ImageInputKind.EncodedBytes => new VectorDataViewType(NumberDataViewType.Byte),
+        ImageInputKind.Image => new ImageDataViewType(),
+        _ => new VectorDataViewType(NumberDataViewType.Single, VectorChannels, VectorHeight, VectorWidth),
+    };
+
+    /// <summary>Checks that <paramref name="column"/> can feed a model trained on this input.</summary>
+    public void CheckCompatible(DataViewSchema.Column column)
+    {
+        var other = FromColumn(column, Kind == ImageInputKind.PixelVector ? VectorChannels : null,
+            Kind == ImageInputKind.PixelVector ? VectorHeight : null, Kind == ImageInputKind.PixelVector ? VectorWidth : null);
+        if (other.Kind == ImageInputKind.PixelVector && Kind == ImageInputKind.PixelVector && other != this)
+            throw new ArgumentOutOfRangeException(nameof(column),
+                $"Image column '{column.Name}' is a {other.VectorChannels}×{other.VectorHeight}×{other.VectorWidth} pixel vector; the model was trained on {VectorChannels}×{VectorHeight}×{VectorWidth}.");
+    }
+
+    /// <summary>Creates a reader of this column's values on <paramref name="row"/>.</summary>
+    public RowImageReader CreateReader(DataViewRow row, DataViewSchema.Column column) => new(this, row, column);
+}
+
+/// <summary>One decoded image: either 8-bit pixels (HWC, 4 channels in <see cref="Format"/>) or float CHW values.</summary>
+internal readonly record struct DecodedImage(byte[]? Pixels, MLPixelFormat Format, float[]? Values, int Channels, int Height, int Width);
+
+/// <summary>Reads the image of the current row of a cursor into a <see cref="DecodedImage"/>.</summary>
+internal sealed class RowImageReader
+{
+    private readonly ImageInput _input;
+    private readonly DataViewRow _row;
+    private readonly string _columnName;
+    private readonly ValueGetter<VBuffer<byte>>? _bytes;
+    private readonly ValueGetter<MLImage>? _image;
+    private readonly ValueGetter<VBuffer<float>>? _vector;
+    private VBuffer<byte> _byteBuffer;
+    private VBuffer<float> _floatBuffer;
+    private MLImage? _imageBuffer;
+
+    public RowImageReader(ImageInput input, DataViewRow row, DataViewSchema.Column column)
+    {
+        _input = input;
+        _row = row;
+        _columnName = column.Name;
+        switch (input.Kind)
+        {
+            case ImageInputKind.EncodedBytes: _bytes = row.GetGetter<VBuffer<byte>>(column); break;
+            case ImageInputKind.Image: _image = row.GetGetter<MLImage>(column); break;
+            default: _vector = row.GetGetter<VBuffer<float>>(column); break;
+        }
+    }
+
+    /// <summary>Decodes the current row's image; errors name the column and the row.</summary>
+    public DecodedImage Read()
+    {
+        switch (_input.Kind)
+        {
+            case ImageInputKind.EncodedBytes:
+            {
+                _bytes!(ref _byteBuffer);
+                if (_byteBuffer.Length == 0) throw Error("is empty (no image bytes)");
+                var dense = _byteBuffer.DenseValues().ToArray();
+                MLImage decoded;
+                try
+                {
+                    decoded = MLImage.CreateFromStream(new MemoryStream(dense, writable: false));
+                }
+                catch (Exception e)
+                {
+                    throw Error($"could not be decoded as an image ({e.Message}); PNG, JPEG, BMP, GIF and WEBP are supported", e);
+                }
+                using (decoded) return FromImage(decoded);
+            }
+            case ImageInputKind.Image:
+            {
+                _image!(ref _imageBuffer);
+                if (_imageBuffer is null) throw Error("is missing (null image)");
+                return FromImage(_imageBuffer);
+            }
+            default:
+            {
+                _vector!(ref _floatBuffer);
+                var values = new float[_floatBuffer.Length];
+                _floatBuffer.CopyTo(values);
+                return new DecodedImage(null, default, values, _input.VectorChannels, _input.VectorHeight, _input.VectorWidth);
+            }
+        }
+    }
+
+    private static DecodedImage FromImage(MLImage image)
+    {
+        if (image.PixelFormat != MLPixelFormat.Bgra32 && image.PixelFormat != MLPixelFormat.Rgba32)
+            throw new NotSupportedException($"Unsupported pixel format {image.PixelFormat}.");
+        return new DecodedImage(image.Pixels.ToArray(), image.PixelFormat, null, 4, image.Height, image.Width);
+    }
+
+    private InvalidOperationException Error(string what, Exception? inner = null) =>
+        new($"Image column '{_columnName}', row {_row.Position}: the value {what}.", inner);
+}
+
+/// <summary>Turns decoded images into model-ready batches <c>[B, C, H, W]</c> with torch operations (no per-pixel .NET loops).</summary>
+internal static class ImageBatch
+{
+    private static readonly float[] Luminance = { 0.299f, 0.587f, 0.114f };
+
+    /// <summary>
+    /// Images as float <c>[B, c, H, W]</c> on the CPU, resized to <paramref name="height"/>×<paramref name="width"/>: pixel
+    /// images in [0, 1] with RGB channels (c = 3), pixel vectors as given (c = their channels).
+    /// </summary>
+    public static Tensor Stack(IReadOnlyList<DecodedImage> images, int height, int width)
+    {
+        if (images.Count == 0) throw new ArgumentException("No images.", nameof(images));
+        using var scope = NewDisposeScope();
+        var first = images[0];
+        bool uniform = images.All(i => i.Height == first.Height && i.Width == first.Width && i.Channels == first.Channels &&
+                                       i.Format == first.Format && (i.Pixels is null) == (first.Pixels is null));
+        Tensor batch = uniform ? StackUniform(images) : cat(images.Select(i => StackUniform(new[] { i })).ToArray(), 0);
+        return batch.MoveToOuterDisposeScope();
+
+        Tensor StackUniform(IReadOnlyList<DecodedImage> group)
+        {
+            var g = group[0];
+            Tensor x;
+            if (g.Pixels is not null)
+            {
+                int size = g.Pixels.Length;
+                var all = new byte[size * group.Count];
+                for (int i = 0; i < group.Count; i++) Buffer.BlockCopy(group[i].Pixels!, 0, all, i * size, size);
+                var rgb = g.Format == MLPixelFormat.Bgra32 ? new long[] { 2, 1, 0 } : new long[] { 0, 1, 2 };
+                x = tensor(all, ScalarType.Byte).reshape(group.Count, g.Height, g.Width, 4)
+                    .index_select(3, tensor(rgb)).permute(0, 3, 1, 2).to_type(ScalarType.Float32).div_(255f);
+            }
+            else
+            {
+                int size = g.Values!.Length;
+                var all = new float[size * group.Count];
+                for (int i = 0; i < group.Count; i++) Buffer.BlockCopy(group[i].Values!, 0, all, i * size * sizeof(float), size * sizeof(float));
+                x = tensor(all).reshape(group.Count, g.Channels, g.Height, g.Width);
+            }
+            if (g.Height != height || g.Width != width)
+                x = nn.functional.interpolate(x, new long[] { height, width }, mode: InterpolationMode.Bilinear, align_corners: false,
+                    antialias: g.Height > height || g.Width > width);
+            return x.contiguous();
+        }
+    }
+
+    /// <summary>Whether every image of an RGB batch <c>[B, 3, H, W]</c> is gray (R = G = B).</summary>
+    public static bool IsGray(Tensor rgb)
+    {
+        using var scope = NewDisposeScope();
+        return rgb.shape[1] == 1 || (rgb.shape[1] == 3 && rgb.select(1, 0).eq(rgb.select(1, 1)).logical_and_(rgb.select(1, 1).eq(rgb.select(1, 2))).all().item<bool>());
+    }
+
+    /// <summary>Converts a batch to <paramref name="channels"/> channels: RGB → gray by luminance, gray → RGB by replication.</summary>
+    public static Tensor AdaptChannels(Tensor x, int channels)
+    {
+        long have = x.shape[1];
+        if (have == channels) return x;
+        if (have == 3 && channels == 1)
+            return x.mul(tensor(Luminance, device: x.device).view(1, 3, 1, 1)).sum(1, keepdim: true);
+        if (have == 1 && channels == 3) return x.expand(-1, 3, -1, -1).contiguous();
+        throw new InvalidOperationException($"Cannot convert images with {have} channels to the model's {channels} channels.");
+    }
+}

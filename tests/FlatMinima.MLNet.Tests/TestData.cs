@@ -1,0 +1,64 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using FlatMinima.MLNet.ImageClassification;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace FlatMinima.MLNet.Tests;
+
+/// <summary>A Model Builder-shaped input row: a text label and the encoded image bytes.</summary>
+public sealed class ImageRow
+{
+    public string Label { get; set; } = "";
+    public byte[] ImageSource { get; set; } = Array.Empty<byte>();
+    public string ImagePath { get; set; } = "";
+}
+
+/// <summary>A Model Builder-shaped output row.</summary>
+public sealed class Prediction
+{
+    public string PredictedLabel { get; set; } = "";
+    public float[] Score { get; set; } = Array.Empty<float>();
+}
+
+internal static class TestData
+{
+    public static readonly string[] ThreeClasses = { "Trouser", "Bag", "Sneaker" };
+
+    public static string RepoRoot { get; } = FindRepoRoot();
+
+    public static string Subset => Path.Combine(RepoRoot, "data", "fashion-mnist-subset");
+
+    /// <summary>The first <paramref name="perClass"/> images of each class (sorted by file name) of a split of the embedded subset.</summary>
+    public static List<ImageRow> Load(string split, IEnumerable<string> classes, int perClass, int skip = 0) =>
+        classes.SelectMany(c => Directory.GetFiles(Path.Combine(Subset, split, c), "*.png").OrderBy(f => f, StringComparer.Ordinal)
+            .Skip(skip).Take(perClass)
+            .Select(f => new ImageRow { Label = c, ImageSource = File.ReadAllBytes(f), ImagePath = f })).ToList();
+
+    public static FlatMinimaImageClassificationTrainer.Options FastOptions() => new()
+    {
+        ImageColumnName = "ImageSource",
+        Epochs = 3,
+        BatchSize = 32,
+        LearningRate = 0.05,
+        Device = FlatMinima.Torch.Training.DeviceKind.Cpu,
+        ScoringBatchSize = 16,
+    };
+
+    public static IEstimator<ITransformer> Pipeline(MLContext ml, FlatMinimaImageClassificationTrainer.Options options) =>
+        ml.Transforms.Conversion.MapValueToKey("Label")
+            .Append(ml.MulticlassClassification.Trainers.FlatMinimaImageClassification(options))
+            .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
+
+    public static float[][] Scores(IDataView scored, string column = "Score") =>
+        scored.GetColumn<float[]>(column).ToArray();
+
+    private static string FindRepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "FlatMinima.MLNet.sln"))) return dir.FullName;
+        throw new InvalidOperationException("Could not find the repository root (FlatMinima.MLNet.sln) above " + AppContext.BaseDirectory);
+    }
+}
