@@ -44,6 +44,8 @@ public sealed partial class FlatMinimaImageClassificationTrainer
     {
         _host.CheckValue(input, nameof(input));
         var o = _options;
+        using (var probe = input.GetRowCursor(Array.Empty<DataViewSchema.Column>()))
+            if (!probe.MoveNext()) throw new InvalidOperationException("The training data is empty: it has no rows.");
         var (labelColumn, classCount) = CheckLabel(input.Schema, o.LabelColumnName);
         var imageColumn = input.Schema.GetColumnOrNull(o.ImageColumnName)
             ?? throw new ArgumentOutOfRangeException(nameof(input), $"Image column '{o.ImageColumnName}' was not found in the training data (set ImageColumnName).");
@@ -117,6 +119,9 @@ public sealed partial class FlatMinimaImageClassificationTrainer
         bool imageOk = image.ItemType is ImageDataViewType
             || (image.ItemType == NumberDataViewType.Byte && image.Kind == SchemaShape.Column.VectorKind.VariableVector)
             || (image.ItemType == NumberDataViewType.Single && image.Kind == SchemaShape.Column.VectorKind.Vector);
+        if (image.ItemType == NumberDataViewType.Single && image.Kind == SchemaShape.Column.VectorKind.VariableVector)
+            throw new ArgumentOutOfRangeException(nameof(inputSchema),
+                $"Image column '{o.ImageColumnName}' is a Vector<Single> of unknown size; pixel vectors need a known size (ExtractPixels gives one: resize the images first with ResizeImages).");
         if (!imageOk)
             throw new ArgumentOutOfRangeException(nameof(inputSchema),
                 $"Image column '{o.ImageColumnName}' has type {image.ItemType} ({image.Kind}); expected encoded image bytes, an MLImage or a known-size Vector<Single>.");

@@ -35,8 +35,10 @@ internal static class ImageDataReader
         int w = width ?? (input.Kind == ImageInputKind.PixelVector ? input.VectorWidth : 0);
         bool allGray = true;
         uint key = 0;
+        long rows = 0;
         while (cursor.MoveNext())
         {
+            rows++;
             getLabel(ref key);
             if (key == 0)
                 throw new InvalidOperationException(
@@ -45,9 +47,9 @@ internal static class ImageDataReader
             var image = reader.Read();
             if (h == 0) (h, w) = (image.Height, image.Width);
             pending.Add(image);
-            if (pending.Count == ChunkSize) Flush(cursor.Position);
+            if (pending.Count == ChunkSize) Flush(rows - 1);
         }
-        if (pending.Count > 0) Flush(cursor.Position);
+        if (pending.Count > 0) Flush(rows - 1);
         if (labels.Count == 0)
             throw new InvalidOperationException($"The training data is empty: no rows in columns '{imageColumn}' and '{labelColumn}'.");
 
