@@ -97,7 +97,6 @@ internal sealed class RowImageReader
     private readonly ValueGetter<VBuffer<float>>? _vector;
     private VBuffer<byte> _byteBuffer;
     private VBuffer<float> _floatBuffer;
-    private MLImage? _imageBuffer;
 
     public RowImageReader(ImageInput input, DataViewRow row, DataViewSchema.Column column)
     {
@@ -135,9 +134,10 @@ internal sealed class RowImageReader
             }
             case ImageInputKind.Image:
             {
-                _image!(ref _imageBuffer);
-                if (_imageBuffer is null) throw Error("is missing (null image)");
-                return FromImage(_imageBuffer);
+                MLImage image = null!;
+                _image!(ref image);
+                if (image is null) throw Error("is missing (null image)");
+                return FromImage(image);
             }
             default:
             {

@@ -251,8 +251,13 @@ internal sealed class ScoringRowMapper : IRowToRowMapper
         private void EnsureScored()
         {
             if (_scoredPosition == _input.Position && _input.Position >= 0) return;
-            bool given = false;
-            _scores.Fill(() => given ? null : (given = true) ? _reader!.Read() : null);
+            bool read = false;
+            _scores.Fill(() =>
+            {
+                if (read) return null;
+                read = true;
+                return _reader!.Read();
+            });
             _scores.Advance();
             _scoredPosition = _input.Position;
         }
