@@ -42,6 +42,7 @@ public sealed class ClassifierTrainer
         ArgumentNullException.ThrowIfNull(train);
         if (train.Count == 0) throw new ArgumentException("The training data is empty.", nameof(train));
         var o = _options;
+        if (o.TuneGlibcMalloc) Native.GlibcMalloc.TuneForTensors();
         var parameters = model.parameters().Where(p => p.requires_grad).ToArray();
         if (parameters.Length == 0) throw new ArgumentException("The model has no trainable parameters.", nameof(model));
         using var optimizer = CreateOptimizer(parameters);

@@ -62,6 +62,12 @@ public sealed record ClassifierTrainingOptions
     /// <summary>Seed of the weight initialization and the shuffling.</summary>
     public int Seed { get; init; } = 1;
 
+    /// <summary>
+    /// Tune glibc's allocator for tensor workloads before training (<see cref="Native.GlibcMalloc"/>; process-wide,
+    /// Linux only). Measured 15–20 % faster steps on small models.
+    /// </summary>
+    public bool TuneGlibcMalloc { get; init; } = true;
+
     /// <summary>Called after each epoch.</summary>
     public Action<EpochReport>? Progress { get; init; }
 

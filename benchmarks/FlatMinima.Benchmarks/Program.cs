@@ -1,0 +1,36 @@
+// FlatMinima benchmarks: ratios measured side by side in one process (never timed assertions in tests).
+//   steps       SGD vs SAM vs ASAM step time, SmallCnn (1×28×28) and ResNet-20 (3×32×32), batch 128, interleaved rounds
+//   scoring     ML.NET Transform + reading Score vs a raw TorchSharp batched forward on the same images
+//   data        batch assembly (index_select from the in-memory training tensor) vs an SGD step, SmallCnn
+//   throughput  end-to-end training images/s from an IDataView (ML.NET Fit) for SGD and SAM, SmallCnn, batch 128;
+//               with --peer-bench DIR also runs the PyTorch harness (DIR/python/bench.py) in the same run
+// Usage: dotnet run -c Release --project benchmarks/FlatMinima.Benchmarks -- <mode>[,<mode>…] [options]
+//   --fashion-mnist DIR   full Fashion-MNIST idx files (default /usr/share/datasets/fashion-mnist)
+//   --threads N (2)  --cnn-steps N (60)  --resnet-steps N (12)  --images N (12800)  --no-mallopt  --peer-bench DIR
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using FlatMinima.Benchmarks;
+using FlatMinima.Torch.Native;
+using static TorchSharp.torch;
+
+var options = BenchmarkOptions.Parse(args);
+set_num_threads(options.Threads);
+set_num_interop_threads(1);
+if (options.Mallopt) GlibcMalloc.TuneForTensors();
+Console.WriteLine($"# FlatMinima benchmarks — {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, " +
+                  $"{System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}, TorchSharp threads {options.Threads}, " +
+                  $"glibc malloc tuned: {GlibcMalloc.IsTuned}");
+Console.WriteLine($"# command: dotnet run -c Release --project benchmarks/FlatMinima.Benchmarks -- {string.Join(' ', args)}");
+foreach (var mode in options.Modes)
+{
+    switch (mode)
+    {
+        case "steps": StepBenchmark.Run(options); break;
+        case "scoring": ScoringBenchmark.Run(options); break;
+        case "data": DataPathBenchmark.Run(options); break;
+        case "throughput": ThroughputBenchmark.Run(options); break;
+        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput.");
+    }
+}
+return 0;

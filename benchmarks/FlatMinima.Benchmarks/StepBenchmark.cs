@@ -1,0 +1,73 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using FlatMinima.Torch.Models;
+using FlatMinima.Torch.Optimization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FlatMinima.Benchmarks;
+
+/// <summary>SGD vs SAM vs ASAM step time, interleaved per round so all three see the same machine state.</summary>
+internal static class StepBenchmark
+{
+    public static void Run(BenchmarkOptions options)
+    {
+        Console.WriteLine();
+        Console.WriteLine("## Step time, batch 128 (median ms over interleaved rounds)");
+        Console.WriteLine();
+        Console.WriteLine("| model | parameters | SGD | SAM | ASAM | SAM/SGD | ASAM/SGD | rounds |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|");
+        Measure("SmallCnn 1×28×28", () => new SmallCnn(1, 10), new long[] { 1, 28, 28 }, 20, options.CnnSteps);
+        Measure("ResNet-20 3×32×32", () => SmallImageResNet.ResNet20(3, 10), new long[] { 3, 32, 32 }, 4, options.ResNetSteps);
+    }
+
+    private static void Measure(string name, Func<nn.Module<Tensor, Tensor>> create, long[] shape, int warmup, int rounds)
+    {
+        manual_seed(0);
+        var x = randn(new[] { 128L }.Concat(shape).ToArray());
+        var y = randint(0, 10, new long[] { 128 });
+        var (sgdModel, sgd, _) = Setup(create, null);
+        var (samModel, samOpt, sam) = Setup(create, SharpnessAwareOptions.Sam(0.05));
+        var (asamModel, asamOpt, asam) = Setup(create, SharpnessAwareOptions.Asam());
+        var times = new List<double>[] { new(), new(), new() };
+        for (int r = 0; r < warmup + rounds; r++)
+        {
+            double a = Timing.Ms(() => PlainStep(sgdModel, sgd, x, y));
+            double b = Timing.Ms(() => SharpStep(samModel, sam!, x, y));
+            double c = Timing.Ms(() => SharpStep(asamModel, asam!, x, y));
+            if (r < warmup) continue;
+            times[0].Add(a); times[1].Add(b); times[2].Add(c);
+        }
+        var m = times.Select(Timing.Median).ToArray();
+        long parameters = sgdModel.parameters().Sum(p => p.numel());
+        Console.WriteLine($"| {name} | {parameters:N0} | {m[0]:F1} | {m[1]:F1} | {m[2]:F1} | **{m[1] / m[0]:F2}** | {m[2] / m[0]:F2} | {rounds} |");
+    }
+
+    private static (nn.Module<Tensor, Tensor>, optim.Optimizer, SharpnessAwareMinimizer?) Setup(Func<nn.Module<Tensor, Tensor>> create, SharpnessAwareOptions? sam)
+    {
+        var model = create();
+        model.train();
+        var opt = optim.SGD(model.parameters(), 0.01, momentum: 0.9, weight_decay: 5e-4);
+        return (model, opt, sam is null ? null : new SharpnessAwareMinimizer(model, opt, sam));
+    }
+
+    // The same per-batch work as ClassifierTrainer: loss, backward, step, and reading the loss value.
+    private static void PlainStep(nn.Module<Tensor, Tensor> model, optim.Optimizer opt, Tensor x, Tensor y)
+    {
+        using var scope = NewDisposeScope();
+        opt.zero_grad();
+        var loss = nn.functional.cross_entropy(model.call(x), y);
+        loss.backward();
+        opt.step();
+        loss.item<float>();
+    }
+
+    private static void SharpStep(nn.Module<Tensor, Tensor> model, SharpnessAwareMinimizer sam, Tensor x, Tensor y)
+    {
+        using var scope = NewDisposeScope();
+        var loss = sam.ComputeGradient(() => { var l = nn.functional.cross_entropy(model.call(x), y); l.backward(); return l; });
+        sam.BaseOptimizer.step();
+        loss.item<float>();
+    }
+}
