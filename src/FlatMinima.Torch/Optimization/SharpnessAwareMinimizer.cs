@@ -169,20 +169,21 @@ public sealed class SharpnessAwareMinimizer : IDisposable
         for (int s = 0; s < m; s++)
         {
             ZeroGradients();
+            // Each pass gets its own scope, so its activations are freed before the next pass runs.
             using (var scope = NewDisposeScope())
             {
                 var loss = shardClosures[s]().detach();
-                cleanLoss = cleanLoss is null ? loss.clone() : cleanLoss.add(loss);
-                cleanLoss.MoveToOuterDisposeScope();
-                if (Options.Rho > 0)
+                cleanLoss = (cleanLoss is null ? loss.clone() : cleanLoss.add(loss)).MoveToOuterDisposeScope();
+            }
+            if (Options.Rho > 0)
+            {
+                for (int a = 0; a < Options.AscentSteps; a++)
                 {
-                    for (int a = 0; a < Options.AscentSteps; a++)
-                    {
-                        FirstStep();
-                        shardClosures[s]();
-                    }
-                    RestoreWeights();
+                    FirstStep();
+                    using var scope = NewDisposeScope();
+                    shardClosures[s]();
                 }
+                RestoreWeights();
             }
             if (m > 1) Accumulate(s == 0, 1.0 / m);
         }
