@@ -189,7 +189,7 @@ internal static class ImageBatch
                 var all = new byte[size * group.Count];
                 for (int i = 0; i < group.Count; i++) Buffer.BlockCopy(group[i].Pixels!, 0, all, i * size, size);
                 var rgb = g.Format == MLPixelFormat.Bgra32 ? new long[] { 2, 1, 0 } : new long[] { 0, 1, 2 };
-                x = tensor(all, ScalarType.Byte).reshape(group.Count, g.Height, g.Width, 4)
+                x = from_array(all).reshape(group.Count, g.Height, g.Width, 4)
                     .index_select(3, tensor(rgb)).permute(0, 3, 1, 2).to_type(ScalarType.Float32).div_(255f);
             }
             else
@@ -197,7 +197,7 @@ internal static class ImageBatch
                 int size = g.Values!.Length;
                 var all = new float[size * group.Count];
                 for (int i = 0; i < group.Count; i++) Buffer.BlockCopy(group[i].Values!, 0, all, i * size * sizeof(float), size * sizeof(float));
-                x = tensor(all).reshape(group.Count, g.Channels, g.Height, g.Width);
+                x = from_array(all).reshape(group.Count, g.Channels, g.Height, g.Width);
             }
             if (g.Height != height || g.Width != width)
                 x = nn.functional.interpolate(x, new long[] { height, width }, mode: InterpolationMode.Bilinear, align_corners: false,
