@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Linq;
+using System.Runtime.InteropServices;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Transforms.Image;
@@ -185,19 +186,18 @@ internal static class ImageBatch
             Tensor x;
             if (g.Pixels is not null)
             {
-                int size = g.Pixels.Length;
-                var all = new byte[size * group.Count];
-                for (int i = 0; i < group.Count; i++) Buffer.BlockCopy(group[i].Pixels!, 0, all, i * size, size);
+                // Copy each image straight into the tensor's memory (no large managed batch array per call).
+                var bytes = empty(new long[] { group.Count, g.Height, g.Width, 4 }, ScalarType.Byte);
+                var target = bytes.bytes;
+                for (int i = 0; i < group.Count; i++) group[i].Pixels.AsSpan().CopyTo(target.Slice(i * g.Pixels.Length));
                 var rgb = g.Format == MLPixelFormat.Bgra32 ? new long[] { 2, 1, 0 } : new long[] { 0, 1, 2 };
-                x = from_array(all).reshape(group.Count, g.Height, g.Width, 4)
-                    .index_select(3, tensor(rgb)).permute(0, 3, 1, 2).to_type(ScalarType.Float32).div_(255f);
+                x = bytes.index_select(3, tensor(rgb)).permute(0, 3, 1, 2).to_type(ScalarType.Float32).div_(255f);
             }
             else
             {
-                int size = g.Values!.Length;
-                var all = new float[size * group.Count];
-                for (int i = 0; i < group.Count; i++) Buffer.BlockCopy(group[i].Values!, 0, all, i * size * sizeof(float), size * sizeof(float));
-                x = from_array(all).reshape(group.Count, g.Channels, g.Height, g.Width);
+                x = empty(group.Count, g.Channels, g.Height, g.Width);
+                var target = MemoryMarshal.Cast<byte, float>(x.bytes);
+                for (int i = 0; i < group.Count; i++) group[i].Values.AsSpan().CopyTo(target.Slice(i * g.Values!.Length));
             }
             if (g.Height != height || g.Width != width)
                 x = nn.functional.interpolate(x, new long[] { height, width }, mode: InterpolationMode.Bilinear, align_corners: false,
