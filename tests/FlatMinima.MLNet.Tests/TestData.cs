@@ -37,15 +37,22 @@ internal static class TestData
             .Skip(skip).Take(perClass)
             .Select(f => new ImageRow { Label = c, ImageSource = File.ReadAllBytes(f), ImagePath = f })).ToList();
 
-    public static FlatMinimaImageClassificationTrainer.Options FastOptions() => new()
+    /// <summary>Small, fast CPU options for tests; <paramref name="change"/> adjusts them.</summary>
+    public static FlatMinimaImageClassificationTrainer.Options FastOptions(int epochs = 3, int batchSize = 32,
+        Action<FlatMinimaImageClassificationTrainer.Options>? change = null)
     {
-        ImageColumnName = "ImageSource",
-        Epochs = 3,
-        BatchSize = 32,
-        LearningRate = 0.05,
-        Device = FlatMinima.Torch.Training.DeviceKind.Cpu,
-        ScoringBatchSize = 16,
-    };
+        var options = new FlatMinimaImageClassificationTrainer.Options
+        {
+            ImageColumnName = "ImageSource",
+            Epochs = epochs,
+            BatchSize = batchSize,
+            LearningRate = 0.05,
+            Device = FlatMinima.Torch.Training.DeviceKind.Cpu,
+            ScoringBatchSize = 16,
+        };
+        change?.Invoke(options);
+        return options;
+    }
 
     public static IEstimator<ITransformer> Pipeline(MLContext ml, FlatMinimaImageClassificationTrainer.Options options) =>
         ml.Transforms.Conversion.MapValueToKey("Label")

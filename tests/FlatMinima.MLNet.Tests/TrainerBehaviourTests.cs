@@ -18,14 +18,8 @@ public sealed class TrainerBehaviourTests
     private static IDataView Small(MLContext ml, int perClass = 16) =>
         ml.Data.LoadFromEnumerable(TestData.Load("train", TestData.ThreeClasses, perClass));
 
-    private static FlatMinimaImageClassificationTrainer.Options OneEpoch(Action<FlatMinimaImageClassificationTrainer.Options>? change = null)
-    {
-        var o = TestData.FastOptions();
-        o.Epochs = 1;
-        o.BatchSize = 16;
-        change?.Invoke(o);
-        return o;
-    }
+    private static FlatMinimaImageClassificationTrainer.Options OneEpoch(Action<FlatMinimaImageClassificationTrainer.Options>? change = null) =>
+        TestData.FastOptions(epochs: 1, batchSize: 16, change);
 
     [TestMethod]
     public void SameSeedGivesBitIdenticalModelsAndMetrics()
@@ -130,14 +124,8 @@ public sealed class BadInputTests
 
     private static List<ImageRow> Good(int perClass = 4) => TestData.Load("train", TestData.ThreeClasses, perClass);
 
-    private static FlatMinimaImageClassificationTrainer.Options Options(Action<FlatMinimaImageClassificationTrainer.Options>? change = null)
-    {
-        var o = TestData.FastOptions();
-        o.Epochs = 1;
-        o.BatchSize = 4;
-        change?.Invoke(o);
-        return o;
-    }
+    private static FlatMinimaImageClassificationTrainer.Options Options(Action<FlatMinimaImageClassificationTrainer.Options>? change = null) =>
+        TestData.FastOptions(epochs: 1, batchSize: 4, change);
 
     private static TException FitThrows<TException>(MLContext ml, IDataView data, FlatMinimaImageClassificationTrainer.Options options) where TException : Exception =>
         Assert.ThrowsExactly<TException>(() => TestData.Pipeline(ml, options).Fit(data));

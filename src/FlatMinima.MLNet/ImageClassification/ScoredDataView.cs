@@ -7,61 +7,6 @@ using Microsoft.ML.Data;
 namespace FlatMinima.MLNet.ImageClassification;
 
 /// <summary>
-/// Scores a batch of rows at a time and hands out one row's results per call: the score buffers behind the
-/// <c>Score</c> and <c>PredictedLabel</c> getters of both the batched cursor and the one-row mapper.
-/// </summary>
-internal sealed class BatchScores
-{
-    private readonly FlatMinimaImageClassificationTransformer _parent;
-    private readonly float[] _probabilities;
-    private readonly int[] _predicted;
-    private readonly List<DecodedImage> _images;
-    private int _count;
-    private int _current = -1;
-
-    public BatchScores(FlatMinimaImageClassificationTransformer parent, int capacity)
-    {
-        _parent = parent;
-        _probabilities = new float[capacity * parent.Model.ClassCount];
-        _predicted = new int[capacity];
-        _images = new List<DecodedImage>(capacity);
-        Capacity = capacity;
-    }
-
-    public int Capacity { get; }
-
-    /// <summary>Reads up to <see cref="Capacity"/> images (while <paramref name="next"/> yields) and scores them; returns how many.</summary>
-    public int Fill(Func<DecodedImage?> next)
-    {
-        _images.Clear();
-        while (_images.Count < Capacity && next() is DecodedImage image) _images.Add(image);
-        _count = _images.Count;
-        _current = -1;
-        if (_count > 0) _parent.Score(_images, _probabilities, _predicted);
-        _images.Clear();
-        return _count;
-    }
-
-    /// <summary>Moves to the next scored row; false when the batch is used up.</summary>
-    public bool Advance() => ++_current < _count;
-
-    public ValueGetter<VBuffer<float>> ScoreGetter(Action ensureCurrent) => (ref VBuffer<float> dst) =>
-    {
-        ensureCurrent();
-        int k = _parent.Model.ClassCount;
-        var editor = VBufferEditor.Create(ref dst, k);
-        _probabilities.AsSpan(_current * k, k).CopyTo(editor.Values);
-        dst = editor.Commit();
-    };
-
-    public ValueGetter<uint> PredictedLabelGetter(Action ensureCurrent) => (ref uint dst) =>
-    {
-        ensureCurrent();
-        dst = (uint)_predicted[_current] + 1;
-    };
-}
-
-/// <summary>
 /// The output of <see cref="FlatMinimaImageClassificationTransformer.Transform"/>: the input's columns plus the scores,
 /// computed lazily in batches as the cursor moves (and not at all when no score column is requested).
 /// </summary>
@@ -154,10 +99,9 @@ internal sealed class ScoredDataView : IDataView
         {
             if (!IsColumnActive(column)) throw new InvalidOperationException($"Column '{column.Name}' was not requested from this cursor.");
             int inputCount = _view._input.Schema.Count;
-            if (column.Index < inputCount) return _main.GetGetter<TValue>(_view._input.Schema[column.Index]);
-            Delegate getter = column.Index == inputCount ? _scores!.ScoreGetter(NoOp) : _scores!.PredictedLabelGetter(NoOp);
-            return getter as ValueGetter<TValue>
-                ?? throw new InvalidOperationException($"Column '{column.Name}' has type {column.Type}, not {typeof(TValue).Name}.");
+            return column.Index < inputCount
+                ? _main.GetGetter<TValue>(_view._input.Schema[column.Index])
+                : _scores!.GetGetter<TValue>(column, inputCount, NoOp);
         }
 
         protected override void Dispose(bool disposing)
@@ -172,94 +116,6 @@ internal sealed class ScoredDataView : IDataView
 
         private static void NoOp()
         {
-        }
-    }
-}
-
-/// <summary>The one-row-at-a-time mapper behind <c>PredictionEngine</c>: scores the current input row on first use.</summary>
-internal sealed class ScoringRowMapper : IRowToRowMapper
-{
-    private readonly FlatMinimaImageClassificationTransformer _parent;
-
-    public ScoringRowMapper(FlatMinimaImageClassificationTransformer parent, DataViewSchema inputSchema, DataViewSchema outputSchema)
-    {
-        _parent = parent;
-        InputSchema = inputSchema;
-        OutputSchema = outputSchema;
-    }
-
-    public DataViewSchema InputSchema { get; }
-
-    public DataViewSchema OutputSchema { get; }
-
-    public IEnumerable<DataViewSchema.Column> GetDependencies(IEnumerable<DataViewSchema.Column> dependingColumns)
-    {
-        var needed = new List<DataViewSchema.Column>();
-        bool scoring = false;
-        foreach (var c in dependingColumns)
-        {
-            if (c.Index < InputSchema.Count) needed.Add(InputSchema[c.Index]);
-            else scoring = true;
-        }
-        if (scoring) needed.Add(_parent.CheckImageColumn(InputSchema));
-        return needed.Distinct();
-    }
-
-    public DataViewRow GetRow(DataViewRow input, IEnumerable<DataViewSchema.Column> activeColumns) =>
-        new Row(this, input, activeColumns.Select(c => c.Index).ToHashSet());
-
-    private sealed class Row : DataViewRow
-    {
-        private readonly ScoringRowMapper _mapper;
-        private readonly DataViewRow _input;
-        private readonly HashSet<int> _active;
-        private readonly RowImageReader? _reader;
-        private readonly BatchScores _scores;
-        private long _scoredPosition = -1;
-
-        public Row(ScoringRowMapper mapper, DataViewRow input, HashSet<int> active)
-        {
-            _mapper = mapper;
-            _input = input;
-            _active = active;
-            _scores = new BatchScores(mapper._parent, 1);
-            int n = mapper.InputSchema.Count;
-            if (active.Contains(n) || active.Contains(n + 1))
-                _reader = mapper._parent.Input.CreateReader(input, input.Schema[mapper._parent.FeatureColumnName]);
-        }
-
-        public override DataViewSchema Schema => _mapper.OutputSchema;
-
-        public override long Position => _input.Position;
-
-        public override long Batch => _input.Batch;
-
-        public override ValueGetter<DataViewRowId> GetIdGetter() => _input.GetIdGetter();
-
-        public override bool IsColumnActive(DataViewSchema.Column column) => _active.Contains(column.Index);
-
-        public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
-        {
-            if (!IsColumnActive(column)) throw new InvalidOperationException($"Column '{column.Name}' is not active.");
-            int n = _mapper.InputSchema.Count;
-            if (column.Index < n) return _input.GetGetter<TValue>(_input.Schema[column.Index]);
-            Delegate getter = column.Index == n ? _scores.ScoreGetter(EnsureScored) : _scores.PredictedLabelGetter(EnsureScored);
-            return getter as ValueGetter<TValue>
-                ?? throw new InvalidOperationException($"Column '{column.Name}' has type {column.Type}, not {typeof(TValue).Name}.");
-        }
-
-        private void EnsureScored()
-        {
-            if (_scoredPosition == _input.Position && _input.Position >= 0) return;
-            bool read = false;
-            _scores.Fill(() =>
-            {
-                if (read) return null;
-                read = true;
-                return _reader!.Read();
-            });
-            _scores.Advance();
-            _scoredPosition = _input.Position;
         }
     }
 }
