@@ -71,3 +71,22 @@ public sealed class DataAndScheduleTests
         Assert.AreEqual(0.1, new LearningRateSchedule { Kind = LearningRateScheduleKind.Constant }.At(0.1, 99, 10, 10));
     }
 }
+
+[TestClass]
+public sealed class ModelTests
+{
+    [TestMethod]
+    public void ArchitecturesHaveTheExpectedSizesAndNames()
+    {
+        using var cnn = new FlatMinima.Torch.Models.SmallCnn(1, 10);
+        Assert.AreEqual(34_826L, cnn.parameters().Sum(p => p.numel()));
+        using var resnet20 = FlatMinima.Torch.Models.SmallImageResNet.ResNet20(3, 10);
+        Assert.AreEqual(272_474L, resnet20.parameters().Sum(p => p.numel()), "the peer benchmark's ResNet-20");
+        using var resnet18 = FlatMinima.Torch.Models.SmallImageResNet.ResNet18(3, 10);
+        var names = resnet18.named_parameters().Select(p => p.name).ToHashSet();
+        foreach (var name in new[] { "conv1.weight", "bn1.weight", "layer1.0.conv1.weight", "layer2.0.downsample.0.weight", "layer4.1.bn2.bias", "fc.weight" })
+            Assert.IsTrue(names.Contains(name), $"TorchVision-style name {name}; have {string.Join(", ", names.Take(8))}…");
+        using var x = TorchSharp.torch.randn(2, 3, 32, 32);
+        CollectionAssert.AreEqual(new long[] { 2, 10 }, resnet18.call(x).shape);
+    }
+}

@@ -43,13 +43,15 @@ public sealed class BasicBlock : Module<Tensor, Tensor>
 /// ResNet for small images: a 3×3 stem without max-pool, stages of <see cref="BasicBlock"/>s, global average pooling
 /// and a linear classifier. <see cref="ResNet20"/> is the CIFAR ResNet-20 of He et al. (widths 16/32/64, 3 blocks per
 /// stage, 272,474 parameters for 3 channels and 10 classes); <see cref="ResNet18"/> follows TorchVision's ResNet-18
-/// layout (widths 64–512, [2,2,2,2]) with the stem adapted to small inputs (3×3, stride 1, no max-pool).
+/// layout and parameter names (<c>conv1</c>, <c>bn1</c>, <c>layer1</c>–<c>layer4</c> with <c>downsample</c>, <c>fc</c>;
+/// widths 64–512, [2,2,2,2]) with the stem adapted to small inputs (3×3, stride 1, no max-pool). TorchVision's own
+/// <c>resnet18</c> cannot be used for this: its 7×7, 3-channel stem and max-pool are fixed.
 /// </summary>
 public sealed class SmallImageResNet : Module<Tensor, Tensor>
 {
     private readonly Conv2d conv1;
     private readonly BatchNorm2d bn1;
-    private readonly Sequential layers;
+    private readonly List<Sequential> stages = new();
     private readonly Linear fc;
 
     /// <summary>Creates a ResNet with the given stage widths and blocks per stage.</summary>
@@ -60,17 +62,20 @@ public sealed class SmallImageResNet : Module<Tensor, Tensor>
             throw new ArgumentException("widths and blocksPerStage must be non-empty and of the same length.");
         conv1 = Conv2d(inChannels, widths[0], 3, stride: 1, padding: 1, bias: false);
         bn1 = BatchNorm2d(widths[0]);
-        var blocks = new List<(string, Module<Tensor, Tensor>)>();
         int channels = widths[0];
         for (int s = 0; s < widths.Count; s++)
+        {
+            var blocks = new List<Module<Tensor, Tensor>>();
             for (int b = 0; b < blocksPerStage[s]; b++)
             {
-                blocks.Add(($"layer{s + 1}_{b}", new BasicBlock(channels, widths[s], s > 0 && b == 0 ? 2 : 1)));
+                blocks.Add(new BasicBlock(channels, widths[s], s > 0 && b == 0 ? 2 : 1));
                 channels = widths[s];
             }
-        layers = Sequential(blocks);
+            stages.Add(Sequential(blocks));
+        }
         fc = Linear(channels, numClasses);
         RegisterComponents();
+        for (int s = 0; s < stages.Count; s++) register_module($"layer{s + 1}", stages[s]);
     }
 
     /// <summary>CIFAR ResNet-20 (He et al., 2016): widths 16/32/64, 3 blocks per stage.</summary>
@@ -86,7 +91,7 @@ public sealed class SmallImageResNet : Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var x = functional.relu(bn1.call(conv1.call(input)));
-        x = layers.call(x);
+        foreach (var stage in stages) x = stage.call(x);
         x = functional.adaptive_avg_pool2d(x, 1).flatten(1);
         return fc.call(x).MoveToOuterDisposeScope();
     }
