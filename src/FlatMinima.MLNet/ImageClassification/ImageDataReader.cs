@@ -21,7 +21,7 @@ internal static class ImageDataReader
     /// if every image is gray, else 3.
     /// </summary>
     public static ImageExamples Read(IDataView data, ImageInput input, string imageColumn, string labelColumn,
-        int? channels, int? height, int? width)
+        int? channels, int? height, int? width, long maxRows = long.MaxValue)
     {
         var imageCol = data.Schema[imageColumn];
         var labelCol = data.Schema[labelColumn];
@@ -36,7 +36,7 @@ internal static class ImageDataReader
         bool allGray = true;
         uint key = 0;
         long rows = 0;
-        while (cursor.MoveNext())
+        while (rows < maxRows && cursor.MoveNext())
         {
             rows++;
             getLabel(ref key);
@@ -51,7 +51,7 @@ internal static class ImageDataReader
         }
         if (pending.Count > 0) Flush(rows - 1);
         if (labels.Count == 0)
-            throw new InvalidOperationException($"The training data is empty: no rows in columns '{imageColumn}' and '{labelColumn}'.");
+            throw new InvalidOperationException($"The data is empty: no rows in columns '{imageColumn}' and '{labelColumn}'.");
 
         int c = channels ?? (input.Kind == ImageInputKind.PixelVector ? input.VectorChannels : allGray ? 1 : 3);
         using var scope = NewDisposeScope();

@@ -26,7 +26,7 @@ public static class DeepLinearSharpness
     {
         using var scope = NewDisposeScope();
         var k = KMatrix(factors, data);
-        return 2 * scale * linalg.eigvalsh(k).max().item<double>();
+        return 2 * scale * linalg.eigvalsh(k).max().ToDouble();
     }
 
     /// <summary>All nonzero-capable Hessian eigenvalues at a minimizer: 2s × the eigenvalues of K, largest first.</summary>
@@ -42,7 +42,7 @@ public static class DeepLinearSharpness
         using var scope = NewDisposeScope();
         var (a, bx) = Products(factors, data);
         double sum = 0;
-        for (int i = 0; i < a.Length; i++) sum += a[i].square().sum().item<double>() * bx[i].square().sum().item<double>();
+        for (int i = 0; i < a.Length; i++) sum += a[i].square().sum().ToDouble() * bx[i].square().sum().ToDouble();
         return 2 * scale * sum;
     }
 
@@ -95,7 +95,7 @@ public static class DeepLinearSharpness
         using var scope = NewDisposeScope();
         var p = Product(factors);
         var px = data is null ? p : p.matmul(data.to_type(ScalarType.Float64));
-        return px.sub(target.to_type(ScalarType.Float64)).norm().item<double>();
+        return px.sub(target.to_type(ScalarType.Float64)).norm().ToDouble();
     }
 
     private static Tensor KMatrix(IReadOnlyList<Tensor> factors, Tensor? data)
@@ -127,7 +127,7 @@ public static class DeepLinearSharpness
         return (a, bx);
     }
 
-    private static double SpectralNorm(Tensor m) => linalg.svdvals(m.to_type(ScalarType.Float64)).max().item<double>();
+    private static double SpectralNorm(Tensor m) => linalg.svdvals(m.to_type(ScalarType.Float64)).max().ToDouble();
 
     private static void Check(IReadOnlyList<Tensor> factors, Tensor? data)
     {

@@ -39,7 +39,7 @@ public static class FlatnessDemos
             for (int t = 0; t < steps; t++)
             {
                 minimizer.Step(() => { var l = F(w); l.backward(); return l; });
-                sam.Add(w.item<double>());
+                sam.Add(w.ToDouble());
             }
         }
 
@@ -103,9 +103,9 @@ public static class FlatnessDemos
         }
 
         return new FlatBadMinimumResult(
-            Loss(flat, Samples).item<double>(), Loss(sharp, Samples).item<double>(),
+            Loss(flat, Samples).ToDouble(), Loss(sharp, Samples).ToDouble(),
             0.5 * (r - rho) * (r - rho), 0.5 * r * r,
             Searched(flat), Searched(sharp),
-            Loss(flat, population).item<double>(), Loss(sharp, population).item<double>());
+            Loss(flat, population).ToDouble(), Loss(sharp, population).ToDouble());
     }
 }

@@ -75,11 +75,11 @@ public static class HessianEigenvalues
                 using var iterationScope = NewDisposeScope();
                 var hv = Orthogonalize(objective.HessianVectorProduct(v), found);
                 products++;
-                double next = v.dot(hv).item<double>();
-                double residual = hv.sub(v.mul(next)).norm().item<double>();
+                double next = v.dot(hv).ToDouble();
+                double residual = hv.sub(v.mul(next)).norm().ToDouble();
                 converged = !double.IsNaN(lambda) && Math.Abs(next - lambda) <= o.Tolerance * Math.Abs(next) && residual <= o.Tolerance * Math.Abs(next);
                 lambda = next;
-                double norm = hv.norm().item<double>();
+                double norm = hv.norm().ToDouble();
                 if (norm == 0) { converged = true; break; } // v is in the null space: λ = 0
                 v.copy_(hv.div(norm));
             }
@@ -112,10 +112,10 @@ public static class HessianEigenvalues
         for (int j = 0; j < m; j++)
         {
             var w = objective.HessianVectorProduct(basis[j]);
-            double a = basis[j].dot(w).item<double>();
+            double a = basis[j].dot(w).ToDouble();
             alpha.Add(a);
             w = Orthogonalize(Orthogonalize(w, basis), basis); // twice is enough (Kahan–Parlett)
-            double b = w.norm().item<double>();
+            double b = w.norm().ToDouble();
             (ritz, var residuals) = Ritz(alpha, beta, b, o.Order);
             if (j + 1 >= k)
             {

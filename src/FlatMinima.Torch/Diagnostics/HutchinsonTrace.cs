@@ -44,7 +44,7 @@ public static class HutchinsonTrace
                 ? randn(new[] { objective.Dimension }, dtype: ScalarType.Float64, generator: generator)
                 : randint(0, 2, new[] { objective.Dimension }, dtype: ScalarType.Float64, generator: generator).mul_(2).sub_(1);
             v = v.to(objective.DType).to(objective.Device);
-            samples[i] = v.dot(objective.HessianVectorProduct(v)).item<double>();
+            samples[i] = v.dot(objective.HessianVectorProduct(v)).ToDouble();
         }
         double mean = samples.Average();
         double variance = samples.Sum(s => (s - mean) * (s - mean)) / (probes - 1);

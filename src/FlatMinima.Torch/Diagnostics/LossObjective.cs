@@ -127,7 +127,7 @@ public sealed class LossObjective : IDisposable
         for (int b = 0; b < _batchLosses.Length; b++)
         {
             using var scope = NewDisposeScope();
-            total += _weights[b] * CheckScalar(_batchLosses[b]()).item<double>();
+            total += _weights[b] * CheckScalar(_batchLosses[b]()).ToDouble();
         }
         return total;
     }

@@ -123,7 +123,7 @@ public static class SharpnessMeasures
             using var startScope = NewDisposeScope();
             // Start 0 follows the gradient (SAM's direction); the others start at random points of the boundary.
             var direction = start == 0 ? objective.Gradient().mul(scale) : HessianEigenvalues.RandomVector(objective, generator);
-            if (direction.abs().max().item<double>() == 0) direction = HessianEigenvalues.RandomVector(objective, generator);
+            if (direction.abs().max().ToDouble() == 0) direction = HessianEigenvalues.RandomVector(objective, generator);
             var u = Project(Step(zeros_like(direction), direction, rho, norm), rho, norm);
             for (int step = 0; step < options.Steps; step++)
             {
@@ -131,7 +131,7 @@ public static class SharpnessMeasures
                 var delta = u.mul(scale);
                 best = Math.Max(best, objective.LossAt(delta));
                 var g = objective.GradientAt(delta).mul(scale);
-                if (g.abs().max().item<double>() == 0) break;
+                if (g.abs().max().ToDouble() == 0) break;
                 u.copy_(Project(Step(u, g, rho, norm), rho, norm));
             }
             best = Math.Max(best, objective.LossAt(u.mul(scale)));
@@ -145,7 +145,7 @@ public static class SharpnessMeasures
     private static Tensor Project(Tensor u, double rho, PerturbationNorm norm)
     {
         if (norm == PerturbationNorm.LInfinity) return u.clamp(-rho, rho);
-        double length = u.norm().item<double>();
+        double length = u.norm().ToDouble();
         return length > rho ? u.mul(rho / length) : u;
     }
 

@@ -121,7 +121,7 @@ public sealed class ClassifierTrainer
                 var x = data.Inputs.narrow(0, start, size).to(device);
                 var y = data.Labels.narrow(0, start, size).to(device);
                 var logits = model.call(x);
-                lossSum += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>();
+                lossSum += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).ToDouble();
                 correct += logits.argmax(1).eq(y).sum().item<long>();
             }
         }
