@@ -4,6 +4,8 @@
 //   data        batch assembly (index_select from the in-memory training tensor) vs an SGD step, SmallCnn
 //   throughput  end-to-end training images/s from an IDataView (ML.NET Fit) for SGD and SAM, SmallCnn, batch 128;
 //               with --peer-bench DIR also runs the PyTorch harness (DIR/python/bench.py) in the same run
+//   hessian     one Hessian-vector product vs one gradient (ResNet-20), top-1 eigenvalue and 100-probe trace wall time
+//   sharpness-experiment  SGD / SAM / ASAM models side by side: accuracy, gap, every sharpness measure, correlations
 // Usage: dotnet run -c Release --project benchmarks/FlatMinima.Benchmarks -- <mode>[,<mode>…] [options]
 //   --fashion-mnist DIR   full Fashion-MNIST idx files (default /usr/share/datasets/fashion-mnist)
 //   --threads N (2)  --cnn-steps N (60)  --resnet-steps N (12)  --images N (12800)  --no-mallopt  --peer-bench DIR
@@ -30,7 +32,9 @@ foreach (var mode in options.Modes)
         case "scoring": ScoringBenchmark.Run(options); break;
         case "data": DataPathBenchmark.Run(options); break;
         case "throughput": ThroughputBenchmark.Run(options); break;
-        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput.");
+        case "hessian": HessianBenchmark.Run(options); break;
+        case "sharpness-experiment": SharpnessExperiment.Run(options); break;
+        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment.");
     }
 }
 return 0;

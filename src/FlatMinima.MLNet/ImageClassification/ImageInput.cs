@@ -6,6 +6,7 @@ using System.Runtime.InteropServices;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Transforms.Image;
+using SkiaSharp;
 using static TorchSharp.torch;
 
 namespace FlatMinima.MLNet.ImageClassification;
@@ -122,16 +123,7 @@ internal sealed class RowImageReader
                 _bytes!(ref _byteBuffer);
                 if (_byteBuffer.Length == 0) throw Error("is empty (no image bytes)");
                 var dense = _byteBuffer.DenseValues().ToArray();
-                MLImage decoded;
-                try
-                {
-                    decoded = MLImage.CreateFromStream(new MemoryStream(dense, writable: false));
-                }
-                catch (Exception e)
-                {
-                    throw Error($"could not be decoded as an image ({e.Message}); PNG, JPEG, BMP, GIF and WEBP are supported", e);
-                }
-                using (decoded) return FromImage(decoded);
+                return Decode(dense) ?? throw Error("could not be decoded as an image; PNG, JPEG, BMP, GIF and WEBP are supported");
             }
             case ImageInputKind.Image:
             {
@@ -148,6 +140,30 @@ internal sealed class RowImageReader
                 return new DecodedImage(null, default, values, _input.VectorChannels, _input.VectorHeight, _input.VectorWidth);
             }
         }
+    }
+
+    // Encoded bytes are decoded with SkiaSharp's stable surface (Decode, Copy, Bytes), which is the same in SkiaSharp 2.88
+    // and 3.x, so this path keeps working when an app also uses SkiaSharp 3 (e.g. through ScottPlot 5), where ML.NET's
+    // own MLImage.Pixels throws MissingMethodException.
+    private static DecodedImage? Decode(byte[] encoded)
+    {
+        SKBitmap? decoded;
+        try
+        {
+            decoded = SKBitmap.Decode(encoded);
+        }
+        catch (ArgumentException)
+        {
+            decoded = null; // SkiaSharp 2.88 throws when no codec recognizes the bytes
+        }
+        using var bitmap = decoded;
+        if (bitmap is null) return null;
+        bool ready = bitmap.ColorType is SKColorType.Rgba8888 or SKColorType.Bgra8888 && bitmap.RowBytes == bitmap.Width * 4;
+        using var converted = ready ? null : bitmap.Copy(SKColorType.Rgba8888);
+        var source = converted ?? bitmap;
+        if (source is null || source.RowBytes != source.Width * 4) return null;
+        var format = source.ColorType == SKColorType.Bgra8888 ? MLPixelFormat.Bgra32 : MLPixelFormat.Rgba32;
+        return new DecodedImage(source.Bytes, format, null, 4, source.Height, source.Width);
     }
 
     private static DecodedImage FromImage(MLImage image)
