@@ -4,6 +4,10 @@
 //   data        batch assembly (index_select from the in-memory training tensor) vs an SGD step, SmallCnn
 //   throughput  end-to-end training images/s from an IDataView (ML.NET Fit) for SGD and SAM, SmallCnn, batch 128;
 //               with --peer-bench DIR also runs the PyTorch harness (DIR/python/bench.py) in the same run
+//   averaging   SWA/EMA/SWAD update cost vs an SGD step, ResNet-20 (3×32×32), batch 128, interleaved rounds
+//   domain-generalization  Rotated Fashion-MNIST, DomainBed protocol: ERM, ERM+SWA, ERM+SWAD, SAM, SAM+SWAD
+//               (--dg-preset reduced|full, --dg-steps, --dg-batch, --dg-eval, --dg-width, --dg-images, --dg-lr, --dg-rho,
+//                --dg-seeds 0,1,2, --dg-test 0,5 (domain indices of 0,15,…,75°), --dg-methods, --dg-out FILE)
 // Usage: dotnet run -c Release --project benchmarks/FlatMinima.Benchmarks -- <mode>[,<mode>…] [options]
 //   --fashion-mnist DIR   full Fashion-MNIST idx files (default /usr/share/datasets/fashion-mnist)
 //   --threads N (2)  --cnn-steps N (60)  --resnet-steps N (12)  --images N (12800)  --no-mallopt  --peer-bench DIR
@@ -30,7 +34,9 @@ foreach (var mode in options.Modes)
         case "scoring": ScoringBenchmark.Run(options); break;
         case "data": DataPathBenchmark.Run(options); break;
         case "throughput": ThroughputBenchmark.Run(options); break;
-        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput.");
+        case "averaging": AveragingBenchmark.Run(options); break;
+        case "domain-generalization": DomainGeneralizationBenchmark.Run(options); break;
+        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, averaging, domain-generalization.");
     }
 }
 return 0;
