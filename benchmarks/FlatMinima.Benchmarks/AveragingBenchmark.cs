@@ -38,7 +38,7 @@ internal static class AveragingBenchmark
         long step = 0;
         for (int r = 0; r < warmup + rounds; r++)
         {
-            double s = Timing.Ms(() => Step(model, opt, x, y));
+            double s = Timing.Ms(() => StepBenchmark.PlainStep(model, opt, x, y));
             // Each update is timed many times (it is ~1000× shorter than a step) on the weights of this round's step.
             var u = averagers.Select(a => Timing.Ms(() => { for (int k = 0; k < 20; k++) a.Averager.AfterStep(++step); }) / 20).ToArray();
             if (r < warmup) continue;
@@ -56,15 +56,5 @@ internal static class AveragingBenchmark
             Console.WriteLine($"| {averagers[i].Name} | {m:F3} | **{100 * m / sgdMs:F2} %** |");
             averagers[i].Averager.Dispose();
         }
-    }
-
-    private static void Step(nn.Module<Tensor, Tensor> model, optim.Optimizer opt, Tensor x, Tensor y)
-    {
-        using var scope = NewDisposeScope();
-        opt.zero_grad();
-        var loss = nn.functional.cross_entropy(model.call(x), y);
-        loss.backward();
-        opt.step();
-        loss.item<float>();
     }
 }

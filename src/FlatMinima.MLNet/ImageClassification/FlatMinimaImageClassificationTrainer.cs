@@ -76,7 +76,8 @@ public sealed partial class FlatMinimaImageClassificationTrainer
                 (domains is null ? "" : $" and {domainNames.Count} domains") + ") as validation data for the averaging window.");
         }
 
-        using var trainPart = heldOut.Length == 0 ? trainImages.alias() : trainImages.index_select(0, tensor(rows));
+        using var rowIndex = tensor(rows);
+        using var trainPart = heldOut.Length == 0 ? trainImages.alias() : trainImages.index_select(0, rowIndex);
         var (mean, std) = ChannelStatistics(trainPart);
         using var trainX = Normalize(trainPart, mean, std);
         using var trainY = tensor(rows.Select(i => train.Labels[i]).ToArray());
@@ -84,7 +85,8 @@ public sealed partial class FlatMinimaImageClassificationTrainer
         TensorDataset? validation = null;
         if (heldOut.Length > 0)
         {
-            using var held = trainImages.index_select(0, tensor(heldOut));
+            using var heldIndex = tensor(heldOut);
+            using var held = trainImages.index_select(0, heldIndex);
             validation = new TensorDataset(Normalize(held, mean, std), tensor(heldOut.Select(i => train.Labels[i]).ToArray()))
             {
                 Domains = domains is null ? null : tensor(heldOut.Select(i => domains[i]).ToArray()),

@@ -91,8 +91,8 @@ public sealed class LossValley
         else if (i + 1 >= OverfitPatience && _losses.Skip(i - OverfitPatience + 1).Min() > Threshold)
         {
             IsDead = true;
-            End = Math.Max(Start.Value, i - OverfitPatience);
-            return (0, -1);
+            End = Math.Max(Start.Value, i - OverfitPatience);   // t_s itself if the threshold is below it (losses ≤ 0)
+            return Confirm(End.Value);                         // normally empty: every segment ≤ t_e is confirmed already
         }
         // Not dead at i: the earliest possible death is at i + 1, so t_e ≥ i + 1 − N_e.
         return Confirm(i + 1 - OverfitPatience);
