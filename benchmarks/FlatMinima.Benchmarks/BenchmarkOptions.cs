@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
+using System.Globalization;
 using System.Linq;
 
 namespace FlatMinima.Benchmarks;
@@ -8,6 +9,8 @@ namespace FlatMinima.Benchmarks;
 internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnSteps, int ResNetSteps, int Images, bool Mallopt,
     string FashionMnist, string? PeerBench)
 {
+    public DomainGeneralizationOptions DomainGeneralization { get; init; } = DomainGeneralizationOptions.Reduced;
+
     public static BenchmarkOptions Parse(string[] args)
     {
         var o = new BenchmarkOptions(new[] { "steps", "scoring", "data" }, 2, 60, 12, 12800, true, FlatMinima.Torch.Data.IdxImageSet.DebianFashionMnistDirectory, null);
@@ -23,6 +26,23 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
                 "--no-mallopt" => o with { Mallopt = false },
                 "--fashion-mnist" => o with { FashionMnist = Next() },
                 "--peer-bench" => o with { PeerBench = Next() },
+                "--dg-preset" => o with { DomainGeneralization = Next() switch
+                {
+                    "reduced" => DomainGeneralizationOptions.Reduced,
+                    "full" => DomainGeneralizationOptions.Full,
+                    var p => throw new ArgumentException($"Unknown --dg-preset {p}; use reduced or full."),
+                } },
+                "--dg-steps" => o with { DomainGeneralization = o.DomainGeneralization with { Steps = int.Parse(Next()) } },
+                "--dg-batch" => o with { DomainGeneralization = o.DomainGeneralization with { BatchPerDomain = int.Parse(Next()) } },
+                "--dg-eval" => o with { DomainGeneralization = o.DomainGeneralization with { EvaluationFrequency = int.Parse(Next()) } },
+                "--dg-width" => o with { DomainGeneralization = o.DomainGeneralization with { Width = double.Parse(Next(), CultureInfo.InvariantCulture) } },
+                "--dg-images" => o with { DomainGeneralization = o.DomainGeneralization with { ImagesPerDomain = int.Parse(Next()) } },
+                "--dg-lr" => o with { DomainGeneralization = o.DomainGeneralization with { LearningRate = double.Parse(Next(), CultureInfo.InvariantCulture) } },
+                "--dg-rho" => o with { DomainGeneralization = o.DomainGeneralization with { Rho = double.Parse(Next(), CultureInfo.InvariantCulture) } },
+                "--dg-seeds" => o with { DomainGeneralization = o.DomainGeneralization with { Seeds = Next().Split(',').Select(int.Parse).ToArray() } },
+                "--dg-test" => o with { DomainGeneralization = o.DomainGeneralization with { TestDomains = Next().Split(',').Select(int.Parse).ToArray() } },
+                "--dg-methods" => o with { DomainGeneralization = o.DomainGeneralization with { Methods = Next().Split(',') } },
+                "--dg-out" => o with { DomainGeneralization = o.DomainGeneralization with { Output = Next() } },
                 var m when !m.StartsWith("--") => o with { Modes = m.Split(',') },
                 var other => throw new ArgumentException($"Unknown option {other}"),
             };
@@ -46,4 +66,30 @@ internal static class Timing
         var sorted = values.OrderBy(v => v).ToArray();
         return sorted.Length == 0 ? double.NaN : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
     }
+}
+
+/// <summary>Settings of the Rotated Fashion-MNIST domain-generalization benchmark.</summary>
+internal sealed record DomainGeneralizationOptions
+{
+    /// <summary>DomainBed's RotatedMNIST settings: 5000 steps, 64 per domain, Adam 1e-3, SWAD every 100 steps, full-width
+    /// MNIST_CNN, all images, 3 seeds, all six test domains.</summary>
+    public static DomainGeneralizationOptions Full { get; } = new();
+
+    /// <summary>A configuration that finishes in about 30 minutes on 2 cores (see docs/results-domain-generalization.md).</summary>
+    public static DomainGeneralizationOptions Reduced { get; } = new()
+    {
+        Steps = 300, BatchPerDomain = 16, EvaluationFrequency = 15, Width = 0.25, ImagesPerDomain = 1000, LearningRate = 3e-3, TestDomains = new[] { 5 },
+    };
+
+    public int Steps { get; init; } = 5000;
+    public int BatchPerDomain { get; init; } = 64;
+    public double LearningRate { get; init; } = 1e-3;
+    public int EvaluationFrequency { get; init; } = 100;
+    public double Width { get; init; } = 1.0;
+    public int? ImagesPerDomain { get; init; }
+    public double Rho { get; init; } = 0.05;
+    public int[] Seeds { get; init; } = { 0, 1, 2 };
+    public int[] TestDomains { get; init; } = { 0, 1, 2, 3, 4, 5 };
+    public string[]? Methods { get; init; }
+    public string? Output { get; init; }
 }

@@ -6,6 +6,10 @@
 //               with --peer-bench DIR also runs the PyTorch harness (DIR/python/bench.py) in the same run
 //   hessian     one Hessian-vector product vs one gradient (ResNet-20), top-1 eigenvalue and 100-probe trace wall time
 //   sharpness-experiment  SGD / SAM / ASAM models side by side: accuracy, gap, every sharpness measure, correlations
+//   averaging   SWA/EMA/SWAD update cost vs an SGD step, ResNet-20 (3×32×32), batch 128, interleaved rounds
+//   domain-generalization  Rotated Fashion-MNIST, DomainBed protocol: ERM, ERM+SWA, ERM+SWAD, SAM, SAM+SWAD
+//               (--dg-preset reduced|full, --dg-steps, --dg-batch, --dg-eval, --dg-width, --dg-images, --dg-lr, --dg-rho,
+//                --dg-seeds 0,1,2, --dg-test 0,5 (domain indices of 0,15,…,75°), --dg-methods, --dg-out FILE)
 // Usage: dotnet run -c Release --project benchmarks/FlatMinima.Benchmarks -- <mode>[,<mode>…] [options]
 //   --fashion-mnist DIR   full Fashion-MNIST idx files (default /usr/share/datasets/fashion-mnist)
 //   --threads N (2)  --cnn-steps N (60)  --resnet-steps N (12)  --images N (12800)  --no-mallopt  --peer-bench DIR
@@ -34,7 +38,9 @@ foreach (var mode in options.Modes)
         case "throughput": ThroughputBenchmark.Run(options); break;
         case "hessian": HessianBenchmark.Run(options); break;
         case "sharpness-experiment": SharpnessExperiment.Run(options); break;
-        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment.");
+        case "averaging": AveragingBenchmark.Run(options); break;
+        case "domain-generalization": DomainGeneralizationBenchmark.Run(options); break;
+        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment, averaging, domain-generalization.");
     }
 }
 return 0;

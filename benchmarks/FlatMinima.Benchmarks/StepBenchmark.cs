@@ -53,7 +53,7 @@ internal static class StepBenchmark
     }
 
     // The same per-batch work as ClassifierTrainer: loss, backward, step, and reading the loss value.
-    private static void PlainStep(nn.Module<Tensor, Tensor> model, optim.Optimizer opt, Tensor x, Tensor y)
+    internal static void PlainStep(nn.Module<Tensor, Tensor> model, optim.Optimizer opt, Tensor x, Tensor y)
     {
         using var scope = NewDisposeScope();
         opt.zero_grad();

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Threading;
+using FlatMinima.Torch.Averaging;
 using FlatMinima.Torch.Models;
 using FlatMinima.Torch.Optimization;
 using FlatMinima.Torch.Training;
@@ -65,6 +66,34 @@ public sealed partial class FlatMinimaImageClassificationTrainer
         /// <summary>Data evaluated after every epoch (loss and accuracy reported through <see cref="ProgressCallback"/>
         /// and the log). Same schema as the training data; its labels must be classes seen in training.</summary>
         public IDataView? ValidationSet { get; set; }
+
+        /// <summary>
+        /// Weight averaging: null (none), <c>WeightAveragingOptions.Swa(…)</c>, <c>.Ema(…)</c> or <c>.Swad(…)</c>. Combines
+        /// with every <see cref="SharpnessAware"/> method (see <see cref="SamSwad"/>). The saved model holds the averaged
+        /// weights with recomputed BatchNorm statistics; the window is reported through <see cref="ProgressCallback"/>
+        /// (<see cref="EpochReport.Averaging"/> of the last report) and the log.
+        /// </summary>
+        public WeightAveragingOptions? Averaging { get; set; }
+
+        /// <summary>Fraction of the training rows held out (stratified by label and by <see cref="DomainColumnName"/>)
+        /// as SWAD's validation data when no <see cref="ValidationSet"/> is given.</summary>
+        public double ValidationFraction { get; set; } = 0.2;
+
+        /// <summary>
+        /// Optional column naming each row's domain (environment): text, key or integer. Each training step then takes
+        /// <see cref="BatchSize"/> rows from every domain (DomainBed's sampling), the held-out validation rows are
+        /// stratified by domain, and validation loss and accuracy are means over domains.
+        /// </summary>
+        public string? DomainColumnName { get; set; }
+
+        /// <summary>SAM + SWAD, the flat-minimum preset: SAM with radius <paramref name="rho"/> and SWAD evaluated every
+        /// <paramref name="evaluationFrequency"/> steps (N_s = 3, N_e = 6, tolerance ratio 0.3).</summary>
+        public static Options SamSwad(double rho = 0.05, int evaluationFrequency = 100) => new()
+        {
+            SharpnessAware = SharpnessAwareMethod.Sam,
+            Rho = rho,
+            Averaging = WeightAveragingOptions.Swad(evaluationFrequency),
+        };
 
         /// <summary>Seed of weight initialization and shuffling: same seed and data on CPU give bit-identical models.</summary>
         public int Seed { get; set; } = 1;
@@ -179,6 +208,7 @@ public sealed partial class FlatMinimaImageClassificationTrainer
             GradientClipNorm = GradientClipNorm,
             SharpnessAware = ToSharpnessAwareOptions(),
             ShardCount = ShardCount,
+            Averaging = Averaging,
             Seed = Seed,
             TuneGlibcMalloc = TuneGlibcMalloc,
             Progress = ProgressCallback,
@@ -202,6 +232,14 @@ public sealed partial class FlatMinimaImageClassificationTrainer
                 throw new ArgumentException("A CustomModelFactory needs a CustomModelName, under which it is saved and looked up when the model is loaded.", nameof(CustomModelName));
             if (!Enum.IsDefined(Device)) throw new ArgumentOutOfRangeException(nameof(Device), Device, "Unknown device.");
             if (!Enum.IsDefined(Architecture)) throw new ArgumentOutOfRangeException(nameof(Architecture), Architecture, "Unknown architecture.");
+            if (!(ValidationFraction >= 0 && ValidationFraction < 1))
+                throw new ArgumentOutOfRangeException(nameof(ValidationFraction), ValidationFraction, "ValidationFraction must be in [0, 1).");
+            if (DomainColumnName is not null && string.IsNullOrWhiteSpace(DomainColumnName))
+                throw new ArgumentException("DomainColumnName must name a column, or be null.", nameof(DomainColumnName));
+            if (Averaging is { NeedsValidation: true } && ValidationSet is null && ValidationFraction == 0)
+                throw new ArgumentException(
+                    $"Averaging: {Averaging.GetType().Name.Replace("Options", "")} needs validation data; set ValidationSet, or ValidationFraction > 0 to hold out part of the training data.",
+                    nameof(ValidationFraction));
             ToTrainingOptions().Validate();
         }
     }

@@ -14,7 +14,7 @@ namespace FlatMinima.MLNet.ImageClassification;
 
 /// <summary>
 /// Trains an image classifier on TorchSharp with sharpness-aware minimization (SAM, ASAM or SA-GD) or plain SGD/AdamW,
-/// and returns a <see cref="FlatMinimaImageClassificationTransformer"/> that ML.NET can evaluate, save and load.
+/// optionally with weight averaging (SWA, EMA or SWAD), and returns a <see cref="FlatMinimaImageClassificationTransformer"/> that ML.NET can evaluate, save and load.
 /// Create it with <c>mlContext.MulticlassClassification.Trainers.FlatMinimaImageClassification(…)</c>.
 /// </summary>
 /// <remarks>
@@ -62,12 +62,42 @@ public sealed partial class FlatMinimaImageClassificationTrainer
                 $"Label column '{o.LabelColumnName}': the training data has a single class ('{keyValues.Names[(int)train.Labels[0]]}'); a classifier needs examples of at least two classes.");
         ch.Info(MessageSensitivity.None, $"Read {train.Labels.Length} training images ({train.Channels}×{train.Height}×{train.Width}, {distinct} of {classCount} classes) in {clock.Elapsed.TotalSeconds:F1} s.");
 
-        var (mean, std) = ChannelStatistics(trainImages);
-        using var trainX = Normalize(trainImages, mean, std);
-        using var trainY = tensor(train.Labels);
+        var domainNames = new Dictionary<string, long>();
+        long[]? domains = o.DomainColumnName is null ? null : DomainReader.Read(input, o.DomainColumnName, domainNames, "Training data");
+        long[] rows = Enumerable.Range(0, train.Labels.Length).Select(i => (long)i).ToArray(), heldOut = Array.Empty<long>();
+        if (o.Averaging is { NeedsValidation: true } && o.ValidationSet is null)
+        {
+            (rows, heldOut) = ValidationSplit.Stratified(train.Labels, domains, o.ValidationFraction, o.Seed);
+            if (heldOut.Length == 0 || rows.Length == 0)
+                throw new InvalidOperationException(
+                    $"ValidationFraction {o.ValidationFraction} of {train.Labels.Length} training rows leaves {heldOut.Length} validation and {rows.Length} training rows; " +
+                    "the averaging method needs both. Give more data, another ValidationFraction, or a ValidationSet.");
+            ch.Info(MessageSensitivity.None, $"Held out {heldOut.Length} of {train.Labels.Length} training rows (ValidationFraction {o.ValidationFraction}, stratified by label" +
+                (domains is null ? "" : $" and {domainNames.Count} domains") + ") as validation data for the averaging window.");
+        }
+
+        using var rowIndex = tensor(rows);
+        using var trainPart = heldOut.Length == 0 ? trainImages.alias() : trainImages.index_select(0, rowIndex);
+        var (mean, std) = ChannelStatistics(trainPart);
+        using var trainX = Normalize(trainPart, mean, std);
+        using var trainY = tensor(rows.Select(i => train.Labels[i]).ToArray());
+        using var trainDomains = domains is null ? null : tensor(rows.Select(i => domains[i]).ToArray());
         TensorDataset? validation = null;
-        if (o.ValidationSet is not null)
+        if (heldOut.Length > 0)
+        {
+            using var heldIndex = tensor(heldOut);
+            using var held = trainImages.index_select(0, heldIndex);
+            validation = new TensorDataset(Normalize(held, mean, std), tensor(heldOut.Select(i => train.Labels[i]).ToArray()))
+            {
+                Domains = domains is null ? null : tensor(heldOut.Select(i => domains[i]).ToArray()),
+            };
+        }
+        else if (o.ValidationSet is not null)
+        {
             validation = ReadValidation(o.ValidationSet, imageInput, train, keyValues, classCount, mean, std);
+            if (o.DomainColumnName is not null && o.ValidationSet.Schema.GetColumnOrNull(o.DomainColumnName) is not null)
+                validation = validation with { Domains = tensor(DomainReader.Read(o.ValidationSet, o.DomainColumnName, domainNames, "ValidationSet")) };
+        }
 
         var device = Devices.Resolve(o.Device, o.CudaDeviceIndex);
         string architecture = o.CustomModelFactory is null ? o.Architecture.ToString() : o.CustomModelName!;
@@ -84,10 +114,11 @@ public sealed partial class FlatMinimaImageClassificationTrainer
                 o.ProgressCallback?.Invoke(report);
             },
         };
-        ch.Info(MessageSensitivity.None, $"Training {architecture} on {device.type} with {o.SharpnessAware} ({training.SharpnessAware?.ToString() ?? "base optimizer only"}).");
+        ch.Info(MessageSensitivity.None, $"Training {architecture} on {device.type} with {o.SharpnessAware} ({training.SharpnessAware?.ToString() ?? "base optimizer only"})" +
+            (o.Averaging is null ? "." : $" and weight averaging {o.Averaging}."));
         try
         {
-            new ClassifierTrainer(training, device).Train(network, new TensorDataset(trainX, trainY), validation);
+            new ClassifierTrainer(training, device).Train(network, new TensorDataset(trainX, trainY) { Domains = trainDomains }, validation);
         }
         catch
         {
@@ -98,6 +129,7 @@ public sealed partial class FlatMinimaImageClassificationTrainer
         {
             validation?.Inputs.Dispose();
             validation?.Labels.Dispose();
+            validation?.Domains?.Dispose();
         }
         network.eval();
         var model = new FlatMinimaImageClassifier(network, architecture, train.Channels, train.Height, train.Width, classCount, mean, std, device);

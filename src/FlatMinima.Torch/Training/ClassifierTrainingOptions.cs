@@ -1,5 +1,6 @@
 using System;
 using System.Threading;
+using FlatMinima.Torch.Averaging;
 using FlatMinima.Torch.Optimization;
 
 namespace FlatMinima.Torch.Training;
@@ -56,6 +57,9 @@ public sealed record ClassifierTrainingOptions
     /// <summary>The sharpness-aware step; null trains with the plain base optimizer.</summary>
     public SharpnessAwareOptions? SharpnessAware { get; init; }
 
+    /// <summary>Weight averaging (SWA, EMA or SWAD); null trains without. Combines with every sharpness-aware method.</summary>
+    public WeightAveragingOptions? Averaging { get; init; }
+
     /// <summary>m-sharpness: split each batch into this many shards, perturb each separately and average the shard gradients.</summary>
     public int ShardCount { get; init; } = 1;
 
@@ -98,6 +102,7 @@ public sealed record ClassifierTrainingOptions
         ArgumentNullException.ThrowIfNull(Schedule, nameof(Schedule));
         Schedule.Validate();
         SharpnessAware?.Validate();
+        Averaging?.Validate();
     }
 }
 
@@ -113,11 +118,15 @@ public sealed record ClassifierTrainingOptions
 public sealed record EpochReport(int Epoch, int Epochs, double TrainLoss, double TrainAccuracy, double? ValidationLoss,
     double? ValidationAccuracy, double LearningRate, TimeSpan Elapsed)
 {
+    /// <summary>On the last report of a run with weight averaging: what was averaged (SWAD's window, early stop, …).
+    /// The validation metrics of that report are then the averaged model's.</summary>
+    public AveragingReport? Averaging { get; init; }
+
     /// <summary>A one-line summary.</summary>
     public override string ToString() =>
         $"epoch {Epoch}/{Epochs}: train loss {TrainLoss:F4} acc {TrainAccuracy:P2}" +
         (ValidationLoss is double vl ? $", validation loss {vl:F4} acc {ValidationAccuracy:P2}" : "") +
-        $", lr {LearningRate:G4}, {Elapsed.TotalSeconds:F1} s";
+        $", lr {LearningRate:G4}, {Elapsed.TotalSeconds:F1} s" + (Averaging is null ? "" : $"; {Averaging}");
 }
 
 /// <summary>Training produced a non-finite loss.</summary>

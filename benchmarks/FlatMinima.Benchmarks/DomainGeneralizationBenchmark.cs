@@ -1,0 +1,191 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.IO;
+using System.Linq;
+using System.Text;
+using FlatMinima.Torch.Averaging;
+using FlatMinima.Torch.Data;
+using FlatMinima.Torch.Optimization;
+using FlatMinima.Torch.Training;
+using static TorchSharp.torch;
+
+namespace FlatMinima.Benchmarks;
+
+/// <summary>
+/// Rotated Fashion-MNIST under the DomainBed protocol (../shared/specs/algorithms.md §5(c)): the 70,000 images (train +
+/// test) are shuffled with the trial seed and split into six domains by striding (i::6), rotated by 0, 15, 30, 45, 60
+/// and 75° (bilinear, zero fill); each domain is split 80 % "in" / 20 % "out" with the seed. Leave one domain out: train
+/// on the other five "in" splits with one batch per domain per step, validate on their "out" splits (mean over domains:
+/// SWAD's loss), test on the held-out domain's "in" split. Adam, constant learning rate, no weight decay, a GroupNorm
+/// CNN shaped like DomainBed's MNIST_CNN. Methods ERM, ERM+SWA, ERM+SWAD, SAM, SAM+SWAD with the same step budget;
+/// ERM and SAM report the last iterate (DomainBed's "last" row), not a validation-selected checkpoint.
+/// </summary>
+internal static class DomainGeneralizationBenchmark
+{
+    private static readonly int[] Angles = { 0, 15, 30, 45, 60, 75 };
+    private static readonly string[] AllMethods = { "ERM", "ERM+SWA", "ERM+SWAD", "SAM", "SAM+SWAD" };
+
+    public static void Run(BenchmarkOptions options)
+    {
+        var dg = options.DomainGeneralization;
+        if (!Directory.Exists(options.FashionMnist))
+            throw new DirectoryNotFoundException(
+                $"Fashion-MNIST was not found in '{options.FashionMnist}'. The domain-generalization benchmark needs the full data set: " +
+                "`sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu, installs to /usr/share/datasets/fashion-mnist) or pass --fashion-mnist DIR with the four idx files.");
+        var train = IdxImageSet.LoadSplit(options.FashionMnist, train: true);
+        var test = IdxImageSet.LoadSplit(options.FashionMnist, train: false);
+        var pixels = cat(new[] { train.ToTensorDataset().Inputs, test.ToTensorDataset().Inputs }, 0);
+        var labels = cat(new[] { train.ToTensorDataset().Labels, test.ToTensorDataset().Labels }, 0);
+        var methods = dg.Methods ?? AllMethods;
+        Console.WriteLine();
+        Console.WriteLine($"## Rotated Fashion-MNIST, DomainBed protocol: {dg.Steps} steps, batch {dg.BatchPerDomain} per domain, Adam lr {dg.LearningRate}, " +
+                          $"SWAD every {dg.EvaluationFrequency} steps, CNN width {dg.Width}, {dg.ImagesPerDomain?.ToString() ?? "all"} images per domain, " +
+                          $"seeds {string.Join(",", dg.Seeds)}, test domains {string.Join(",", dg.TestDomains.Select(d => Angles[d] + "°"))}");
+        Console.WriteLine();
+        var results = new List<RunResult>();
+        var clock = Stopwatch.StartNew();
+        foreach (int seed in dg.Seeds)
+        {
+            var domains = MakeDomains(pixels, labels, seed, dg.ImagesPerDomain);
+            foreach (int testDomain in dg.TestDomains)
+                foreach (var method in methods)
+                {
+                    var result = RunOne(method, domains, testDomain, seed, dg);
+                    results.Add(result);
+                    Console.WriteLine($"seed {seed}, test {Angles[testDomain]}°, {method}: test acc {result.TestAccuracy:P2}, validation acc {result.ValidationAccuracy:P2}, " +
+                                      $"budget {result.Steps} steps, {result.Seconds:F0} s{(result.Window is null ? "" : $"; {result.Window}")}   [{clock.Elapsed.TotalMinutes:F1} min]");
+                }
+            foreach (var d in domains) { d.In.Inputs.Dispose(); d.In.Labels.Dispose(); d.Out.Inputs.Dispose(); d.Out.Labels.Dispose(); }
+        }
+        string report = Report(results, methods, dg, clock.Elapsed);
+        Console.WriteLine();
+        Console.WriteLine(report);
+        if (dg.Output is string path)
+        {
+            File.WriteAllText(path, report);
+            Console.WriteLine($"(written to {path})");
+        }
+    }
+
+    private sealed record Domain(TensorDataset In, TensorDataset Out);
+
+    private sealed record RunResult(string Method, int Seed, int TestDomain, double TestAccuracy, double ValidationAccuracy, long Steps, double Seconds, AveragingReport? Window);
+
+    // DomainBed's RotatedMNIST construction with Fashion-MNIST: seeded shuffle, stride into six domains, rotate, 80/20 split.
+    private static Domain[] MakeDomains(Tensor pixels, Tensor labels, int seed, int? imagesPerDomain)
+    {
+        using var scope = NewDisposeScope();
+        using var generator = new Generator((ulong)seed, CPU);
+        var order = randperm(pixels.shape[0], generator: generator);
+        var domains = new Domain[Angles.Length];
+        for (int d = 0; d < Angles.Length; d++)
+        {
+            var index = order.narrow(0, d, order.shape[0] - d).slice(0, 0, order.shape[0] - d, Angles.Length);
+            if (imagesPerDomain is int cap && cap < index.shape[0]) index = index.narrow(0, 0, cap);
+            var x = Rotate(pixels.index_select(0, index), Angles[d]);
+            var y = labels.index_select(0, index);
+            var split = randperm(index.shape[0], generator: generator);
+            long outCount = (long)(0.2 * index.shape[0]);
+            var outIndex = split.narrow(0, 0, outCount);
+            var inIndex = split.narrow(0, outCount, index.shape[0] - outCount);
+            domains[d] = new Domain(
+                new TensorDataset(x.index_select(0, inIndex).MoveToOuterDisposeScope(), y.index_select(0, inIndex).MoveToOuterDisposeScope()),
+                new TensorDataset(x.index_select(0, outIndex).MoveToOuterDisposeScope(), y.index_select(0, outIndex).MoveToOuterDisposeScope()));
+        }
+        return domains;
+    }
+
+    private static Tensor Rotate(Tensor images, double degrees)
+    {
+        double a = degrees * Math.PI / 180;
+        var theta = tensor(new float[] { (float)Math.Cos(a), (float)-Math.Sin(a), 0, (float)Math.Sin(a), (float)Math.Cos(a), 0 }).view(1, 2, 3).expand(images.shape[0], 2, 3);
+        var grid = nn.functional.affine_grid(theta, images.shape, align_corners: false);
+        return nn.functional.grid_sample(images, grid, GridSampleMode.Bilinear, GridSamplePaddingMode.Zeros, align_corners: false);
+    }
+
+    private static TensorDataset Concat(IEnumerable<(TensorDataset Data, long Domain)> parts)
+    {
+        var list = parts.ToArray();
+        return new TensorDataset(cat(list.Select(p => p.Data.Inputs).ToArray(), 0), cat(list.Select(p => p.Data.Labels).ToArray(), 0))
+        {
+            Domains = cat(list.Select(p => full(p.Data.Count, p.Domain, ScalarType.Int64)).ToArray(), 0),
+        };
+    }
+
+    private static RunResult RunOne(string method, Domain[] domains, int testDomain, int seed, DomainGeneralizationOptions dg)
+    {
+        using var scope = NewDisposeScope();
+        var trainDomains = Enumerable.Range(0, domains.Length).Where(d => d != testDomain).ToArray();
+        var train = Concat(trainDomains.Select((d, k) => (domains[d].In, (long)k)));
+        var validation = Concat(trainDomains.Select((d, k) => (domains[d].Out, (long)k)));
+        int stepsPerEpoch = (int)((train.Count + (long)dg.BatchPerDomain * trainDomains.Length - 1) / ((long)dg.BatchPerDomain * trainDomains.Length));
+        int epochs = (int)Math.Ceiling((double)dg.Steps / stepsPerEpoch);
+        var swad = WeightAveragingOptions.Swad(dg.EvaluationFrequency);
+        var options = new ClassifierTrainingOptions
+        {
+            Epochs = epochs,
+            BatchSize = dg.BatchPerDomain,
+            Optimizer = BaseOptimizerKind.AdamW,
+            LearningRate = dg.LearningRate,
+            WeightDecay = 0,
+            Schedule = new LearningRateSchedule { Kind = LearningRateScheduleKind.Constant },
+            Seed = seed,
+            SharpnessAware = method.StartsWith("SAM") ? SharpnessAwareOptions.Sam(dg.Rho) : null,
+            Averaging = method switch
+            {
+                "ERM+SWA" => new SwaOptions { StartStep = dg.Steps / 2, EverySteps = dg.EvaluationFrequency },
+                "ERM+SWAD" or "SAM+SWAD" => swad,
+                "ERM" or "SAM" => null,
+                _ => throw new ArgumentException($"Unknown method '{method}'; use {string.Join(", ", AllMethods)}."),
+            },
+        };
+        manual_seed(seed);
+        var model = new MnistCnn(1, 10, dg.Width);
+        var clock = Stopwatch.StartNew();
+        var reports = new ClassifierTrainer(options, CPU).Train(model, train, validation);
+        double seconds = clock.Elapsed.TotalSeconds;
+        var (_, testAccuracy) = ClassifierTrainer.Evaluate(model, domains[testDomain].In, 512, CPU);
+        var last = reports[^1];
+        return new RunResult(method, seed, testDomain, testAccuracy, last.ValidationAccuracy ?? double.NaN, (long)epochs * stepsPerEpoch, seconds, last.Averaging);
+    }
+
+    // DomainBed's collect_results: mean ± standard error (population std / √n) over trial seeds.
+    private static (double Mean, double Error) MeanAndError(IReadOnlyList<double> values)
+    {
+        double mean = values.Average();
+        double std = Math.Sqrt(values.Sum(v => (v - mean) * (v - mean)) / values.Count);
+        return (mean, std / Math.Sqrt(values.Count));
+    }
+
+    private static string Report(List<RunResult> results, string[] methods, DomainGeneralizationOptions dg, TimeSpan elapsed)
+    {
+        var s = new StringBuilder();
+        s.AppendLine($"Out-of-domain test accuracy % (test domain's \"in\" split), mean ± standard error over {dg.Seeds.Length} seeds; {elapsed.TotalMinutes:F1} min in total.");
+        s.AppendLine();
+        s.AppendLine("| method | " + string.Join(" | ", dg.TestDomains.Select(d => Angles[d] + "°")) + " | average |");
+        s.AppendLine("|---|" + string.Concat(dg.TestDomains.Select(_ => "---|")) + "---|");
+        foreach (var method in methods)
+        {
+            var cells = dg.TestDomains.Select(d =>
+            {
+                var (m, e) = MeanAndError(results.Where(r => r.Method == method && r.TestDomain == d).Select(r => 100 * r.TestAccuracy).ToArray());
+                return $"{m:F1} ± {e:F1}";
+            });
+            var perSeed = dg.Seeds.Select(seed => results.Where(r => r.Method == method && r.Seed == seed).Average(r => 100 * r.TestAccuracy)).ToArray();
+            var (am, ae) = MeanAndError(perSeed);
+            s.AppendLine($"| {method} | {string.Join(" | ", cells)} | **{am:F1} ± {ae:F1}** |");
+        }
+        s.AppendLine();
+        s.AppendLine("SWAD windows (steps, 1-based; segments of " + dg.EvaluationFrequency + " steps):");
+        s.AppendLine();
+        s.AppendLine("| method | seed | test domain | window | averaged | threshold | early stop | test acc % |");
+        s.AppendLine("|---|---|---|---|---|---|---|---|");
+        foreach (var r in results.Where(r => r.Method.EndsWith("SWAD")))
+        {
+            var w = r.Window!;
+            s.AppendLine($"| {r.Method} | {r.Seed} | {Angles[r.TestDomain]}° | {w.StartStep}–{w.EndStep} | {w.AveragedSteps} | {w.Threshold?.ToString("F4") ?? "not converged"} | {(w.EarlyStopped ? "yes" : "no")} | {100 * r.TestAccuracy:F1} |");
+        }
+        return s.ToString();
+    }
+}
