@@ -20,6 +20,7 @@ public sealed class LossObjective : IDisposable
     private readonly double[] _weights;
     private readonly long[] _sizes;
     private readonly Action? _onDispose;
+    private IList<Tensor>? _cachedGraph;
 
     /// <summary>Creates an objective over <paramref name="parameters"/>.</summary>
     /// <param name="parameters">The parameters w (each must require gradients).</param>
@@ -113,6 +114,7 @@ public sealed class LossObjective : IDisposable
     public void SetWeights(Tensor flat)
     {
         CheckVector(flat);
+        ReleaseGraph();
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var parts = Split(flat);
@@ -179,7 +181,12 @@ public sealed class LossObjective : IDisposable
         }
     }
 
-    /// <summary>The Hessian-vector product H(w)·v, averaged over the batches (double back-propagation).</summary>
+    /// <summary>
+    /// The Hessian-vector product H(w)·v, averaged over the batches (double back-propagation). With a single batch the
+    /// first-order gradient graph is kept between calls (until <see cref="SetWeights"/> or <see cref="Dispose"/>), so
+    /// repeated products cost one double backward each, as in PyHessian; do not change the weights by other means while
+    /// the objective is in use.
+    /// </summary>
     public Tensor HessianVectorProduct(Tensor v)
     {
         CheckVector(v);
@@ -189,17 +196,34 @@ public sealed class LossObjective : IDisposable
         for (int b = 0; b < _batchLosses.Length; b++)
         {
             using var batchScope = NewDisposeScope();
-            var loss = CheckScalar(_batchLosses[b]());
-            var grads = autograd.grad(new[] { loss }, _parameters, retain_graph: true, create_graph: true, allow_unused: true);
+            var grads = FirstOrderGraph(b);
             Tensor? dot = null;
             for (int i = 0; i < grads.Count; i++)
                 if (grads[i] is Tensor g && g.IsInvalid == false && g.requires_grad)
                     dot = dot is null ? g.mul(parts[i]).sum() : dot.add(g.mul(parts[i]).sum());
             if (dot is null) continue; // the loss is linear in w: H = 0 on this batch
-            var hv = autograd.grad(new[] { dot }, _parameters, allow_unused: true);
+            var hv = autograd.grad(new[] { dot }, _parameters, retain_graph: _cachedGraph is not null, allow_unused: true);
             total.add_(Flatten(hv), _weights[b]);
         }
         return total.MoveToOuterDisposeScope();
+    }
+
+    // The gradients with their graph (create_graph). Cached for a single batch until SetWeights; rebuilt otherwise.
+    private IList<Tensor> FirstOrderGraph(int batch)
+    {
+        if (_cachedGraph is not null) return _cachedGraph;
+        var loss = CheckScalar(_batchLosses[batch]());
+        var grads = autograd.grad(new[] { loss }, _parameters, retain_graph: true, create_graph: true, allow_unused: true);
+        if (_batchLosses.Length > 1) return grads;
+        foreach (var g in grads) g?.DetachFromDisposeScope();
+        return _cachedGraph = grads;
+    }
+
+    private void ReleaseGraph()
+    {
+        if (_cachedGraph is null) return;
+        foreach (var g in _cachedGraph) g?.Dispose();
+        _cachedGraph = null;
     }
 
     /// <summary>Splits a flat vector into views shaped like the parameters.</summary>
@@ -211,7 +235,11 @@ public sealed class LossObjective : IDisposable
     }
 
     /// <summary>Restores the model's mode (for objectives made by <see cref="ForModel"/>).</summary>
-    public void Dispose() => _onDispose?.Invoke();
+    public void Dispose()
+    {
+        ReleaseGraph();
+        _onDispose?.Invoke();
+    }
 
     private Tensor Flatten(IList<Tensor> grads) =>
         cat(grads.Select((g, i) => g is null || g.IsInvalid ? zeros(_sizes[i], DType, Device) : g.reshape(-1)).ToArray());
