@@ -1,5 +1,6 @@
 using System;
 using FlatMinima.MLNet.ImageClassification;
+using FlatMinima.MLNet.IncrementalFewShot;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
@@ -56,5 +57,41 @@ public static class FlatMinimaCatalog
         ArgumentNullException.ThrowIfNull(catalog);
         ArgumentNullException.ThrowIfNull(options);
         return new FlatMinimaImageClassificationTrainer(catalog.GetEnvironment(), options);
+    }
+
+    /// <summary>
+    /// F2M incremental few-shot learning: <c>Fit(baseData)</c> trains the base session with the flat-region search;
+    /// <c>Fit(sessionData, previousModel)</c> adds a session's new classes from a few shots each, without forgetting.
+    /// </summary>
+    /// <param name="catalog">The multiclass classification trainers catalog.</param>
+    /// <param name="labelColumnName">The label column (a key with class names: add <c>MapValueToKey</c>).</param>
+    /// <param name="imageColumnName">The image column: encoded bytes, <c>MLImage</c> or a known-size pixel vector.</param>
+    /// <param name="architecture">The backbone.</param>
+    /// <param name="epochs">Base-session passes over the data.</param>
+    /// <param name="bound">The flat region's bound b.</param>
+    public static FlatMinimaIncrementalFewShotTrainer FlatMinimaIncrementalFewShot(
+        this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
+        string labelColumnName = "Label",
+        string imageColumnName = "Image",
+        Torch.Models.ImageClassifierArchitecture architecture = Torch.Models.ImageClassifierArchitecture.ResNet20,
+        int epochs = 10,
+        double bound = 0.01)
+        => FlatMinimaIncrementalFewShot(catalog, new FlatMinimaIncrementalFewShotTrainer.Options
+        {
+            LabelColumnName = labelColumnName,
+            ImageColumnName = imageColumnName,
+            Architecture = architecture,
+            Epochs = epochs,
+            Bound = bound,
+        });
+
+    /// <summary>F2M incremental few-shot learning with the given options (validated here).</summary>
+    public static FlatMinimaIncrementalFewShotTrainer FlatMinimaIncrementalFewShot(
+        this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
+        FlatMinimaIncrementalFewShotTrainer.Options options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(options);
+        return new FlatMinimaIncrementalFewShotTrainer(catalog.GetEnvironment(), options);
     }
 }

@@ -11,17 +11,17 @@ namespace FlatMinima.MLNet.ImageClassification;
 /// </summary>
 internal sealed class BatchScores
 {
-    private readonly FlatMinimaImageClassificationTransformer _parent;
+    private readonly IImageScorer _parent;
     private readonly float[] _probabilities;
     private readonly int[] _predicted;
     private readonly List<DecodedImage> _images;
     private int _count;
     private int _current = -1;
 
-    public BatchScores(FlatMinimaImageClassificationTransformer parent, int capacity)
+    public BatchScores(IImageScorer parent, int capacity)
     {
         _parent = parent;
-        _probabilities = new float[capacity * parent.Model.ClassCount];
+        _probabilities = new float[capacity * parent.ClassCount];
         _predicted = new int[capacity];
         _images = new List<DecodedImage>(capacity);
         Capacity = capacity;
@@ -55,7 +55,7 @@ internal sealed class BatchScores
     private ValueGetter<VBuffer<float>> ScoreGetter(Action ensureCurrent) => (ref VBuffer<float> dst) =>
     {
         ensureCurrent();
-        int k = _parent.Model.ClassCount;
+        int k = _parent.ClassCount;
         var editor = VBufferEditor.Create(ref dst, k);
         _probabilities.AsSpan(_current * k, k).CopyTo(editor.Values);
         dst = editor.Commit();

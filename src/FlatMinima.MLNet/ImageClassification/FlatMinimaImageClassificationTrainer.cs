@@ -46,7 +46,7 @@ public sealed partial class FlatMinimaImageClassificationTrainer
         var o = _options;
         using (var probe = input.GetRowCursor(Array.Empty<DataViewSchema.Column>()))
             if (!probe.MoveNext()) throw new InvalidOperationException("The training data is empty: it has no rows.");
-        var (labelColumn, classCount) = CheckLabel(input.Schema, o.LabelColumnName);
+        var (labelColumn, classCount) = ImageTrainingData.CheckLabel(input.Schema, o.LabelColumnName);
         var imageColumn = input.Schema.GetColumnOrNull(o.ImageColumnName)
             ?? throw new ArgumentOutOfRangeException(nameof(input), $"Image column '{o.ImageColumnName}' was not found in the training data (set ImageColumnName).");
         var imageInput = ImageInput.FromColumn(imageColumn, o.ImageChannels, o.ImageHeight, o.ImageWidth);
@@ -78,8 +78,8 @@ public sealed partial class FlatMinimaImageClassificationTrainer
 
         using var rowIndex = tensor(rows);
         using var trainPart = heldOut.Length == 0 ? trainImages.alias() : trainImages.index_select(0, rowIndex);
-        var (mean, std) = ChannelStatistics(trainPart);
-        using var trainX = Normalize(trainPart, mean, std);
+        var (mean, std) = ImageTrainingData.ChannelStatistics(trainPart);
+        using var trainX = ImageTrainingData.Normalize(trainPart, mean, std);
         using var trainY = tensor(rows.Select(i => train.Labels[i]).ToArray());
         using var trainDomains = domains is null ? null : tensor(rows.Select(i => domains[i]).ToArray());
         TensorDataset? validation = null;
@@ -87,7 +87,7 @@ public sealed partial class FlatMinimaImageClassificationTrainer
         {
             using var heldIndex = tensor(heldOut);
             using var held = trainImages.index_select(0, heldIndex);
-            validation = new TensorDataset(Normalize(held, mean, std), tensor(heldOut.Select(i => train.Labels[i]).ToArray()))
+            validation = new TensorDataset(ImageTrainingData.Normalize(held, mean, std), tensor(heldOut.Select(i => train.Labels[i]).ToArray()))
             {
                 Domains = domains is null ? null : tensor(heldOut.Select(i => domains[i]).ToArray()),
             };
@@ -142,77 +142,14 @@ public sealed partial class FlatMinimaImageClassificationTrainer
     {
         _host.CheckValue(inputSchema, nameof(inputSchema));
         var o = _options;
-        if (!inputSchema.TryFindColumn(o.LabelColumnName, out var label))
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Label column '{o.LabelColumnName}' was not found in the input schema.");
-        if (!label.IsKey || label.Kind != SchemaShape.Column.VectorKind.Scalar)
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), LabelTypeMessage(o.LabelColumnName, label.ItemType));
-        if (!inputSchema.TryFindColumn(o.ImageColumnName, out var image))
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Image column '{o.ImageColumnName}' was not found in the input schema.");
-        bool imageOk = image.ItemType is ImageDataViewType
-            || (image.ItemType == NumberDataViewType.Byte && image.Kind == SchemaShape.Column.VectorKind.VariableVector)
-            || (image.ItemType == NumberDataViewType.Single && image.Kind == SchemaShape.Column.VectorKind.Vector);
-        if (image.ItemType == NumberDataViewType.Single && image.Kind == SchemaShape.Column.VectorKind.VariableVector)
-            throw new ArgumentOutOfRangeException(nameof(inputSchema),
-                $"Image column '{o.ImageColumnName}' is a Vector<Single> of unknown size; pixel vectors need a known size (ExtractPixels gives one: resize the images first with ResizeImages).");
-        if (!imageOk)
-            throw new ArgumentOutOfRangeException(nameof(inputSchema),
-                $"Image column '{o.ImageColumnName}' has type {image.ItemType} ({image.Kind}); expected encoded image bytes, an MLImage or a known-size Vector<Single>.");
-
-        var columns = inputSchema.ToDictionary(c => c.Name);
-        var scoreAnnotations = new List<SchemaShape.Column>
-        {
-            new(AnnotationUtils.Kinds.ScoreColumnKind, SchemaShape.Column.VectorKind.Scalar, TextDataViewType.Instance, false),
-            new(AnnotationUtils.Kinds.ScoreValueKind, SchemaShape.Column.VectorKind.Scalar, TextDataViewType.Instance, false),
-        };
-        var keyAnnotations = new List<SchemaShape.Column>();
-        if (label.Annotations.TryFindColumn(AnnotationUtils.Kinds.KeyValues, out var keyValues))
-        {
-            scoreAnnotations.Add(new(AnnotationUtils.Kinds.SlotNames, SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance, false));
-            scoreAnnotations.Add(new(AnnotationUtils.Kinds.TrainingLabelValues, keyValues.Kind, keyValues.ItemType, false));
-            keyAnnotations.Add(keyValues);
-        }
-        columns[o.ScoreColumnName] = new SchemaShape.Column(o.ScoreColumnName, SchemaShape.Column.VectorKind.Vector,
-            NumberDataViewType.Single, false, new SchemaShape(scoreAnnotations));
-        columns[o.PredictedLabelColumnName] = new SchemaShape.Column(o.PredictedLabelColumnName, SchemaShape.Column.VectorKind.Scalar,
-            NumberDataViewType.UInt32, true, new SchemaShape(keyAnnotations));
-        return new SchemaShape(columns.Values);
-    }
-
-    private static (DataViewSchema.Column Column, int ClassCount) CheckLabel(DataViewSchema schema, string name)
-    {
-        var column = schema.GetColumnOrNull(name)
-            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Label column '{name}' was not found in the training data (set LabelColumnName).");
-        if (column.Type is not KeyDataViewType key || key.RawType != typeof(uint))
-            throw new ArgumentOutOfRangeException(nameof(schema), LabelTypeMessage(name, column.Type));
-        if (key.Count < 2 || key.Count > int.MaxValue)
-            throw new InvalidOperationException($"Label column '{name}' has {key.Count} class(es); a classifier needs at least two classes.");
-        return (column, (int)key.Count);
-    }
-
-    private static string LabelTypeMessage(string name, DataViewType type) =>
-        $"Label column '{name}' has type {type}; it must be a key type. Add mlContext.Transforms.Conversion.MapValueToKey(\"{name}\") before the trainer " +
-        "(and MapKeyToValue(\"PredictedLabel\") after it to get the class names back).";
-
-    private static (float[] Mean, float[] Std) ChannelStatistics(Tensor images)
-    {
-        using var scope = NewDisposeScope();
-        var dims = new long[] { 0, 2, 3 };
-        var mean = images.mean(dims).data<float>().ToArray();
-        var std = images.std(dims, unbiased: false).clamp_min(1e-6).data<float>().ToArray();
-        return (mean, std);
-    }
-
-    private static Tensor Normalize(Tensor images, float[] mean, float[] std)
-    {
-        using var scope = NewDisposeScope();
-        return images.sub(tensor(mean).view(1, -1, 1, 1)).div_(tensor(std).view(1, -1, 1, 1)).MoveToOuterDisposeScope();
+        return ImageTrainingData.OutputSchema(inputSchema, o.LabelColumnName, o.ImageColumnName, o.ScoreColumnName, o.PredictedLabelColumnName, classNamesAsText: false);
     }
 
     private TensorDataset ReadValidation(IDataView validationSet, ImageInput trainInput, ImageExamples train, LabelKeyValues trainKeys,
         int classCount, float[] mean, float[] std)
     {
         var o = _options;
-        var (labelColumn, validationClasses) = CheckLabel(validationSet.Schema, o.LabelColumnName);
+        var (labelColumn, validationClasses) = ImageTrainingData.CheckLabel(validationSet.Schema, o.LabelColumnName);
         var validationKeys = LabelKeyValues.FromColumn(labelColumn, validationClasses);
         if (validationClasses != classCount || !validationKeys.SameClasses(trainKeys))
             throw new InvalidOperationException(
@@ -233,6 +170,6 @@ public sealed partial class FlatMinimaImageClassificationTrainer
                 $"ValidationSet: row {unseen} has label '{trainKeys.Names[(int)data.Labels[unseen]]}', a class with no training examples. Validation labels must be classes seen in training.");
         }
         using var images = data.Images;
-        return new TensorDataset(Normalize(images, mean, std), tensor(data.Labels));
+        return new TensorDataset(ImageTrainingData.Normalize(images, mean, std), tensor(data.Labels));
     }
 }

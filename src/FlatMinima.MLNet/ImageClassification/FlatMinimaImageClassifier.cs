@@ -4,6 +4,9 @@ using System.IO;
 using System.Linq;
 using FlatMinima.Torch.Models;
 using FlatMinima.Torch.Training;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -87,7 +90,73 @@ public sealed class FlatMinimaImageClassifier : IDisposable
         return FlatMinimaModelRegistry.Create(architecture, channels, classCount);
     }
 
-    internal void SaveWeights(BinaryWriter writer) => Network.save(writer);
+    internal const string WeightsEntry = "TorchWeights.bin";
+
+    /// <summary>Writes the architecture, geometry, class count and normalization.</summary>
+    internal void SaveHeader(ModelSaveContext ctx)
+    {
+        ctx.SaveNonEmptyString(Architecture);
+        ctx.Writer.Write(Channels);
+        ctx.Writer.Write(Height);
+        ctx.Writer.Write(Width);
+        ctx.Writer.Write(ClassCount);
+        foreach (var values in new[] { Mean, Std })
+        {
+            ctx.Writer.Write(values.Count);
+            foreach (float v in values) ctx.Writer.Write(v);
+        }
+    }
+
+    /// <summary>Writes the network weights as the zip entry <see cref="WeightsEntry"/>.</summary>
+    internal void SaveWeights(ModelSaveContext ctx) => ctx.SaveBinaryStream(WeightsEntry, w => Network.save(w));
+
+    /// <summary>Reads what <see cref="SaveHeader"/> wrote.</summary>
+    internal static ClassifierHeader LoadHeader(IHostEnvironment env, ModelLoadContext ctx)
+    {
+        string architecture = ctx.LoadNonEmptyString();
+        int channels = ctx.Reader.ReadInt32(), height = ctx.Reader.ReadInt32(), width = ctx.Reader.ReadInt32(), classes = ctx.Reader.ReadInt32();
+        float[] ReadFloats()
+        {
+            int n = ctx.Reader.ReadInt32();
+            env.CheckDecode(n == channels);
+            return Enumerable.Range(0, n).Select(_ => ctx.Reader.ReadSingle()).ToArray();
+        }
+        float[] mean = ReadFloats(), std = ReadFloats();
+        return new ClassifierHeader(architecture, channels, height, width, classes, mean, std);
+    }
+
+    /// <summary>A copy of this classifier (same architecture, weights and normalization) as a new network on <see cref="Device"/>.</summary>
+    internal FlatMinimaImageClassifier Clone()
+    {
+        var network = CreateNetwork(Architecture, Channels, ClassCount, Height, Width);
+        using (var stream = new MemoryStream())
+        {
+            Network.save(new BinaryWriter(stream));
+            stream.Position = 0;
+            network.load(new BinaryReader(stream));
+        }
+        network.to(Device);
+        network.train(Network.training);
+        return new FlatMinimaImageClassifier(network, Architecture, Channels, Height, Width, ClassCount, Mean.ToArray(), Std.ToArray(), Device);
+    }
+}
+
+/// <summary>The saved description of a <see cref="FlatMinimaImageClassifier"/>.</summary>
+internal sealed record ClassifierHeader(string Architecture, int Channels, int Height, int Width, int Classes, float[] Mean, float[] Std)
+{
+    /// <summary>Creates the network, loads its weights from the zip entry and moves it to <paramref name="device"/> in eval mode.</summary>
+    public FlatMinimaImageClassifier LoadNetwork(IHostEnvironment env, ModelLoadContext ctx, Device device)
+    {
+        var network = FlatMinimaImageClassifier.CreateNetwork(Architecture, Channels, Classes, Height, Width);
+        if (!ctx.TryLoadBinaryStream(FlatMinimaImageClassifier.WeightsEntry, r => network.load(r)))
+        {
+            network.Dispose();
+            throw env.ExceptDecode($"The model zip has no '{FlatMinimaImageClassifier.WeightsEntry}' entry with the network weights.");
+        }
+        network.to(device);
+        network.eval();
+        return new FlatMinimaImageClassifier(network, Architecture, Channels, Height, Width, Classes, Mean, Std, device);
+    }
 }
 
 /// <summary>

@@ -7,15 +7,15 @@ using Microsoft.ML.Data;
 namespace FlatMinima.MLNet.ImageClassification;
 
 /// <summary>
-/// The output of <see cref="FlatMinimaImageClassificationTransformer.Transform"/>: the input's columns plus the scores,
+/// The output of <c>Transform</c> of the image transformers: the input's columns plus the scores,
 /// computed lazily in batches as the cursor moves (and not at all when no score column is requested).
 /// </summary>
 internal sealed class ScoredDataView : IDataView
 {
-    private readonly FlatMinimaImageClassificationTransformer _parent;
+    private readonly IImageScorer _parent;
     private readonly IDataView _input;
 
-    public ScoredDataView(FlatMinimaImageClassificationTransformer parent, IDataView input, DataViewSchema schema)
+    public ScoredDataView(IImageScorer parent, IDataView input, DataViewSchema schema)
     {
         _parent = parent;
         _input = input;

@@ -9,9 +9,9 @@ namespace FlatMinima.MLNet.ImageClassification;
 /// <summary>The one-row-at-a-time mapper behind <c>PredictionEngine</c>: scores the current input row on first use.</summary>
 internal sealed class ScoringRowMapper : IRowToRowMapper
 {
-    private readonly FlatMinimaImageClassificationTransformer _parent;
+    private readonly IImageScorer _parent;
 
-    public ScoringRowMapper(FlatMinimaImageClassificationTransformer parent, DataViewSchema inputSchema, DataViewSchema outputSchema)
+    public ScoringRowMapper(IImageScorer parent, DataViewSchema inputSchema, DataViewSchema outputSchema)
     {
         _parent = parent;
         InputSchema = inputSchema;

@@ -47,7 +47,7 @@ public sealed class BasicBlock : Module<Tensor, Tensor>
 /// widths 64–512, [2,2,2,2]) with the stem adapted to small inputs (3×3, stride 1, no max-pool). TorchVision's own
 /// <c>resnet18</c> cannot be used for this: its 7×7, 3-channel stem and max-pool are fixed.
 /// </summary>
-public sealed class SmallImageResNet : Module<Tensor, Tensor>
+public sealed class SmallImageResNet : Module<Tensor, Tensor>, IEmbeddingNetwork
 {
     private readonly Conv2d conv1;
     private readonly BatchNorm2d bn1;
@@ -90,9 +90,15 @@ public sealed class SmallImageResNet : Module<Tensor, Tensor>
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
+        return fc.call(Embed(input)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The globally average-pooled features of the last stage (the classifier's input), <c>[N, width]</c>.</summary>
+    public Tensor Embed(Tensor input)
+    {
+        using var scope = NewDisposeScope();
         var x = functional.relu(bn1.call(conv1.call(input)));
         foreach (var stage in stages) x = stage.call(x);
-        x = functional.adaptive_avg_pool2d(x, 1).flatten(1);
-        return fc.call(x).MoveToOuterDisposeScope();
+        return functional.adaptive_avg_pool2d(x, 1).flatten(1).MoveToOuterDisposeScope();
     }
 }

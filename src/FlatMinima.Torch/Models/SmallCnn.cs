@@ -10,7 +10,7 @@ namespace FlatMinima.Torch.Models;
 /// Small CNN for 28×28-class inputs: conv 32 3×3 → ReLU → max-pool 2 → conv 64 3×3 → ReLU → max-pool 2 → linear.
 /// 34,826 parameters for 1×28×28 and 10 classes (the same model as the PyTorch peer benchmark).
 /// </summary>
-public sealed class SmallCnn : Module<Tensor, Tensor>
+public sealed class SmallCnn : Module<Tensor, Tensor>, IEmbeddingNetwork
 {
     private readonly Conv2d conv1;
     private readonly Conv2d conv2;
@@ -32,8 +32,15 @@ public sealed class SmallCnn : Module<Tensor, Tensor>
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
+        return fc.call(Embed(input)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The flattened output of the second pooling layer (the classifier's input), <c>[N, 64·h·w]</c>.</summary>
+    public Tensor Embed(Tensor input)
+    {
+        using var scope = NewDisposeScope();
         var x = functional.max_pool2d(functional.relu(conv1.call(input)), 2);
         x = functional.max_pool2d(functional.relu(conv2.call(x)), 2);
-        return fc.call(x.flatten(1)).MoveToOuterDisposeScope();
+        return x.flatten(1).MoveToOuterDisposeScope();
     }
 }

@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Diagnostics;
 using System.Linq;
 using FlatMinima.Torch.Averaging;
+using FlatMinima.Torch.IncrementalFewShot;
 using FlatMinima.Torch.Optimization;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -64,6 +65,8 @@ public sealed class ClassifierTrainer
         using var optimizer = CreateOptimizer(parameters);
         using var sam = o.SharpnessAware is null ? null : new SharpnessAwareMinimizer(model, optimizer, o.SharpnessAware);
         using var generator = new Generator((ulong)o.Seed, CPU);
+        using var noiseGenerator = new Generator((ulong)o.Seed + 7919, CPU);
+        using var flatRegion = o.FlatRegion is null ? null : new FlatRegionSearch(model, o.FlatRegion, noiseGenerator);
         using var sampler = new BatchSampler(train, o.BatchSize, generator);
         int stepsPerEpoch = sampler.StepsPerEpoch;
         using var averager = o.Averaging?.CreateAverager(model, new TrainingPlan(stepsPerEpoch, o.Epochs));
@@ -93,7 +96,9 @@ public sealed class ClassifierTrainer
                     rate = o.Schedule.At(o.LearningRate, step, stepsPerEpoch, o.Epochs);
                     if (averager is not null) rate = averager.LearningRate(step, rate);
                     LearningRateSchedule.Apply(optimizer, rate);
-                    var (loss, hits) = sam is null ? PlainGradient(model, optimizer, x, y) : SharpnessAwareGradient(model, sam, x, y);
+                    var (loss, hits) = sam is not null ? SharpnessAwareGradient(model, sam, x, y)
+                        : flatRegion is not null ? FlatRegionGradient(model, flatRegion, x, y)
+                        : PlainGradient(model, optimizer, x, y);
                     double lossValue = loss.item<float>();
                     if (!double.IsFinite(lossValue))
                         throw new TrainingDivergedException(epoch, b, lossValue, sam is not null);
@@ -195,6 +200,19 @@ public sealed class ClassifierTrainer
         var loss = Loss(logits, y);
         loss.backward();
         return (loss.detach(), logits.argmax(1).eq(y).sum());
+    }
+
+    // F2M: the reported loss is the mean over the noisy samples; accuracy is the first sample's.
+    private (Tensor Loss, Tensor Correct) FlatRegionGradient(nn.Module<Tensor, Tensor> model, FlatRegionSearch search, Tensor x, Tensor y)
+    {
+        long? correct = null;
+        var losses = search.ComputeGradient(() =>
+        {
+            var logits = model.call(x);
+            correct ??= logits.argmax(1).eq(y).sum().item<long>();
+            return Loss(logits, y);
+        });
+        return (losses.mean().to_type(ScalarType.Float32), tensor(correct ?? 0));
     }
 
     private (Tensor Loss, Tensor Correct) SharpnessAwareGradient(nn.Module<Tensor, Tensor> model, SharpnessAwareMinimizer sam, Tensor x, Tensor y)

@@ -1,6 +1,7 @@
 using System;
 using System.Threading;
 using FlatMinima.Torch.Averaging;
+using FlatMinima.Torch.IncrementalFewShot;
 using FlatMinima.Torch.Optimization;
 
 namespace FlatMinima.Torch.Training;
@@ -57,6 +58,10 @@ public sealed record ClassifierTrainingOptions
     /// <summary>The sharpness-aware step; null trains with the plain base optimizer.</summary>
     public SharpnessAwareOptions? SharpnessAware { get; init; }
 
+    /// <summary>F2M's flat-region search (noise on the range parameters, mean + w·std objective); null trains the plain
+    /// loss. Cannot be combined with <see cref="SharpnessAware"/>.</summary>
+    public FlatRegionOptions? FlatRegion { get; init; }
+
     /// <summary>Weight averaging (SWA, EMA or SWAD); null trains without. Combines with every sharpness-aware method.</summary>
     public WeightAveragingOptions? Averaging { get; init; }
 
@@ -103,6 +108,9 @@ public sealed record ClassifierTrainingOptions
         Schedule.Validate();
         SharpnessAware?.Validate();
         Averaging?.Validate();
+        FlatRegion?.Validate();
+        if (FlatRegion is not null && SharpnessAware is not null)
+            throw new ArgumentException("FlatRegion (F2M's flat-region search) and SharpnessAware cannot be combined; set one of them.", nameof(FlatRegion));
     }
 }
 

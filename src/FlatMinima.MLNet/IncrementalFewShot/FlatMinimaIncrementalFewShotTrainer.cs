@@ -1,0 +1,262 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using FlatMinima.MLNet.ImageClassification;
+using FlatMinima.Torch.IncrementalFewShot;
+using FlatMinima.Torch.Training;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using Microsoft.ML.Trainers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FlatMinima.MLNet.IncrementalFewShot;
+
+/// <summary>
+/// F2M incremental few-shot learning (Shi et al., NeurIPS 2021) as an ML.NET trainer. <c>Fit(baseData)</c> trains the
+/// base session with the flat-region search and returns a nearest-prototype classifier over the base classes;
+/// <c>Fit(sessionData, previousModel)</c> learns the session's new classes from a few shots each — fine-tuning only the
+/// range parameters inside the flat region around the base weights, with the old prototypes fixed — and returns a new
+/// transformer over every class seen so far, leaving <c>previousModel</c> untouched. Create it with
+/// <c>mlContext.MulticlassClassification.Trainers.FlatMinimaIncrementalFewShot(…)</c>.
+/// </summary>
+/// <remarks>
+/// Classes are recognised by name: the label column must be a key with key values (<c>MapValueToKey</c>). Score slots
+/// and <c>PredictedLabel</c>'s key values list the base classes in key order, then each session's new classes in that
+/// session's key order. To evaluate, map the test labels with <see cref="FlatMinimaIncrementalFewShotTransformer.MapLabelToKey"/>,
+/// which uses the same order.
+/// </remarks>
+public sealed partial class FlatMinimaIncrementalFewShotTrainer
+    : ITrainerEstimator<FlatMinimaIncrementalFewShotTransformer, FlatMinimaFewShotClassifier>
+{
+    private readonly IHost _host;
+    private readonly Options _options;
+
+    internal FlatMinimaIncrementalFewShotTrainer(IHostEnvironment env, Options options)
+    {
+        Contracts.CheckValue(env, nameof(env));
+        _host = env.Register(nameof(FlatMinimaIncrementalFewShotTrainer));
+        _options = options ?? throw new ArgumentNullException(nameof(options));
+        options.Validate();
+    }
+
+    /// <summary>No normalization or caching is needed; sessions continue from a previous model (incremental training).</summary>
+    public TrainerInfo Info { get; } = new(normalization: false, calibration: false, caching: false, supportValid: false,
+        supportIncrementalTrain: true, supportTest: false);
+
+    /// <summary>Trains the base session on <paramref name="input"/> (at least two classes).</summary>
+    public FlatMinimaIncrementalFewShotTransformer Fit(IDataView input)
+    {
+        _host.CheckValue(input, nameof(input));
+        var o = _options;
+        CheckHasRows(input, "The base-session data is empty: it has no rows.");
+        var keyValues = ReadKeyValues(input.Schema, "base-session data", minClasses: 2);
+        var imageColumn = input.Schema.GetColumnOrNull(o.ImageColumnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(input), $"Image column '{o.ImageColumnName}' was not found in the base-session data (set ImageColumnName).");
+        var imageInput = ImageInput.FromColumn(imageColumn, o.ImageChannels, o.ImageHeight, o.ImageWidth);
+
+        using var ch = _host.Start("Base session");
+        var data = ImageDataReader.Read(input, imageInput, o.ImageColumnName, o.LabelColumnName, o.ImageChannels, o.ImageHeight, o.ImageWidth);
+        using var images = data.Images;
+        var present = data.Labels.Distinct().OrderBy(k => k).ToArray();
+        if (present.Length < 2)
+            throw new InvalidOperationException($"Label column '{o.LabelColumnName}': the base-session data has a single class ('{keyValues.Names[(int)present[0]]}'); the base session needs at least two.");
+        var slot = present.Select((key, i) => (key, i)).ToDictionary(p => p.key, p => (long)p.i);
+        var names = present.Select(k => keyValues.Names[(int)k]).ToArray();
+        ch.Info(MessageSensitivity.None, $"Read {data.Labels.Length} base images ({data.Channels}×{data.Height}×{data.Width}) of {names.Length} classes.");
+
+        var (mean, std) = ImageTrainingData.ChannelStatistics(images);
+        using var x = ImageTrainingData.Normalize(images, mean, std);
+        using var y = tensor(data.Labels.Select(k => slot[k]).ToArray());
+        var device = Devices.Resolve(o.Device, o.CudaDeviceIndex);
+        string architecture = o.CustomModelFactory is null ? o.Architecture.ToString() : o.CustomModelName!;
+        if (o.CustomModelFactory is not null) FlatMinimaModelRegistry.Register(o.CustomModelName!, o.CustomModelFactory);
+        manual_seed(o.Seed);
+        var network = FlatMinimaImageClassifier.CreateNetwork(architecture, data.Channels, names.Length, data.Height, data.Width);
+        FlatRegionBounds? region = null;
+        Tensor prototypes;
+        try
+        {
+            Prototypes.AsEmbedding(network);
+            network.to(device);
+            var training = o.ToTrainingOptions() with
+            {
+                Progress = report =>
+                {
+                    ch.Info(MessageSensitivity.None, report.ToString());
+                    o.ProgressCallback?.Invoke(report);
+                },
+            };
+            ch.Info(MessageSensitivity.None, $"Training {architecture} on {device.type}" + (o.FlatRegionSearch
+                ? $" with the flat-region search (b = {o.Bound}, M = {o.NoiseSamples}, std weight {o.StdWeight}, {o.Noise} noise)."
+                : " with plain cross-entropy (FlatRegionSearch off)."));
+            new ClassifierTrainer(training, device).Train(network, new TensorDataset(x, y));
+            network.eval();
+            region = new FlatRegionBounds(RangeParameters.Select(network, o.RangeLayerCount, o.RangeParameterNames), o.Bound);
+            prototypes = Prototypes.Compute(network, x, y, names.Length, o.ScoringBatchSize, device).DetachFromDisposeScope();
+            ch.Info(MessageSensitivity.None, $"Range parameters: {string.Join(", ", region.Names)}.");
+        }
+        catch
+        {
+            region?.Dispose();
+            network.Dispose();
+            throw;
+        }
+        var backbone = new FlatMinimaImageClassifier(network, architecture, data.Channels, data.Height, data.Width, names.Length, mean, std, device);
+        var model = new FlatMinimaFewShotClassifier(backbone, region, prototypes, names.Length, 0, o.PrototypeNormalization, o.DistanceScale,
+            zeros(0, data.Channels, data.Height, data.Width).DetachFromDisposeScope(), zeros(0, ScalarType.Int64).DetachFromDisposeScope());
+        return CreateTransformer(model, imageInput, names);
+    }
+
+    /// <summary>
+    /// Learns the new classes of <paramref name="sessionData"/> (at most <see cref="Options.MaxShotsPerClass"/> rows each)
+    /// on top of <paramref name="previousModel"/> (the base session's or an earlier session's transformer, also after
+    /// <c>mlContext.Model.Load</c>). Returns a new transformer over all classes seen so far; <paramref name="previousModel"/>
+    /// is not changed.
+    /// </summary>
+    public FlatMinimaIncrementalFewShotTransformer Fit(IDataView sessionData, FlatMinimaIncrementalFewShotTransformer previousModel)
+    {
+        _host.CheckValue(sessionData, nameof(sessionData));
+        if (previousModel is null)
+            throw new ArgumentNullException(nameof(previousModel),
+                "A session needs the model it builds on: train the base session first with Fit(baseData) and pass its transformer (or a loaded one) as previousModel.");
+        var o = _options;
+        var previous = previousModel.Model;
+        var backbone = previous.Backbone;
+        CheckHasRows(sessionData, "The session data is empty: it has no rows; a session needs at least one shot of each new class.");
+        var keyValues = ReadKeyValues(sessionData.Schema, "session data", minClasses: 1);
+        var imageColumn = sessionData.Schema.GetColumnOrNull(o.ImageColumnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(sessionData), $"Image column '{o.ImageColumnName}' was not found in the session data (set ImageColumnName).");
+        previousModel.Input.CheckCompatible(imageColumn);
+        var imageInput = previousModel.Input.Kind == ImageInputKind.PixelVector ? previousModel.Input : ImageInput.FromColumn(imageColumn, null, null, null);
+
+        using var ch = _host.Start($"Session {previous.SessionCount + 1}");
+        var data = ImageDataReader.Read(sessionData, imageInput, o.ImageColumnName, o.LabelColumnName, null, null, null);
+        using var read = data.Images;
+        CheckGeometry(data, backbone);
+        var adapted = ImageBatch.AdaptChannels(read, backbone.Channels);
+        using var images = ReferenceEquals(adapted, read) ? read.alias() : adapted;
+
+        var (rows, names) = AssignClasses(data.Labels, keyValues, previousModel.ClassNames);
+        int oldCount = previous.ClassCount, newCount = names.Count - oldCount;
+        ch.Info(MessageSensitivity.None, $"Session {previous.SessionCount + 1}: {newCount} new class(es) [{string.Join(", ", names.Skip(oldCount))}] from {data.Labels.Length} rows" +
+            (previous.ExemplarCount > 0 ? $", plus {previous.ExemplarCount} exemplars of earlier sessions." : "."));
+
+        var device = backbone.Device;
+        var copy = backbone.Clone();
+        var region = previous.FlatRegion.Clone();
+        try
+        {
+            using var scope = NewDisposeScope();
+            var rawX = cat(new[] { images, previous.ExemplarImages }, 0);
+            var allY = cat(new[] { tensor(rows), previous.ExemplarLabels }, 0);
+            var result = IncrementalSession.Run(copy.Network, region, previous.Prototypes, copy.Normalize(rawX), allY, o.ToSessionOptions() with
+            {
+                Normalization = previous.Normalization,
+                DistanceScale = previous.DistanceScale,
+            });
+            ch.Info(MessageSensitivity.None, $"Session losses per epoch: [{string.Join(", ", result.Losses.Select(l => l.ToString("F4")))}]; " +
+                $"largest |θ − θ_base| over the range parameters: {result.MaxDeviation:G4} (bound b/2 = {region.Bound / 2:G4}).");
+            var prototypes = cat(new[] { previous.Prototypes, result.NewPrototypes }, 0);
+            var (exemplarImages, exemplarLabels) = KeepExemplars(images, rows, oldCount, previous);
+            var model = new FlatMinimaFewShotClassifier(copy, region, prototypes.DetachFromDisposeScope(), previous.BaseClassCount, previous.SessionCount + 1,
+                previous.Normalization, previous.DistanceScale, exemplarImages.DetachFromDisposeScope(), exemplarLabels.DetachFromDisposeScope());
+            return CreateTransformer(model, previousModel.Input, names);
+        }
+        catch
+        {
+            copy.Dispose();
+            region.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The input columns plus <c>Score</c> (vector of K floats) and <c>PredictedLabel</c> (key with the class names); checks the inputs.</summary>
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        _host.CheckValue(inputSchema, nameof(inputSchema));
+        var o = _options;
+        return ImageTrainingData.OutputSchema(inputSchema, o.LabelColumnName, o.ImageColumnName, o.ScoreColumnName, o.PredictedLabelColumnName, classNamesAsText: true);
+    }
+
+    private FlatMinimaIncrementalFewShotTransformer CreateTransformer(FlatMinimaFewShotClassifier model, ImageInput input, IReadOnlyList<string> names)
+    {
+        var o = _options;
+        return new FlatMinimaIncrementalFewShotTransformer(_host, model, input, o.ImageColumnName, o.LabelColumnName, o.ScoreColumnName,
+            o.PredictedLabelColumnName, LabelKeyValues.FromNames(names), o.ScoringBatchSize, o.Device, o.CudaDeviceIndex);
+    }
+
+    private static void CheckHasRows(IDataView data, string message)
+    {
+        using var probe = data.GetRowCursor(Array.Empty<DataViewSchema.Column>());
+        if (!probe.MoveNext()) throw new InvalidOperationException(message);
+    }
+
+    private LabelKeyValues ReadKeyValues(DataViewSchema schema, string what, int minClasses)
+    {
+        var name = _options.LabelColumnName;
+        var (column, classCount) = ImageTrainingData.CheckLabel(schema, name, minClasses);
+        var keyValues = LabelKeyValues.FromColumn(column, classCount);
+        if (!keyValues.HasValues)
+            throw new ArgumentOutOfRangeException(nameof(schema),
+                $"Label column '{name}' of the {what} is a key without key values (class names); incremental sessions recognise classes by name. " +
+                $"Map the label with mlContext.Transforms.Conversion.MapValueToKey(\"{name}\").");
+        if (keyValues.Names.Distinct().Count() != keyValues.Names.Count)
+            throw new ArgumentOutOfRangeException(nameof(schema), $"Label column '{name}' of the {what} has repeated class names among its key values; class names must be unique.");
+        return keyValues;
+    }
+
+    private void CheckGeometry(ImageExamples data, FlatMinimaImageClassifier backbone)
+    {
+        var column = _options.ImageColumnName;
+        if (data.Height != backbone.Height || data.Width != backbone.Width)
+            throw new InvalidOperationException(
+                $"Image column '{column}': the session images are {data.Height}×{data.Width} pixels but the base model takes {backbone.Height}×{backbone.Width}. " +
+                "Resize them to the base size (mlContext.Transforms.ResizeImages) before the session.");
+        if (data.Channels > backbone.Channels)
+            throw new InvalidOperationException(
+                $"Image column '{column}': the session images have {data.Channels} (color) channels but the base model takes {backbone.Channels} (grayscale). " +
+                "Convert them to grayscale before the session (mlContext.Transforms.ConvertToGrayscale), as the base data was.");
+    }
+
+    // Global class index of every row and the class names after the session (old names, then new ones in key order).
+    private (long[] Rows, IReadOnlyList<string> Names) AssignClasses(long[] keys, LabelKeyValues keyValues, IReadOnlyList<string> known)
+    {
+        var o = _options;
+        var names = known.ToList();
+        var index = names.Select((n, i) => (n, i)).ToDictionary(p => p.n, p => (long)p.i);
+        foreach (var key in keys.Distinct().OrderBy(k => k))
+        {
+            var name = keyValues.Names[(int)key];
+            if (index.ContainsKey(name))
+            {
+                if (o.RepeatedClasses == RepeatedClassPolicy.Reject)
+                    throw new InvalidOperationException(
+                        $"Label column '{o.LabelColumnName}', row {Array.IndexOf(keys, key)}: class '{name}' was already learned (in the base session or an earlier one). " +
+                        "Remove its rows from the session data, or set RepeatedClasses = Merge to use them as extra examples of that class.");
+                continue;
+            }
+            int shots = keys.Count(k => k == key);
+            if (shots > o.MaxShotsPerClass)
+                throw new InvalidOperationException(
+                    $"Label column '{o.LabelColumnName}': new class '{name}' has {shots} rows in the session data, more than MaxShotsPerClass = {o.MaxShotsPerClass}. " +
+                    "Give fewer shots or raise MaxShotsPerClass.");
+            index[name] = names.Count;
+            names.Add(name);
+        }
+        if (names.Count == known.Count)
+            throw new InvalidOperationException($"Label column '{o.LabelColumnName}': the session data has no new class; every class in it was already learned.");
+        return (keys.Select(k => index[keyValues.Names[(int)k]]).ToArray(), names);
+    }
+
+    // The previous exemplars plus the first ExemplarsPerClass rows of each new class (raw images, CPU).
+    private (Tensor Images, Tensor Labels) KeepExemplars(Tensor images, long[] rows, int oldCount, FlatMinimaFewShotClassifier previous)
+    {
+        var keep = rows.Select((label, row) => (label, row)).Where(p => p.label >= oldCount)
+            .GroupBy(p => p.label).SelectMany(g => g.Take(_options.ExemplarsPerClass)).Select(p => (long)p.row).ToArray();
+        using var index = tensor(keep, ScalarType.Int64);
+        var labels = tensor(keep.Select(r => rows[r]).ToArray(), ScalarType.Int64);
+        return (cat(new[] { previous.ExemplarImages, images.index_select(0, index) }, 0), cat(new[] { previous.ExemplarLabels, labels }, 0));
+    }
+}

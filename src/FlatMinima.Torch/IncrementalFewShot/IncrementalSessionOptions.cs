@@ -1,0 +1,49 @@
+using System;
+
+namespace FlatMinima.Torch.IncrementalFewShot;
+
+/// <summary>Settings of an F2M incremental few-shot session (<see cref="IncrementalSession"/>). Defaults are the reference's CIFAR configuration.</summary>
+public sealed record IncrementalSessionOptions
+{
+    /// <summary>Passes over the session data; the whole session (new shots plus exemplars) is one batch. 0 = prototype-only (no fine-tuning).</summary>
+    public int Epochs { get; init; } = 6;
+
+    /// <summary>SGD learning rate.</summary>
+    public double LearningRate { get; init; } = 0.01;
+
+    /// <summary>SGD momentum.</summary>
+    public double Momentum { get; init; } = 0.9;
+
+    /// <summary>Weight decay (L2 term).</summary>
+    public double WeightDecay { get; init; } = 5e-4;
+
+    /// <summary>Round each step's update to multiples of b/RoundingReduction (the reference's <c>rounding</c> with reduction factor 4);
+    /// null (default) leaves updates as they are.</summary>
+    public int? RoundingReduction { get; init; }
+
+    /// <summary>Prototype normalisation in the session loss and in prediction.</summary>
+    public PrototypeNormalization Normalization { get; init; } = PrototypeNormalization.Prototypes;
+
+    /// <summary>ω in the logits <c>−ω·‖f − p‖²</c> (reference: 1).</summary>
+    public double DistanceScale { get; init; } = 1.0;
+
+    /// <summary>Clamp the range parameters into the flat region after every step (F2M). False only for ablations.</summary>
+    public bool ClampToRegion { get; init; } = true;
+
+    /// <summary>Train every parameter instead of the range parameters only — the naive fine-tuning baseline, which forgets. False for F2M.</summary>
+    public bool TrainAllParameters { get; init; }
+
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid setting.</summary>
+    public void Validate()
+    {
+        if (Epochs < 0) throw new ArgumentOutOfRangeException(nameof(Epochs), Epochs, "Session Epochs must be ≥ 0 (0 = prototypes only).");
+        if (!(LearningRate > 0) || double.IsInfinity(LearningRate))
+            throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "Session LearningRate must be a finite number > 0.");
+        if (!(Momentum >= 0 && Momentum < 1)) throw new ArgumentOutOfRangeException(nameof(Momentum), Momentum, "Session Momentum must be in [0, 1).");
+        if (!(WeightDecay >= 0)) throw new ArgumentOutOfRangeException(nameof(WeightDecay), WeightDecay, "Session WeightDecay must be ≥ 0.");
+        if (RoundingReduction is int r && r < 1) throw new ArgumentOutOfRangeException(nameof(RoundingReduction), r, "RoundingReduction must be ≥ 1, or null to disable rounding.");
+        if (!Enum.IsDefined(Normalization)) throw new ArgumentOutOfRangeException(nameof(Normalization), Normalization, "Unknown prototype normalisation.");
+        if (!(DistanceScale > 0) || double.IsInfinity(DistanceScale))
+            throw new ArgumentOutOfRangeException(nameof(DistanceScale), DistanceScale, "DistanceScale must be a finite number > 0.");
+    }
+}
