@@ -87,6 +87,7 @@ public static class IncrementalSession
                                 trainable[i].copy_(before[i].add(trainable[i].sub(before[i]).div(quantum!.Value).round().mul(quantum.Value)));
                     }
                     if (options.ClampToRegion) region.Clamp(network);
+                    options.AfterStep?.Invoke(epoch + 1, value);
                 }
             }
         }

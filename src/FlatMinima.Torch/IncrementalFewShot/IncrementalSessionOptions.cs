@@ -33,6 +33,9 @@ public sealed record IncrementalSessionOptions
     /// <summary>Train every parameter instead of the range parameters only — the naive fine-tuning baseline, which forgets. False for F2M.</summary>
     public bool TrainAllParameters { get; init; }
 
+    /// <summary>Called after every step (after rounding and clamping) with the 1-based epoch and its loss.</summary>
+    public Action<int, double>? AfterStep { get; init; }
+
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid setting.</summary>
     public void Validate()
     {
