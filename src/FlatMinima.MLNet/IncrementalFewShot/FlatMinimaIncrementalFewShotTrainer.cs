@@ -162,7 +162,7 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
             var (exemplarImages, exemplarLabels) = KeepExemplars(images, rows, oldCount, previous);
             var model = new FlatMinimaFewShotClassifier(copy, region, prototypes.DetachFromDisposeScope(), previous.BaseClassCount, previous.SessionCount + 1,
                 previous.Normalization, previous.DistanceScale, exemplarImages.DetachFromDisposeScope(), exemplarLabels.DetachFromDisposeScope());
-            return CreateTransformer(model, previousModel.Input, names);
+            return CreateTransformer(model, imageInput, names);
         }
         catch
         {

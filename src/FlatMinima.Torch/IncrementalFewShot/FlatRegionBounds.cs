@@ -116,7 +116,7 @@ public static class TensorIO
     {
         using var cpu = value.detach().cpu().contiguous();
         writer.Write((int)cpu.dtype);
-        writer.Write(cpu.dim());
+        writer.Write((int)cpu.dim());
         foreach (long d in cpu.shape) writer.Write(d);
         writer.Write(cpu.bytes);
     }
