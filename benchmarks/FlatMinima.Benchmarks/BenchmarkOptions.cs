@@ -11,6 +11,8 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
 {
     public DomainGeneralizationOptions DomainGeneralization { get; init; } = DomainGeneralizationOptions.Reduced;
 
+    public IncrementalOptions Incremental { get; init; } = IncrementalOptions.Reduced with { Preset = "reduced" };
+
     public static BenchmarkOptions Parse(string[] args)
     {
         var o = new BenchmarkOptions(new[] { "steps", "scoring", "data" }, 2, 60, 12, 12800, true, FlatMinima.Torch.Data.IdxImageSet.DebianFashionMnistDirectory, null);
@@ -43,6 +45,18 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
                 "--dg-test" => o with { DomainGeneralization = o.DomainGeneralization with { TestDomains = Next().Split(',').Select(int.Parse).ToArray() } },
                 "--dg-methods" => o with { DomainGeneralization = o.DomainGeneralization with { Methods = Next().Split(',') } },
                 "--dg-out" => o with { DomainGeneralization = o.DomainGeneralization with { Output = Next() } },
+                "--f2m-preset" => o with { Incremental = Next() switch
+                {
+                    "reduced" => IncrementalOptions.Reduced with { Preset = "reduced" },
+                    "full" => IncrementalOptions.Full with { Preset = "full" },
+                    var p => throw new ArgumentException($"Unknown --f2m-preset {p}; use reduced or full."),
+                } },
+                "--f2m-base-per-class" => o with { Incremental = o.Incremental with { BasePerClass = int.Parse(Next()), Preset = "custom" } },
+                "--f2m-epochs" => o with { Incremental = o.Incremental with { Epochs = int.Parse(Next()), Preset = "custom" } },
+                "--f2m-test-per-class" => o with { Incremental = o.Incremental with { TestPerClass = int.Parse(Next()), Preset = "custom" } },
+                "--f2m-seeds" => o with { Incremental = o.Incremental with { Seeds = int.Parse(Next()), Preset = "custom" } },
+                "--f2m-arch" => o with { Incremental = o.Incremental with { Architecture = Enum.Parse<FlatMinima.Torch.Models.ImageClassifierArchitecture>(Next()), Preset = "custom" } },
+                "--f2m-out" => o with { Incremental = o.Incremental with { Output = Next() } },
                 var m when !m.StartsWith("--") => o with { Modes = m.Split(',') },
                 var other => throw new ArgumentException($"Unknown option {other}"),
             };

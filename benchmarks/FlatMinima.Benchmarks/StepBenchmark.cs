@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+
 using FlatMinima.Torch.Models;
 using FlatMinima.Torch.Optimization;
 using TorchSharp;
@@ -20,6 +21,49 @@ internal static class StepBenchmark
         Console.WriteLine("|---|---|---|---|---|---|---|---|");
         Measure("SmallCnn 1×28×28", () => new SmallCnn(1, 10), new long[] { 1, 28, 28 }, 20, options.CnnSteps);
         Measure("ResNet-20 3×32×32", () => SmallImageResNet.ResNet20(3, 10), new long[] { 3, 32, 32 }, 4, options.ResNetSteps);
+    }
+
+    /// <summary>F2M's flat-region step (M noisy forward/backward passes) vs an SGD step on ResNet-20 1×28×28, batch 128.</summary>
+    public static void RunFlatRegion(BenchmarkOptions options)
+    {
+        Console.WriteLine();
+        Console.WriteLine("## F2M flat-region step vs SGD step, ResNet-20 1×28×28, batch 128, M = 2, last 4 convs (median ms over interleaved rounds)");
+        Console.WriteLine();
+        Console.WriteLine("| SGD | F2M discrete Beta | F2M uniform | discrete Beta/SGD | uniform/SGD | rounds |");
+        Console.WriteLine("|---|---|---|---|---|---|");
+        manual_seed(0);
+        var x = randn(128, 1, 28, 28);
+        var y = randint(0, 10, new long[] { 128 });
+        var (sgdModel, sgd, _) = Setup(() => SmallImageResNet.ResNet20(1, 10), null);
+        var flat = new[] { FlatMinima.Torch.IncrementalFewShot.FlatRegionNoiseKind.DiscreteBeta, FlatMinima.Torch.IncrementalFewShot.FlatRegionNoiseKind.Uniform }.Select(kind =>
+        {
+            var (model, opt, _) = Setup(() => SmallImageResNet.ResNet20(1, 10), null);
+            var search = new FlatMinima.Torch.IncrementalFewShot.FlatRegionSearch(model, new FlatMinima.Torch.IncrementalFewShot.FlatRegionOptions { Noise = kind }, new Generator(1, CPU));
+            return (model, opt, search);
+        }).ToArray();
+        var times = new List<double>[] { new(), new(), new() };
+        int warmup = 3;
+        for (int r = 0; r < warmup + options.ResNetSteps; r++)
+        {
+            var t = new double[3];
+            t[0] = Timing.Ms(() => PlainStep(sgdModel, sgd, x, y));
+            for (int k = 0; k < 2; k++)
+            {
+                var (model, opt, search) = flat[k];
+                t[k + 1] = Timing.Ms(() =>
+                {
+                    using var scope = NewDisposeScope();
+                    opt.zero_grad();
+                    var losses = search.ComputeGradient(() => nn.functional.cross_entropy(model.call(x), y));
+                    opt.step();
+                    _ = losses.mean().ToDouble();
+                });
+            }
+            if (r < warmup) continue;
+            for (int k = 0; k < 3; k++) times[k].Add(t[k]);
+        }
+        var m = times.Select(Timing.Median).ToArray();
+        Console.WriteLine($"| {m[0]:F1} | {m[1]:F1} | {m[2]:F1} | **{m[1] / m[0]:F2}** | {m[2] / m[0]:F2} | {options.ResNetSteps} |");
     }
 
     private static void Measure(string name, Func<nn.Module<Tensor, Tensor>> create, long[] shape, int warmup, int rounds)

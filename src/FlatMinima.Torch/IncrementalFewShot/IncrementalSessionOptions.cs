@@ -21,7 +21,8 @@ public sealed record IncrementalSessionOptions
     /// null (default) leaves updates as they are.</summary>
     public int? RoundingReduction { get; init; }
 
-    /// <summary>Prototype normalisation in the session loss and in prediction.</summary>
+    /// <summary>Prototype normalisation, the same in the session loss and in prediction (see docs/results-incremental.md on
+    /// raw prototypes in the loss).</summary>
     public PrototypeNormalization Normalization { get; init; } = PrototypeNormalization.Prototypes;
 
     /// <summary>ω in the logits <c>−ω·‖f − p‖²</c> (reference: 1).</summary>
