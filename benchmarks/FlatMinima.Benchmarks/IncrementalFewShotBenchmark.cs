@@ -20,7 +20,7 @@ internal sealed record IncrementalOptions
     public static IncrementalOptions Full { get; } = new() { BasePerClass = 6000, Epochs = 30, TestPerClass = 1000, Seeds = 10 };
 
     /// <summary>Finishes in about 30 minutes on 2 cores (docs/results-incremental.md).</summary>
-    public static IncrementalOptions Reduced { get; } = new() { BasePerClass = 1000, Epochs = 6, TestPerClass = 300, Seeds = 5 };
+    public static IncrementalOptions Reduced { get; } = new() { BasePerClass = 600, Epochs = 5, TestPerClass = 200, Seeds = 5 };
 
     public string Preset { get; init; } = "full";
     public int BasePerClass { get; init; }
