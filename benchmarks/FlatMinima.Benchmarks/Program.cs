@@ -6,6 +6,7 @@
 //               with --peer-bench DIR also runs the PyTorch harness (DIR/python/bench.py) in the same run
 //   hessian     one Hessian-vector product vs one gradient (ResNet-20), top-1 eigenvalue and 100-probe trace wall time
 //   sharpness-experiment  SGD / SAM / ASAM / SWAD models side by side: accuracy, gap, every sharpness measure, correlations
+//   sharpness-defaults    EvaluateSharpness wall time, previous vs current default options (SmallCnn, 500 images), each measure alone
 //   averaging   SWA/EMA/SWAD update cost vs an SGD step, ResNet-20 (3×32×32), batch 128, interleaved rounds
 //   domain-generalization  Rotated Fashion-MNIST, DomainBed protocol: ERM, ERM+SWA, ERM+SWAD, SAM, SAM+SWAD
 //               (--dg-preset reduced|full, --dg-steps, --dg-batch, --dg-eval, --dg-width, --dg-images, --dg-lr, --dg-rho,
@@ -38,9 +39,10 @@ foreach (var mode in options.Modes)
         case "throughput": ThroughputBenchmark.Run(options); break;
         case "hessian": HessianBenchmark.Run(options); break;
         case "sharpness-experiment": SharpnessExperiment.Run(options); break;
+        case "sharpness-defaults": SharpnessDefaultsBenchmark.Run(options); break;
         case "averaging": AveragingBenchmark.Run(options); break;
         case "domain-generalization": DomainGeneralizationBenchmark.Run(options); break;
-        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment, averaging, domain-generalization.");
+        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment, sharpness-defaults, averaging, domain-generalization.");
     }
 }
 return 0;
