@@ -20,6 +20,7 @@ internal static class SharpnessDefaultsBenchmark
     {
         MaxExamples = 1000, BatchSize = 250, TopEigenvalues = 1, UseLanczos = true, EigenTolerance = 1e-3, EigenMaxIterations = 100,
         TraceProbes = 100, WorstCaseRho = 0.05, KeskarEpsilon = 1e-3, AdaptiveRho = 0.5, AverageCaseSamples = 50, AscentSteps = 10,
+        AscentRandomStarts = 3, CachedGraphBatches = 0,
     };
 
     public static void Run(BenchmarkOptions options)
