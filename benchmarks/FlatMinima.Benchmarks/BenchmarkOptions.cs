@@ -11,6 +11,9 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
 {
     public DomainGeneralizationOptions DomainGeneralization { get; init; } = DomainGeneralizationOptions.Reduced;
 
+    /// <summary>Parts of the hessian mode: hvp (HVP vs gradient), lanczos, power, trace.</summary>
+    public string[] HessianParts { get; init; } = { "hvp", "lanczos", "power", "trace" };
+
     public static BenchmarkOptions Parse(string[] args)
     {
         var o = new BenchmarkOptions(new[] { "steps", "scoring", "data" }, 2, 60, 12, 12800, true, FlatMinima.Torch.Data.IdxImageSet.DebianFashionMnistDirectory, null);
@@ -26,6 +29,7 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
                 "--no-mallopt" => o with { Mallopt = false },
                 "--fashion-mnist" => o with { FashionMnist = Next() },
                 "--peer-bench" => o with { PeerBench = Next() },
+                "--hessian-parts" => o with { HessianParts = Next().Split(',') },
                 "--dg-preset" => o with { DomainGeneralization = Next() switch
                 {
                     "reduced" => DomainGeneralizationOptions.Reduced,

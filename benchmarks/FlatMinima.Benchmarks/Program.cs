@@ -5,6 +5,7 @@
 //   throughput  end-to-end training images/s from an IDataView (ML.NET Fit) for SGD and SAM, SmallCnn, batch 128;
 //               with --peer-bench DIR also runs the PyTorch harness (DIR/python/bench.py) in the same run
 //   hessian     one Hessian-vector product vs one gradient (ResNet-20), top-1 eigenvalue and 100-probe trace wall time
+//               (--hessian-parts hvp,lanczos,trace,power selects parts)
 //   sharpness-experiment  SGD / SAM / ASAM / SWAD models side by side: accuracy, gap, every sharpness measure, correlations
 //   sharpness-defaults    EvaluateSharpness wall time, previous vs current default options (SmallCnn, 500 images), each measure alone
 //   averaging   SWA/EMA/SWAD update cost vs an SGD step, ResNet-20 (3×32×32), batch 128, interleaved rounds
