@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Linq;
 using FlatMinima.Torch.Averaging;
 using FlatMinima.Torch.Models;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace FlatMinima.Benchmarks;
@@ -56,5 +57,44 @@ internal static class AveragingBenchmark
             Console.WriteLine($"| {averagers[i].Name} | {m:F3} | **{100 * m / sgdMs:F2} %** |");
             averagers[i].Averager.Dispose();
         }
+        CompareUpdateKernels(model, rounds);
+    }
+
+    // The same running-mean update done three ways on the same weights, interleaved: one lerp_ per tensor (what the
+    // averagers do), torch.cat of cached flat views into a temporary + one lerp_, and a single lerp_ on a flat copy
+    // (the lower bound a persistent flat parameter layout could reach, without the copy it would need to stay in sync).
+    private static void CompareUpdateKernels(nn.Module model, int rounds)
+    {
+        var tensors = new ModelTensors(model, includeBuffers: false);
+        using var perTensor = tensors.NewBuffer();
+        using var viaCat = tensors.NewBuffer();
+        using var flatOnly = tensors.NewBuffer();
+        perTensor.CopyFromModel(); viaCat.CopyFromModel(); flatOnly.CopyFromModel();
+        var flatViews = model.parameters().Select(p => p.detach().view(-1)).ToArray();
+        using var weight = tensor(0.01f);
+        using var modelFlat = cat(flatViews);
+        var times = new[] { new List<double>(), new List<double>(), new List<double>() };
+        using var noGrad = no_grad();
+        for (int r = 0; r < 4 + rounds * 5; r++)
+        {
+            var t = new[]
+            {
+                Timing.Ms(() => { for (int k = 0; k < 20; k++) perTensor.LerpTowardsModel(0.01); }) / 20,
+                Timing.Ms(() => { for (int k = 0; k < 20; k++) { using var c = cat(flatViews); viaCat.Flat.lerp_(c, weight); } }) / 20,
+                Timing.Ms(() => { for (int k = 0; k < 20; k++) flatOnly.Flat.lerp_(modelFlat, weight); }) / 20,
+            };
+            if (r < 4) continue;
+            for (int i = 0; i < 3; i++) times[i].Add(t[i]);
+        }
+        Console.WriteLine();
+        Console.WriteLine("Update kernels side by side (same weights, interleaved, median ms per update):");
+        Console.WriteLine();
+        Console.WriteLine("| kernel | ms per update | relative to per-tensor lerp_ |");
+        Console.WriteLine("|---|---|---|");
+        double baseMs = Timing.Median(times[0]);
+        string[] names = { "one lerp_ per tensor (65 calls, current)", "torch.cat of flat views + one lerp_", "one lerp_ on an already-flat copy (lower bound)" };
+        for (int i = 0; i < 3; i++)
+            Console.WriteLine($"| {names[i]} | {Timing.Median(times[i]):F3} | {Timing.Median(times[i]) / baseMs:F2} |");
+        foreach (var v in flatViews) v.Dispose();
     }
 }

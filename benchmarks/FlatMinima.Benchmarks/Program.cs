@@ -5,10 +5,12 @@
 //   throughput  end-to-end training images/s from an IDataView (ML.NET Fit) for SGD and SAM, SmallCnn, batch 128;
 //               with --peer-bench DIR also runs the PyTorch harness (DIR/python/bench.py) in the same run
 //   hessian     one Hessian-vector product vs one gradient (ResNet-20), top-1 eigenvalue and 100-probe trace wall time
+//               (--hessian-parts hvp,lanczos,trace,power selects parts)
 //   sharpness-experiment  SGD / SAM / ASAM / SWAD models side by side: accuracy, gap, every sharpness measure, correlations
 //   incremental F2M incremental few-shot on Fashion-MNIST (6 base classes + 4 novel, 5 shots): F2M vs ablation and baselines
 //               (--f2m-preset reduced|full, --f2m-base-per-class, --f2m-epochs, --f2m-test-per-class, --f2m-seeds, --f2m-arch, --f2m-out FILE)
 //   f2m-step    F2M's flat-region step (M = 2, discrete Beta and uniform noise) vs an SGD step, ResNet-20 1×28×28, batch 128
+//   sharpness-defaults    EvaluateSharpness wall time, previous vs current default options (SmallCnn, 500 images), each measure alone
 //   averaging   SWA/EMA/SWAD update cost vs an SGD step, ResNet-20 (3×32×32), batch 128, interleaved rounds
 //   domain-generalization  Rotated Fashion-MNIST, DomainBed protocol: ERM, ERM+SWA, ERM+SWAD, SAM, SAM+SWAD
 //               (--dg-preset reduced|full, --dg-steps, --dg-batch, --dg-eval, --dg-width, --dg-images, --dg-lr, --dg-rho,
@@ -41,11 +43,12 @@ foreach (var mode in options.Modes)
         case "throughput": ThroughputBenchmark.Run(options); break;
         case "hessian": HessianBenchmark.Run(options); break;
         case "sharpness-experiment": SharpnessExperiment.Run(options); break;
+        case "sharpness-defaults": SharpnessDefaultsBenchmark.Run(options); break;
         case "averaging": AveragingBenchmark.Run(options); break;
         case "domain-generalization": DomainGeneralizationBenchmark.Run(options); break;
         case "incremental": IncrementalFewShotBenchmark.Run(options); break;
         case "f2m-step": StepBenchmark.RunFlatRegion(options); break;
-        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment, averaging, domain-generalization, incremental, f2m-step.");
+        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment, sharpness-defaults, averaging, domain-generalization, incremental, f2m-step.");
     }
 }
 return 0;

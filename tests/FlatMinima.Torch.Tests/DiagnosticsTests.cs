@@ -176,6 +176,33 @@ public sealed class HessianDiagnosticsTests
     }
 
     [TestMethod]
+    public void KeptGradientGraphsGiveTheSameProductsAsRebuiltOnes()
+    {
+        manual_seed(3);
+        var x = randn(24, 4, dtype: ScalarType.Float64);
+        var y = randint(0, 3, new long[] { 24 });
+        var w = new Parameter(randn(3, 4, dtype: ScalarType.Float64).mul(0.5));
+        var batches = Enumerable.Range(0, 3).Select(b => (Func<Tensor>)(() => nn.functional.cross_entropy(x.narrow(0, 8 * b, 8).matmul(w.t()), y.narrow(0, 8 * b, 8)))).ToArray();
+        using var rebuilt = new LossObjective(new[] { w }, batches) { CachedGraphBatches = 0 };
+        using var kept = new LossObjective(new[] { w }, batches) { CachedGraphBatches = int.MaxValue };
+        using var partly = new LossObjective(new[] { w }, batches) { CachedGraphBatches = 2 };
+        for (int r = 0; r < 3; r++)   // repeated products reuse the kept graphs
+        {
+            var v = randn(12, dtype: ScalarType.Float64);
+            var expected = rebuilt.HessianVectorProduct(v);
+            Assert.IsTrue(expected.allclose(kept.HessianVectorProduct(v), rtol: 1e-12, atol: 1e-14), "all graphs kept");
+            Assert.IsTrue(expected.allclose(partly.HessianVectorProduct(v), rtol: 1e-12, atol: 1e-14), "two of three graphs kept");
+        }
+        var delta = randn(12, dtype: ScalarType.Float64).mul(0.1);
+        var (loss, gradient) = kept.LossAndGradientAt(delta);
+        Assert.AreEqual(kept.LossAt(delta), loss, 1e-12, "one pass gives the perturbed loss");
+        Assert.IsTrue(gradient.allclose(kept.GradientAt(delta)), "and its gradient");
+        var v2 = randn(12, dtype: ScalarType.Float64);
+        Assert.IsTrue(rebuilt.HessianVectorProduct(v2).allclose(kept.HessianVectorProduct(v2), rtol: 1e-12, atol: 1e-14), "graphs rebuilt after the weights were restored");
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => kept.CachedGraphBatches = -1);
+    }
+
+    [TestMethod]
     public void LargestAlgebraicAndLargestMagnitudeDifferAtASaddle()
     {
         var w = new Parameter(tensor(new[] { 0.3, -0.2 }, ScalarType.Float64));

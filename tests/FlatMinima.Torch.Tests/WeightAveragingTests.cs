@@ -1,6 +1,7 @@
 using System;
 using System.IO;
 using System.Linq;
+using System.Threading;
 using FlatMinima.Torch.Averaging;
 using FlatMinima.Torch.Training;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
@@ -324,6 +325,69 @@ public sealed class WeightAveragingTests
         Assert.IsTrue(last.BatchNormBatches > 0, "the model has BatchNorm: statistics recomputed");
         StringAssert.Contains(reports[^1].ToString(), "SWAD");
         Assert.IsTrue(reports[^1].ValidationAccuracy > 0.5, $"the averaged model still classifies: {reports[^1]}");
+    }
+
+    [TestMethod]
+    public void TrainerResumedFromACheckpointGivesTheSameAveragedModel()
+    {
+        var cases = new (string Name, ClassifierTrainingOptions Options, bool Domains, int InterruptAfter)[]
+        {
+            ("SAM + SWAD, SGD momentum, domain batches", new ClassifierTrainingOptions
+            {
+                Epochs = 5, BatchSize = 8, LearningRate = 0.05, SharpnessAware = Optimization.SharpnessAwareOptions.Sam(0.05),
+                Averaging = WeightAveragingOptions.Swad(evaluationFrequency: 2, optimumPatience: 2, overfitPatience: 6), TuneGlibcMalloc = false,
+            }, true, 2),
+            ("EMA, AdamW, shuffled batches", new ClassifierTrainingOptions
+            {
+                Epochs = 3, BatchSize = 8, LearningRate = 0.01, Optimizer = BaseOptimizerKind.AdamW, Averaging = WeightAveragingOptions.Ema(decay: 0.9),
+                TuneGlibcMalloc = false,
+            }, false, 1),
+        };
+        foreach (var (name, options, domains, interruptAfter) in cases)
+        {
+            string path = Path.Combine(Path.GetTempPath(), $"flatminima-checkpoint-{Guid.NewGuid():N}.bin");
+            try
+            {
+                var uninterrupted = Net();
+                var expected = new ClassifierTrainer(options, CPU).Train(uninterrupted, Blobs(96, 1, domains), Blobs(30, 2, domains));
+
+                using var cancel = new CancellationTokenSource();
+                var interrupted = options with
+                {
+                    CheckpointPath = path, CancellationToken = cancel.Token,
+                    Progress = r => { if (r.Epoch == interruptAfter) cancel.Cancel(); },
+                };
+                Assert.ThrowsExactly<OperationCanceledException>(() => new ClassifierTrainer(interrupted, CPU).Train(Net(), Blobs(96, 1, domains), Blobs(30, 2, domains)));
+                Assert.IsTrue(File.Exists(path), $"{name}: a checkpoint was written");
+
+                var resumed = Net();   // as in a new process: a new model (its weights are replaced by the checkpoint's)
+                using (no_grad()) foreach (var p in resumed.parameters()) p.add_(1);
+                var reports = new ClassifierTrainer(options, CPU).Train(resumed, Blobs(96, 1, domains), Blobs(30, 2, domains), resumeFrom: path);
+
+                Assert.AreEqual(expected.Count - interruptAfter, reports.Count, $"{name}: only the remaining epochs run");
+                Assert.AreEqual(expected[^1].Averaging, reports[^1].Averaging, $"{name}: same averaging window");
+                var a = uninterrupted.state_dict();
+                var b = resumed.state_dict();
+                foreach (var (key, value) in a)
+                    Assert.IsTrue(value.equal(b[key]).all().item<bool>(), $"{name}: '{key}' is bit-identical to the uninterrupted run");
+            }
+            finally
+            {
+                File.Delete(path);
+            }
+        }
+        var wrong = new ClassifierTrainingOptions { Epochs = 2, BatchSize = 8, TuneGlibcMalloc = false };
+        string other = Path.Combine(Path.GetTempPath(), $"flatminima-checkpoint-{Guid.NewGuid():N}.bin");
+        try
+        {
+            new ClassifierTrainer(wrong with { CheckpointPath = other }, CPU).Train(Net(), Blobs(32, 1, false));
+            var e = Assert.ThrowsExactly<InvalidDataException>(() => new ClassifierTrainer(wrong with { BatchSize = 4 }, CPU).Train(Net(), Blobs(32, 1, false), resumeFrom: other));
+            StringAssert.Contains(e.Message, "different run");
+        }
+        finally
+        {
+            File.Delete(other);
+        }
     }
 
     [TestMethod]

@@ -6,49 +6,64 @@ namespace FlatMinima.MLNet.Sharpness;
 /// <summary>What <see cref="SharpnessCatalog.EvaluateSharpness"/> measures, and how.</summary>
 public sealed class FlatMinimaSharpnessOptions
 {
-    /// <summary>Use at most this many rows of the data (the first ones).</summary>
-    public int MaxExamples { get; set; } = 1000;
+    /// <summary>Use at most this many rows of the data (the first ones). Default 500 (was 1,000).</summary>
+    public int MaxExamples { get; set; } = 500;
 
-    /// <summary>Examples per batch; the loss is the size-weighted mean over batches.</summary>
+    /// <summary>Examples per batch; the loss is the size-weighted mean over batches. Default 250.</summary>
     public int BatchSize { get; set; } = 250;
 
-    /// <summary>How many top Hessian eigenvalues to compute (0 skips them).</summary>
+    /// <summary>
+    /// How many batches (the first ones) keep their first-order gradient graph between Hessian-vector products, so a
+    /// repeated product costs one double backward instead of a forward, a backward and a double backward (see
+    /// <c>LossObjective.CachedGraphBatches</c>). Each kept batch holds its activations and gradient graph in memory.
+    /// Default 2: every batch at the default <see cref="MaxExamples"/> and <see cref="BatchSize"/>; 0 keeps none.
+    /// </summary>
+    public int CachedGraphBatches { get; set; } = 2;
+
+    /// <summary>How many top Hessian eigenvalues to compute (0 skips them). Default 1.</summary>
     public int TopEigenvalues { get; set; } = 1;
 
-    /// <summary>Use Lanczos (largest algebraic) instead of power iteration with deflation (largest magnitude).</summary>
+    /// <summary>Use Lanczos (largest algebraic) instead of power iteration with deflation (largest magnitude). Default true.</summary>
     public bool UseLanczos { get; set; } = true;
 
-    /// <summary>Relative tolerance of the eigensolver.</summary>
+    /// <summary>Relative tolerance of the eigensolver. Default 1e-3.</summary>
     public double EigenTolerance { get; set; } = 1e-3;
 
-    /// <summary>Iteration cap of the eigensolver (Lanczos: Krylov dimension; power iteration: per eigenvalue).</summary>
+    /// <summary>Iteration cap of the eigensolver (Lanczos: Krylov dimension; power iteration: per eigenvalue). Default 100.</summary>
     public int EigenMaxIterations { get; set; } = 100;
 
-    /// <summary>Hutchinson probes for the trace (0 skips it).</summary>
-    public int TraceProbes { get; set; } = 100;
+    /// <summary>Hutchinson probes for the trace (0 skips it); the report gives the standard error. Default 30 (was 100).</summary>
+    public int TraceProbes { get; set; } = 30;
 
-    /// <summary>Probe distribution of the trace estimate.</summary>
+    /// <summary>Probe distribution of the trace estimate. Default Rademacher.</summary>
     public ProbeDistribution TraceDistribution { get; set; } = ProbeDistribution.Rademacher;
 
-    /// <summary>Radius ρ of the SAM-style worst-case ℓ₂ sharpness (0 skips it).</summary>
+    /// <summary>Radius ρ of the SAM-style worst-case ℓ₂ sharpness (0 skips it). Default 0.05.</summary>
     public double WorstCaseRho { get; set; } = 0.05;
 
-    /// <summary>Keskar et al.'s ε (box half-width ε(|wᵢ| + 1)) for ε-sharpness (0 skips it).</summary>
+    /// <summary>Keskar et al.'s ε (box half-width ε(|wᵢ| + 1)) for ε-sharpness (0 skips it). Default 1e-3.</summary>
     public double KeskarEpsilon { get; set; } = 1e-3;
 
-    /// <summary>Radius ρ of the adaptive (c = |w|) worst-case ℓ₂ and average-case sharpness (0 skips them).</summary>
+    /// <summary>Radius ρ of the adaptive (c = |w|) worst-case ℓ₂ and average-case sharpness (0 skips them). Default 0.5.</summary>
     public double AdaptiveRho { get; set; } = 0.5;
 
-    /// <summary>Monte-Carlo samples of the average-case adaptive sharpness.</summary>
-    public int AverageCaseSamples { get; set; } = 50;
+    /// <summary>Monte-Carlo samples of the average-case adaptive sharpness; the report gives the standard error. Default 20 (was 50).</summary>
+    public int AverageCaseSamples { get; set; } = 20;
 
-    /// <summary>Projected ascent steps of the worst-case searches.</summary>
-    public int AscentSteps { get; set; } = 10;
+    /// <summary>Projected ascent steps per start of the worst-case searches (worst-case ℓ₂, ε-sharpness, adaptive worst case). Default 5 (was 10).</summary>
+    public int AscentSteps { get; set; } = 5;
 
-    /// <summary>Per-module breakdown of λ_max and trace (costly for large models).</summary>
+    /// <summary>
+    /// Random starts of the worst-case searches besides the start along the gradient (SAM's direction); the largest
+    /// loss over all starts is kept. Each start costs <see cref="AscentSteps"/> gradient evaluations. The searches give
+    /// lower bounds of the true maxima; more starts and steps tighten them. Default 0 (was 3).
+    /// </summary>
+    public int AscentRandomStarts { get; set; }
+
+    /// <summary>Per-module breakdown of λ_max and trace (costly for large models). Default false.</summary>
     public bool PerLayer { get; set; }
 
-    /// <summary>Hutchinson probes per module in the per-layer breakdown.</summary>
+    /// <summary>Hutchinson probes per module in the per-layer breakdown. Default 20.</summary>
     public int PerLayerTraceProbes { get; set; } = 20;
 
     /// <summary>
@@ -60,7 +75,7 @@ public sealed class FlatMinimaSharpnessOptions
     /// <summary>Compute in float64 (the network is converted for the measurement and converted back exactly afterwards).</summary>
     public bool Float64 { get; set; }
 
-    /// <summary>Seed of every random start and probe.</summary>
+    /// <summary>Seed of every random start and probe. Default 0.</summary>
     public int Seed { get; set; }
 
     internal void Validate()
@@ -75,6 +90,8 @@ public sealed class FlatMinimaSharpnessOptions
         if (!(KeskarEpsilon >= 0)) throw new ArgumentOutOfRangeException(nameof(KeskarEpsilon), KeskarEpsilon, "KeskarEpsilon must be ≥ 0 (0 skips it).");
         if (!(AdaptiveRho >= 0)) throw new ArgumentOutOfRangeException(nameof(AdaptiveRho), AdaptiveRho, "AdaptiveRho must be ≥ 0 (0 skips it).");
         if (AverageCaseSamples < 2) throw new ArgumentOutOfRangeException(nameof(AverageCaseSamples), AverageCaseSamples, "AverageCaseSamples must be ≥ 2.");
+        if (AscentRandomStarts < 0) throw new ArgumentOutOfRangeException(nameof(AscentRandomStarts), AscentRandomStarts, "AscentRandomStarts must be ≥ 0.");
+        if (CachedGraphBatches < 0) throw new ArgumentOutOfRangeException(nameof(CachedGraphBatches), CachedGraphBatches, "CachedGraphBatches must be ≥ 0.");
         if (AscentSteps < 1) throw new ArgumentOutOfRangeException(nameof(AscentSteps), AscentSteps, "AscentSteps must be ≥ 1.");
         if (PerLayerTraceProbes < 2) throw new ArgumentOutOfRangeException(nameof(PerLayerTraceProbes), PerLayerTraceProbes, "PerLayerTraceProbes must be ≥ 2.");
     }

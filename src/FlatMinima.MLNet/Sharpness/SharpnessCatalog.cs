@@ -31,9 +31,10 @@ public static class SharpnessCatalog
         var clock = Stopwatch.StartNew();
         using var session = DiagnosticsSession.Open(model, data, o.MaxExamples, o.BatchSize, o.TrainMode, o.Float64);
         var objective = session.Objective;
+        objective.CachedGraphBatches = o.CachedGraphBatches;
         var (loss, accuracy) = ClassifierTrainer.Evaluate(session.Network, session.Examples, o.BatchSize, session.Device);
         var eigen = new EigenOptions { Tolerance = o.EigenTolerance, MaxIterations = o.EigenMaxIterations, Seed = o.Seed };
-        var ascent = new AscentOptions { Steps = o.AscentSteps, Seed = o.Seed };
+        var ascent = new AscentOptions { Steps = o.AscentSteps, RandomStarts = o.AscentRandomStarts, Seed = o.Seed };
         return new SharpnessReport
         {
             Examples = (int)session.Examples.Count,

@@ -30,7 +30,7 @@ public static class LayerSharpness
         var results = new List<LayerSharpnessValue>();
         foreach (var group in groups)
         {
-            var block = objective.Restrict(group.Select(p => p.Parameter).ToArray());
+            using var block = objective.Restrict(group.Select(p => p.Parameter).ToArray());
             var lambda = HessianEigenvalues.PowerIteration(block, 1, eigenOptions ?? new EigenOptions { Tolerance = 1e-3, Seed = seed });
             var trace = HutchinsonTrace.Estimate(block, traceProbes, seed: seed);
             results.Add(new LayerSharpnessValue(group.Key, block.Dimension, lambda.Values[0], trace));

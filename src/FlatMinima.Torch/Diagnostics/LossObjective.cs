@@ -20,7 +20,8 @@ public sealed class LossObjective : IDisposable
     private readonly double[] _weights;
     private readonly long[] _sizes;
     private readonly Action? _onDispose;
-    private IList<Tensor>? _cachedGraph;
+    private readonly IList<Tensor>?[] _graphs;
+    private int _cachedGraphBatches = 1;
 
     /// <summary>Creates an objective over <paramref name="parameters"/>.</summary>
     /// <param name="parameters">The parameters w (each must require gradients).</param>
@@ -47,6 +48,7 @@ public sealed class LossObjective : IDisposable
         _weights = (batchWeights ?? Enumerable.Repeat(1.0, batchLosses.Count).ToArray()).Select(w => w / total).ToArray();
         _sizes = _parameters.Select(p => p.numel()).ToArray();
         _onDispose = onDispose;
+        _graphs = new IList<Tensor>?[_batchLosses.Length];
     }
 
     /// <summary>
@@ -96,8 +98,27 @@ public sealed class LossObjective : IDisposable
     /// <summary>The parameters' device.</summary>
     public Device Device => _parameters[0].device;
 
-    /// <summary>The same loss restricted to <paramref name="subset"/> of the parameters (a diagonal block of the Hessian).</summary>
-    public LossObjective Restrict(IReadOnlyList<Parameter> subset) => new(subset, _batchLosses, _weights);
+    /// <summary>
+    /// How many batches (the first ones) keep their first-order gradient graph between Hessian-vector products, so that
+    /// a repeated product costs one double backward on them instead of a forward, a backward with graph and a double
+    /// backward. Each kept graph holds the batch's activations and gradient graph in memory (measured for ResNet-20 in
+    /// docs/benchmarks.md); the default 1 keeps the first batch's. Use 0 to keep none, <see cref="BatchCount"/> (or
+    /// <see cref="int.MaxValue"/>) to keep all of them, or pass the whole data as one batch. Setting it releases the
+    /// graphs kept so far.
+    /// </summary>
+    public int CachedGraphBatches
+    {
+        get => _cachedGraphBatches;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value, nameof(CachedGraphBatches));
+            ReleaseGraph();
+            _cachedGraphBatches = value;
+        }
+    }
+
+    /// <summary>The same loss restricted to <paramref name="subset"/> of the parameters (a diagonal block of the Hessian), with the same <see cref="CachedGraphBatches"/>.</summary>
+    public LossObjective Restrict(IReadOnlyList<Parameter> subset) => new(subset, _batchLosses, _weights) { CachedGraphBatches = _cachedGraphBatches };
 
     /// <summary>One objective per batch (for m-sharpness), each with the batch's own loss.</summary>
     public IEnumerable<LossObjective> PerBatch() => _batchLosses.Select(b => new LossObjective(_parameters, new[] { b }));
@@ -151,29 +172,38 @@ public sealed class LossObjective : IDisposable
     }
 
     /// <summary>∇L(w) as a flat vector.</summary>
-    public Tensor Gradient()
+    public Tensor Gradient() => LossAndGradient().Gradient;
+
+    /// <summary>L(w) and ∇L(w) (a flat vector) from one forward and backward pass per batch.</summary>
+    public (double Loss, Tensor Gradient) LossAndGradient()
     {
         using var scope = NewDisposeScope();
         var total = zeros(Dimension, DType, Device);
+        double value = 0;
         for (int b = 0; b < _batchLosses.Length; b++)
         {
             using var batchScope = NewDisposeScope();
             var loss = CheckScalar(_batchLosses[b]());
             var grads = autograd.grad(new[] { loss }, _parameters, allow_unused: true);
             total.add_(Flatten(grads), _weights[b]);
+            value += _weights[b] * loss.ToDouble();
         }
-        return total.MoveToOuterDisposeScope();
+        return (value, total.MoveToOuterDisposeScope());
     }
 
     /// <summary>∇L(w + δ) as a flat vector; w is restored afterwards.</summary>
-    public Tensor GradientAt(Tensor delta)
+    public Tensor GradientAt(Tensor delta) => LossAndGradientAt(delta).Gradient;
+
+    /// <summary>L(w + δ) and ∇L(w + δ) from one forward and backward pass per batch; w is restored afterwards.</summary>
+    public (double Loss, Tensor Gradient) LossAndGradientAt(Tensor delta)
     {
         using var scope = NewDisposeScope();
         var w = GetWeights();
         try
         {
             SetWeights(w.add(delta));
-            return Gradient().MoveToOuterDisposeScope();
+            var (loss, gradient) = LossAndGradient();
+            return (loss, gradient.MoveToOuterDisposeScope());
         }
         finally
         {
@@ -182,10 +212,10 @@ public sealed class LossObjective : IDisposable
     }
 
     /// <summary>
-    /// The Hessian-vector product H(w)·v, averaged over the batches (double back-propagation). With a single batch the
-    /// first-order gradient graph is kept between calls (until <see cref="SetWeights"/> or <see cref="Dispose"/>), so
-    /// repeated products cost one double backward each, as in PyHessian; do not change the weights by other means while
-    /// the objective is in use.
+    /// The Hessian-vector product H(w)·v, averaged over the batches (double back-propagation). The first
+    /// <see cref="CachedGraphBatches"/> batches keep their first-order gradient graph between calls (until
+    /// <see cref="SetWeights"/> or <see cref="Dispose"/>), so repeated products cost one double backward on them, as in
+    /// PyHessian; do not change the weights by other means while the objective is in use.
     /// </summary>
     public Tensor HessianVectorProduct(Tensor v)
     {
@@ -202,28 +232,31 @@ public sealed class LossObjective : IDisposable
                 if (grads[i] is Tensor g && g.IsInvalid == false && g.requires_grad)
                     dot = dot is null ? g.mul(parts[i]).sum() : dot.add(g.mul(parts[i]).sum());
             if (dot is null) continue; // the loss is linear in w: H = 0 on this batch
-            var hv = autograd.grad(new[] { dot }, _parameters, retain_graph: _cachedGraph is not null, allow_unused: true);
+            var hv = autograd.grad(new[] { dot }, _parameters, retain_graph: _graphs[b] is not null, allow_unused: true);
             total.add_(Flatten(hv), _weights[b]);
         }
         return total.MoveToOuterDisposeScope();
     }
 
-    // The gradients with their graph (create_graph). Cached for a single batch until SetWeights; rebuilt otherwise.
+    // The gradients with their graph (create_graph). Kept for the first CachedGraphBatches batches until SetWeights.
     private IList<Tensor> FirstOrderGraph(int batch)
     {
-        if (_cachedGraph is not null) return _cachedGraph;
+        if (_graphs[batch] is { } kept) return kept;
         var loss = CheckScalar(_batchLosses[batch]());
         var grads = autograd.grad(new[] { loss }, _parameters, retain_graph: true, create_graph: true, allow_unused: true);
-        if (_batchLosses.Length > 1) return grads;
+        if (batch >= _cachedGraphBatches) return grads;
         foreach (var g in grads) g?.DetachFromDisposeScope();
-        return _cachedGraph = grads;
+        return _graphs[batch] = grads;
     }
 
     private void ReleaseGraph()
     {
-        if (_cachedGraph is null) return;
-        foreach (var g in _cachedGraph) g?.Dispose();
-        _cachedGraph = null;
+        for (int b = 0; b < _graphs.Length; b++)
+        {
+            if (_graphs[b] is not { } graph) continue;
+            foreach (var g in graph) g?.Dispose();
+            _graphs[b] = null;
+        }
     }
 
     /// <summary>Splits a flat vector into views shaped like the parameters.</summary>

@@ -128,9 +128,9 @@ public static class SharpnessMeasures
             for (int step = 0; step < options.Steps; step++)
             {
                 using var stepScope = NewDisposeScope();
-                var delta = u.mul(scale);
-                best = Math.Max(best, objective.LossAt(delta));
-                var g = objective.GradientAt(delta).mul(scale);
+                var (perturbed, gradient) = objective.LossAndGradientAt(u.mul(scale));   // one pass gives the loss and the ascent direction
+                best = Math.Max(best, perturbed);
+                var g = gradient.mul(scale);
                 if (g.abs().max().ToDouble() == 0) break;
                 u.copy_(Project(Step(u, g, rho, norm), rho, norm));
             }

@@ -76,6 +76,35 @@ internal sealed class BatchSampler : IDisposable
         return cat(parts, 0);
     }
 
+    /// <summary>Writes the per-domain orders and cursors (the shuffles already drawn); nothing without domains.</summary>
+    public void Save(System.IO.BinaryWriter writer)
+    {
+        writer.Write(_orders.Length);
+        for (int d = 0; d < _orders.Length; d++)
+        {
+            var order = _orders[d] is Tensor o ? o.data<long>().ToArray() : Array.Empty<long>();
+            writer.Write(order.Length);
+            foreach (long i in order) writer.Write(i);
+            writer.Write(_cursors[d]);
+        }
+    }
+
+    /// <summary>Reads a state written by <see cref="Save"/> for the same data.</summary>
+    public void Load(System.IO.BinaryReader reader)
+    {
+        int domains = reader.ReadInt32();
+        if (domains != _orders.Length)
+            throw new System.IO.InvalidDataException($"The checkpoint's sampler has {domains} domains; this data has {_orders.Length}.");
+        for (int d = 0; d < domains; d++)
+        {
+            var order = new long[reader.ReadInt32()];
+            for (int i = 0; i < order.Length; i++) order[i] = reader.ReadInt64();
+            _orders[d]?.Dispose();
+            _orders[d] = order.Length == 0 ? null : tensor(order).DetachFromDisposeScope();
+            _cursors[d] = reader.ReadInt64();
+        }
+    }
+
     public void Dispose()
     {
         foreach (var t in _orders) t?.Dispose();

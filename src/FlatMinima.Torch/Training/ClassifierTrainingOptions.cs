@@ -83,6 +83,13 @@ public sealed record ClassifierTrainingOptions
     /// <summary>Stops training at the next batch with <see cref="OperationCanceledException"/>.</summary>
     public CancellationToken CancellationToken { get; init; }
 
+    /// <summary>
+    /// When set, the whole training state is written to this file (atomically) after every epoch except the last: weights
+    /// and buffers, optimizer (and SAM) state, averaging state, completed epochs and steps, the sampler's random state.
+    /// Pass the file to <see cref="ClassifierTrainer.Train"/>'s <c>resumeFrom</c> to continue an interrupted run.
+    /// </summary>
+    public string? CheckpointPath { get; init; }
+
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid setting.</summary>
     public void Validate()
     {
