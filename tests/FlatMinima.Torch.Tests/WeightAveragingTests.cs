@@ -342,6 +342,11 @@ public sealed class WeightAveragingTests
                 Epochs = 3, BatchSize = 8, LearningRate = 0.01, Optimizer = BaseOptimizerKind.AdamW, Averaging = WeightAveragingOptions.Ema(decay: 0.9),
                 TuneGlibcMalloc = false,
             }, false, 1),
+            ("F2M flat-region search (noise generator resumed), SWA", new ClassifierTrainingOptions
+            {
+                Epochs = 3, BatchSize = 8, LearningRate = 0.05, FlatRegion = new IncrementalFewShot.FlatRegionOptions { Bound = 0.05 },
+                Averaging = WeightAveragingOptions.Swa(startEpoch: 2), TuneGlibcMalloc = false,
+            }, false, 1),
         };
         foreach (var (name, options, domains, interruptAfter) in cases)
         {

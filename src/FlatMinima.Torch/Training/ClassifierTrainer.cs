@@ -77,9 +77,9 @@ public sealed class ClassifierTrainer
         int stepsPerEpoch = sampler.StepsPerEpoch;
         using var averager = o.Averaging?.CreateAverager(model, new TrainingPlan(stepsPerEpoch, o.Epochs));
 
-        var run = new TrainingCheckpoint.Fingerprint(o.Epochs, stepsPerEpoch, o.BatchSize, o.Seed, train.Count, o.SharpnessAware is not null, o.Averaging?.ToString());
+        var run = new TrainingCheckpoint.Fingerprint(o.Epochs, stepsPerEpoch, o.BatchSize, o.Seed, train.Count, o.SharpnessAware is not null, o.Averaging?.ToString(), o.FlatRegion is not null);
         var done = resumeFrom is null ? default
-            : TrainingCheckpoint.Load(resumeFrom, run, generator, sampler, model, optimizer, sam, averager);
+            : TrainingCheckpoint.Load(resumeFrom, run, generator, noiseGenerator, sampler, model, optimizer, sam, averager);
 
         var reports = new List<EpochReport>();
         long step = done.CompletedSteps;
@@ -140,7 +140,7 @@ public sealed class ClassifierTrainer
             };
             reports.Add(report);
             if (o.CheckpointPath is string path && !stop && epoch < o.Epochs)
-                TrainingCheckpoint.Save(path, run, new(epoch, step), generator, sampler, model, optimizer, sam, averager);
+                TrainingCheckpoint.Save(path, run, new(epoch, step), generator, noiseGenerator, sampler, model, optimizer, sam, averager);
             o.Progress?.Invoke(report);
         }
         model.eval();

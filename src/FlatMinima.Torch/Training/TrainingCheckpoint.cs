@@ -18,13 +18,13 @@ internal static class TrainingCheckpoint
     private const string Header = "FlatMinima.TrainingCheckpoint.v1";
 
     /// <summary>Identifies a run: a checkpoint only resumes a run with the same values.</summary>
-    internal readonly record struct Fingerprint(int Epochs, int StepsPerEpoch, int BatchSize, int Seed, long Examples, bool SharpnessAware, string? Averaging);
+    internal readonly record struct Fingerprint(int Epochs, int StepsPerEpoch, int BatchSize, int Seed, long Examples, bool SharpnessAware, string? Averaging, bool FlatRegion);
 
     /// <summary>Progress stored in a checkpoint.</summary>
     internal readonly record struct Progress(int CompletedEpochs, long CompletedSteps);
 
     /// <summary>Writes the state to <paramref name="path"/> atomically (a temporary file, then a rename).</summary>
-    public static void Save(string path, Fingerprint run, Progress progress, Generator generator, BatchSampler sampler,
+    public static void Save(string path, Fingerprint run, Progress progress, Generator generator, Generator noise, BatchSampler sampler,
         nn.Module model, optim.Optimizer optimizer, SharpnessAwareMinimizer? sam, IWeightAverager? averager)
     {
         string temporary = path + ".tmp";
@@ -34,6 +34,7 @@ internal static class TrainingCheckpoint
             Write(writer, run);
             writer.Write(progress.CompletedEpochs); writer.Write(progress.CompletedSteps);
             WriteBytes(writer, generator.get_state());
+            WriteBytes(writer, noise.get_state());
             sampler.Save(writer);
             model.save(writer);
             if (sam is not null) sam.SaveState(writer);
@@ -44,7 +45,7 @@ internal static class TrainingCheckpoint
     }
 
     /// <summary>Reads a state written by <see cref="Save"/> into the given (freshly created) objects.</summary>
-    public static Progress Load(string path, Fingerprint run, Generator generator, BatchSampler sampler,
+    public static Progress Load(string path, Fingerprint run, Generator generator, Generator noise, BatchSampler sampler,
         nn.Module model, optim.Optimizer optimizer, SharpnessAwareMinimizer? sam, IWeightAverager? averager)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"The checkpoint '{path}' does not exist.", path);
@@ -55,6 +56,7 @@ internal static class TrainingCheckpoint
             throw new InvalidDataException($"The checkpoint '{path}' was written by a different run ({saved}); this run is {run}. Resume with the same options and data.");
         var progress = new Progress(reader.ReadInt32(), reader.ReadInt64());
         using (var state = ReadBytes(reader)) generator.set_state(state);
+        using (var state = ReadBytes(reader)) noise.set_state(state);
         sampler.Load(reader);
         model.load(reader);
         if (sam is not null) sam.LoadState(reader);
@@ -69,12 +71,12 @@ internal static class TrainingCheckpoint
     private static void Write(BinaryWriter w, Fingerprint f)
     {
         w.Write(f.Epochs); w.Write(f.StepsPerEpoch); w.Write(f.BatchSize); w.Write(f.Seed); w.Write(f.Examples);
-        w.Write(f.SharpnessAware); w.Write(f.Averaging ?? "");
+        w.Write(f.SharpnessAware); w.Write(f.Averaging ?? ""); w.Write(f.FlatRegion);
     }
 
     private static Fingerprint Read(BinaryReader r)
     {
-        var f = new Fingerprint(r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadInt64(), r.ReadBoolean(), r.ReadString());
+        var f = new Fingerprint(r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadInt64(), r.ReadBoolean(), r.ReadString(), r.ReadBoolean());
         return f with { Averaging = f.Averaging == "" ? null : f.Averaging };
     }
 
