@@ -129,7 +129,9 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
         var imageColumn = sessionData.Schema.GetColumnOrNull(o.ImageColumnName)
             ?? throw new ArgumentOutOfRangeException(nameof(sessionData), $"Image column '{o.ImageColumnName}' was not found in the session data (set ImageColumnName).");
         previousModel.Input.CheckCompatible(imageColumn);
-        var imageInput = previousModel.Input.Kind == ImageInputKind.PixelVector ? previousModel.Input : ImageInput.FromColumn(imageColumn, null, null, null);
+        var before = previousModel.Input;
+        bool vector = before.Kind == ImageInputKind.PixelVector;
+        var imageInput = ImageInput.FromColumn(imageColumn, vector ? before.VectorChannels : null, vector ? before.VectorHeight : null, vector ? before.VectorWidth : null);
 
         using var ch = _host.Start($"Session {previous.SessionCount + 1}");
         var data = ImageDataReader.Read(sessionData, imageInput, o.ImageColumnName, o.LabelColumnName, null, null, null);
