@@ -26,38 +26,10 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
     /// <c>Fit(sessionData, previousModel)</c>, which takes the geometry, range parameters and bound b from the previous model.
     /// Defaults are the F2M reference code's CIFAR configuration where it has one.
     /// </summary>
-    public sealed class Options
+    public sealed class Options : ImageTrainerOptions
     {
-        /// <summary>The label column: a key type with key values (class names) — sessions recognise classes by name. Add <c>MapValueToKey</c>.</summary>
-        public string LabelColumnName { get; set; } = "Label";
-
-        /// <summary>The image column: encoded image bytes, an <c>MLImage</c> or a known-size <c>Vector&lt;Single&gt;</c> (CHW).</summary>
-        public string ImageColumnName { get; set; } = "Image";
-
-        /// <summary>The output column of class probabilities (softmax over negative prototype distances), one slot per class seen so far.</summary>
-        public string ScoreColumnName { get; set; } = "Score";
-
-        /// <summary>The output column of the predicted class (a key whose values are the class names seen so far).</summary>
-        public string PredictedLabelColumnName { get; set; } = "PredictedLabel";
-
-        /// <summary>The built-in backbone (reference: ResNet-20 on CIFAR-100), unless <see cref="CustomModelFactory"/> is set.</summary>
+        /// <summary>The built-in backbone (reference: ResNet-20 on CIFAR-100), unless <see cref="ImageTrainerOptions.CustomModelFactory"/> is set.</summary>
         public ImageClassifierArchitecture Architecture { get; set; } = ImageClassifierArchitecture.ResNet20;
-
-        /// <summary>A network of your own; it must implement <see cref="IEmbeddingNetwork"/>. Register it under
-        /// <see cref="CustomModelName"/> with <see cref="FlatMinimaModelRegistry.Register"/> before loading a saved model.</summary>
-        public ImageClassifierFactory? CustomModelFactory { get; set; }
-
-        /// <summary>The name under which <see cref="CustomModelFactory"/> is saved with the model.</summary>
-        public string? CustomModelName { get; set; }
-
-        /// <summary>Model input height; null takes the first base image's height.</summary>
-        public int? ImageHeight { get; set; }
-
-        /// <summary>Model input width; null takes the first base image's width.</summary>
-        public int? ImageWidth { get; set; }
-
-        /// <summary>Model input channels (1 or 3); null detects (1 if every base image is gray).</summary>
-        public int? ImageChannels { get; set; }
 
         /// <summary>Base-session passes over the data.</summary>
         public int Epochs { get; set; } = 10;
@@ -128,27 +100,6 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
         /// <summary>What a session does with rows of classes already learned.</summary>
         public RepeatedClassPolicy RepeatedClasses { get; set; } = RepeatedClassPolicy.Reject;
 
-        /// <summary>Seed of initialization, shuffling, noise and session fine-tuning.</summary>
-        public int Seed { get; set; } = 1;
-
-        /// <summary>Where to train and score: Auto (CUDA if available), Cpu or Cuda.</summary>
-        public DeviceKind Device { get; set; } = DeviceKind.Auto;
-
-        /// <summary>CUDA device index when a GPU is used.</summary>
-        public int CudaDeviceIndex { get; set; }
-
-        /// <summary>Rows per forward pass when scoring with <c>Transform</c>.</summary>
-        public int ScoringBatchSize { get; set; } = 256;
-
-        /// <summary>Tune glibc's allocator for tensor workloads (process-wide, Linux only).</summary>
-        public bool TuneGlibcMalloc { get; set; } = true;
-
-        /// <summary>Called after each base-training epoch.</summary>
-        public Action<EpochReport>? ProgressCallback { get; set; }
-
-        /// <summary>Cancels base training at the next batch.</summary>
-        public CancellationToken CancellationToken { get; set; }
-
         internal FlatRegionOptions ToFlatRegionOptions() => new()
         {
             Bound = Bound,
@@ -188,20 +139,8 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
         /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option.</summary>
         internal void Validate()
         {
-            foreach (var (name, value) in new[] { (nameof(LabelColumnName), LabelColumnName), (nameof(ImageColumnName), ImageColumnName),
-                         (nameof(ScoreColumnName), ScoreColumnName), (nameof(PredictedLabelColumnName), PredictedLabelColumnName) })
-                if (string.IsNullOrWhiteSpace(value)) throw new ArgumentException($"{name} must name a column.", name);
-            if (ScoreColumnName == PredictedLabelColumnName)
-                throw new ArgumentException($"ScoreColumnName and PredictedLabelColumnName are both '{ScoreColumnName}'; give them different names.", nameof(PredictedLabelColumnName));
-            if (ImageHeight is int h && h < 1) throw new ArgumentOutOfRangeException(nameof(ImageHeight), h, "ImageHeight must be ≥ 1 or null.");
-            if (ImageWidth is int w && w < 1) throw new ArgumentOutOfRangeException(nameof(ImageWidth), w, "ImageWidth must be ≥ 1 or null.");
-            if (ImageChannels is int c && c != 1 && c != 3) throw new ArgumentOutOfRangeException(nameof(ImageChannels), c, "ImageChannels must be 1, 3 or null.");
-            if (CustomModelFactory is not null && string.IsNullOrWhiteSpace(CustomModelName))
-                throw new ArgumentException("A CustomModelFactory needs a CustomModelName, under which it is saved and looked up when the model is loaded.", nameof(CustomModelName));
+            ValidateCommon();
             if (!Enum.IsDefined(Architecture)) throw new ArgumentOutOfRangeException(nameof(Architecture), Architecture, "Unknown architecture.");
-            if (!Enum.IsDefined(Device)) throw new ArgumentOutOfRangeException(nameof(Device), Device, "Unknown device.");
-            if (CudaDeviceIndex < 0) throw new ArgumentOutOfRangeException(nameof(CudaDeviceIndex), CudaDeviceIndex, "CudaDeviceIndex must be ≥ 0.");
-            if (ScoringBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(ScoringBatchSize), ScoringBatchSize, "ScoringBatchSize must be ≥ 1.");
             if (MaxShotsPerClass < 1) throw new ArgumentOutOfRangeException(nameof(MaxShotsPerClass), MaxShotsPerClass, "MaxShotsPerClass must be ≥ 1.");
             if (ExemplarsPerClass < 0) throw new ArgumentOutOfRangeException(nameof(ExemplarsPerClass), ExemplarsPerClass, "ExemplarsPerClass must be ≥ 0.");
             if (!Enum.IsDefined(RepeatedClasses)) throw new ArgumentOutOfRangeException(nameof(RepeatedClasses), RepeatedClasses, "Unknown policy.");
