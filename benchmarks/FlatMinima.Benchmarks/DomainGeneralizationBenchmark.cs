@@ -131,7 +131,7 @@ internal static class DomainGeneralizationBenchmark
             WeightDecay = 0,
             Schedule = new LearningRateSchedule { Kind = LearningRateScheduleKind.Constant },
             Seed = seed,
-            SharpnessAware = method.StartsWith("SAM") ? SharpnessAwareOptions.Sam(dg.Rho) : null,
+            GradientStep = method.StartsWith("SAM") ? SharpnessAwareOptions.Sam(dg.Rho) : null,
             Averaging = method switch
             {
                 "ERM+SWA" => new SwaOptions { StartStep = dg.Steps / 2, EverySteps = dg.EvaluationFrequency },
@@ -145,7 +145,7 @@ internal static class DomainGeneralizationBenchmark
         var clock = Stopwatch.StartNew();
         var reports = new ClassifierTrainer(options, CPU).Train(model, train, validation);
         double seconds = clock.Elapsed.TotalSeconds;
-        var (_, testAccuracy) = ClassifierTrainer.Evaluate(model, domains[testDomain].In, 512, CPU);
+        var (_, testAccuracy) = ClassifierEvaluation.Evaluate(model, domains[testDomain].In, 512, CPU);
         var last = reports[^1];
         return new RunResult(method, seed, testDomain, testAccuracy, last.ValidationAccuracy ?? double.NaN, (long)epochs * stepsPerEpoch, seconds, last.Averaging);
     }

@@ -71,10 +71,10 @@ internal static class IncrementalFewShotBenchmark
             var training = new ClassifierTrainingOptions
             {
                 Epochs = o.Epochs, BatchSize = 128, LearningRate = 0.1, WeightDecay = 5e-4, Seed = 1,
-                FlatRegion = flat ? new FlatRegionOptions() : null,
+                GradientStep = flat ? new FlatRegionOptions() : null,
             };
             new ClassifierTrainer(training, CPU).Train(network, baseData);
-            var head = ClassifierTrainer.Evaluate(network, Restrict(test, BaseClasses.Length), 256, CPU).Accuracy;
+            var head = ClassifierEvaluation.Evaluate(network, Restrict(test, BaseClasses.Length), 256, CPU).Accuracy;
             network.eval();
             var prototypes = Prototypes.Compute(network, baseData.Inputs, baseData.Labels, BaseClasses.Length, 256, CPU).DetachFromDisposeScope();
             bases[flat] = (network, prototypes, head, baseClock.Elapsed.TotalSeconds);

@@ -1,3 +1,4 @@
+using FlatMinima.Torch.Optimization;
 using System;
 using System.Collections.Generic;
 using System.Linq;
@@ -30,7 +31,7 @@ internal static class SharpnessDefaultsBenchmark
         var model = ml.Transforms.Conversion.MapValueToKey("Label").Append(ml.MulticlassClassification.Trainers.FlatMinimaImageClassification(
             new FlatMinimaImageClassificationTrainer.Options
             {
-                ImageColumnName = "Pixels", Epochs = 4, BatchSize = 128, LearningRate = 0.05, SharpnessAware = SharpnessAwareMethod.None, Seed = 1, Device = DeviceKind.Cpu,
+                ImageColumnName = "Pixels", Epochs = 4, BatchSize = 128, LearningRate = 0.05, SharpnessAware = null, Seed = 1, Device = DeviceKind.Cpu,
             })).Fit(train);
         var data = ml.Data.TakeRows(train, 500);
         Console.WriteLine();

@@ -1,3 +1,4 @@
+using FlatMinima.Torch.Optimization;
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
@@ -21,10 +22,10 @@ internal static class SharpnessExperiment
         var ml = new MLContext(seed: 1);
         var train = ml.Data.LoadFromEnumerable(BenchmarkData.Rows(BenchmarkData.Load(options, train: true, options.Images)));
         var test = ml.Data.LoadFromEnumerable(BenchmarkData.Rows(BenchmarkData.Load(options, train: false, 10000)));
-        var methods = new (string Name, SharpnessAwareMethod Method, bool Swad)[]
+        var methods = new (string Name, SharpnessAwareOptions? Method, bool Swad)[]
         {
-            ("SGD", SharpnessAwareMethod.None, false), ("SAM ρ=0.05", SharpnessAwareMethod.Sam, false),
-            ("ASAM ρ=0.5", SharpnessAwareMethod.Asam, false), ("SWAD (SGD, eval every 10 steps, 20 % held out)", SharpnessAwareMethod.None, true),
+            ("SGD", null, false), ("SAM ρ=0.05", SharpnessAwareOptions.Sam(), false),
+            ("ASAM ρ=0.5", SharpnessAwareOptions.Asam(), false), ("SWAD (SGD, eval every 10 steps, 20 % held out)", null, true),
         };
         var seeds = new[] { 1, 2 };
         const int epochs = 4;

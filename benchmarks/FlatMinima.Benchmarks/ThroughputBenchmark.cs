@@ -1,3 +1,4 @@
+using FlatMinima.Torch.Optimization;
 using System;
 using System.Diagnostics;
 using System.Globalization;
@@ -27,23 +28,23 @@ internal static class ThroughputBenchmark
         Console.WriteLine("|---|---|---|---|---|---|");
         var peer = options.PeerBench is null ? null : RunPeer(options, tunedMalloc: false);
         var peerTuned = options.PeerBench is null ? null : RunPeer(options, tunedMalloc: true);
-        foreach (var method in new[] { SharpnessAwareMethod.None, SharpnessAwareMethod.Sam })
+        foreach (var method in new[] { null, SharpnessAwareOptions.Sam() })
         {
             double epochSeconds = 0;
             var pipeline = ml.Transforms.Conversion.MapValueToKey("Label").Append(ml.MulticlassClassification.Trainers.FlatMinimaImageClassification(
                 new FlatMinimaImageClassificationTrainer.Options
                 {
                     ImageColumnName = "Pixels", Epochs = epochs, BatchSize = 128, LearningRate = 0.01, SharpnessAware = method,
-                    Device = DeviceKind.Cpu, TuneGlibcMalloc = options.Mallopt, ProgressCallback = r => epochSeconds += r.Elapsed.TotalSeconds,
+                    Device = DeviceKind.Cpu, TuneGlibcMalloc = options.Mallopt, Progress = r => epochSeconds += r.Elapsed.TotalSeconds,
                 }));
             var clock = Stopwatch.StartNew();
             pipeline.Fit(data);
             double seconds = clock.Elapsed.TotalSeconds;
             double images = rows.Length * (double)epochs;
             double ours = images / seconds;
-            string name = method == SharpnessAwareMethod.None ? "SGD" : "SAM (ρ = 0.05)";
-            double? torch = peer is null ? null : 128 / (method == SharpnessAwareMethod.None ? peer.Value.SgdMs : peer.Value.SamMs) * 1000;
-            double? torchTuned = peerTuned is null ? null : 128 / (method == SharpnessAwareMethod.None ? peerTuned.Value.SgdMs : peerTuned.Value.SamMs) * 1000;
+            string name = method is null ? "SGD" : "SAM (ρ = 0.05)";
+            double? torch = peer is null ? null : 128 / (method is null ? peer.Value.SgdMs : peer.Value.SamMs) * 1000;
+            double? torchTuned = peerTuned is null ? null : 128 / (method is null ? peerTuned.Value.SgdMs : peerTuned.Value.SamMs) * 1000;
             Console.WriteLine($"| {name} | {seconds:F1} | {ours:N0} | {images / epochSeconds:N0} | {(torch is double t ? t.ToString("N0") : "not run")} / {(torchTuned is double tt ? tt.ToString("N0") : "not run")} | " +
                               $"{(torch is double t2 ? $"**{ours / t2:F2}** / {ours / torchTuned!.Value:F2}" : "")} |");
         }

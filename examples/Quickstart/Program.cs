@@ -2,6 +2,7 @@
 //   folder of images (one sub-folder per class) → LoadRawImageBytes → MapValueToKey → FlatMinimaImageClassification (SAM)
 //   → MapKeyToValue; then ML.NET's metrics and confusion table, save the .zip, reload it and predict a few images.
 // Usage: dotnet run --project examples/Quickstart [-- <dataset folder with train/ and test/> [epochs]]
+using FlatMinima.Torch.Optimization;
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
@@ -35,15 +36,15 @@ var trainer = ml.MulticlassClassification.Trainers.FlatMinimaImageClassification
 {
     LabelColumnName = "Label",
     ImageColumnName = "ImageSource",
-    SharpnessAware = SharpnessAwareMethod.Sam, // ρ = 0.05
+    SharpnessAware = SharpnessAwareOptions.Sam(rho: 0.05),
     Architecture = FlatMinima.Torch.Models.ImageClassifierArchitecture.SmallCnn,
     Epochs = epochs,
     BatchSize = 64,
     LearningRate = 0.05,
     WeightDecay = 5e-4,
-    LearningRateSchedule = LearningRateScheduleKind.Cosine,
+    Schedule = LearningRateSchedule.CosineDecay(),
     Seed = 1,
-    ProgressCallback = report => Console.WriteLine("  " + report),
+    Progress = report => Console.WriteLine("  " + report),
 });
 var pipeline = ml.Transforms.Conversion.MapValueToKey("Label")
     .Append(trainer)

@@ -2,6 +2,7 @@
 //  1. the two exact demonstrations of Schliserman, Vansover-Hager & Koren (flatness is a diagnostic, not a guarantee);
 //  2. SGD vs SAM on the embedded Fashion-MNIST subset, each model's sharpness report and a 1-D / 2-D loss landscape (PNG).
 // Usage: dotnet run -c Release --project examples/Sharpness [-- <output folder for the PNG files>]
+using FlatMinima.Torch.Optimization;
 using System;
 using System.IO;
 using System.Linq;
@@ -35,7 +36,7 @@ IDataView Load(string split, int perClass) => ml.Data.LoadFromEnumerable(Directo
         .Select(f => new Row { Label = Path.GetFileName(d), Image = File.ReadAllBytes(f) })));
 var train = ml.Data.ShuffleRows(Load("train", 300), seed: 1);
 var test = Load("test", 100);
-foreach (var method in new[] { SharpnessAwareMethod.None, SharpnessAwareMethod.Sam })
+foreach (var method in new[] { null, SharpnessAwareOptions.Sam() })
 {
     var model = ml.Transforms.Conversion.MapValueToKey("Label")
         .Append(ml.MulticlassClassification.Trainers.FlatMinimaImageClassification(new FlatMinimaImageClassificationTrainer.Options
@@ -45,7 +46,7 @@ foreach (var method in new[] { SharpnessAwareMethod.None, SharpnessAwareMethod.S
         .Fit(train);
     var accuracy = ml.MulticlassClassification.Evaluate(model.Transform(test)).MicroAccuracy;
     var report = ml.MulticlassClassification.EvaluateSharpness(model, train, new FlatMinimaSharpnessOptions { MaxExamples = 500, TraceProbes = 30, AscentSteps = 5, PerLayer = true, PerLayerTraceProbes = 10 });
-    string name = method == SharpnessAwareMethod.None ? "SGD" : "SAM";
+    string name = method is null ? "SGD" : "SAM";
     Console.WriteLine($"2. {name}: test micro-accuracy {accuracy:P2}; sharpness on 500 training images:");
     Console.WriteLine(report);
     LandscapePlots.SavePng(ml.MulticlassClassification.LossLandscape(model, train, dimensions: 1, span: 1, points: 21), Path.Combine(output, $"{name}-1d.png"), $"{name}: 1-D loss landscape");

@@ -1,6 +1,7 @@
 using System;
 using FlatMinima.MLNet.ImageClassification;
 using FlatMinima.MLNet.IncrementalFewShot;
+using FlatMinima.Torch.Optimization;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
@@ -10,18 +11,19 @@ namespace FlatMinima.MLNet;
 public static class FlatMinimaCatalog
 {
     /// <summary>
-    /// An image classifier trained on TorchSharp with sharpness-aware minimization (SAM by default).
+    /// An image classifier trained on TorchSharp with SAM (radius <paramref name="rho"/>; 0 trains with plain SGD) and the
+    /// trainer's other defaults. For ASAM, SA-GD, weight averaging and the rest, use the overload with
+    /// <see cref="FlatMinimaImageClassificationTrainer.Options"/>.
     /// </summary>
     /// <param name="catalog">The multiclass classification trainers catalog.</param>
     /// <param name="labelColumnName">The label column (a key type: add <c>MapValueToKey</c>).</param>
     /// <param name="imageColumnName">The image column: encoded bytes, <c>MLImage</c> or a known-size pixel vector.</param>
     /// <param name="scoreColumnName">The output probabilities column.</param>
     /// <param name="predictedLabelColumnName">The output predicted key column.</param>
-    /// <param name="sharpnessAware">None, Sam, Asam or SaGd.</param>
-    /// <param name="rho">The neighbourhood radius ρ; null uses the method's default.</param>
-    /// <param name="epochs">Passes over the training data.</param>
-    /// <param name="batchSize">Examples per step.</param>
-    /// <param name="learningRate">Peak learning rate.</param>
+    /// <param name="rho">SAM's neighbourhood radius ρ; 0 turns SAM off.</param>
+    /// <param name="epochs">Passes over the training data; null keeps the trainer's default.</param>
+    /// <param name="batchSize">Examples per step; null keeps the trainer's default.</param>
+    /// <param name="learningRate">Peak learning rate; null keeps the trainer's default.</param>
     /// <param name="validationSet">Optional data evaluated after every epoch.</param>
     public static FlatMinimaImageClassificationTrainer FlatMinimaImageClassification(
         this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
@@ -29,25 +31,26 @@ public static class FlatMinimaCatalog
         string imageColumnName = "Image",
         string scoreColumnName = "Score",
         string predictedLabelColumnName = "PredictedLabel",
-        SharpnessAwareMethod sharpnessAware = SharpnessAwareMethod.Sam,
-        double? rho = null,
-        int epochs = 10,
-        int batchSize = 64,
-        double learningRate = 0.05,
+        double rho = SharpnessAwareOptions.DefaultRho,
+        int? epochs = null,
+        int? batchSize = null,
+        double? learningRate = null,
         IDataView? validationSet = null)
-        => FlatMinimaImageClassification(catalog, new FlatMinimaImageClassificationTrainer.Options
+    {
+        var options = new FlatMinimaImageClassificationTrainer.Options
         {
             LabelColumnName = labelColumnName,
             ImageColumnName = imageColumnName,
             ScoreColumnName = scoreColumnName,
             PredictedLabelColumnName = predictedLabelColumnName,
-            SharpnessAware = sharpnessAware,
-            Rho = rho,
-            Epochs = epochs,
-            BatchSize = batchSize,
-            LearningRate = learningRate,
+            SharpnessAware = rho == 0 ? null : SharpnessAwareOptions.Sam(rho),
             ValidationSet = validationSet,
-        });
+        };
+        if (epochs is int e) options.Epochs = e;
+        if (batchSize is int b) options.BatchSize = b;
+        if (learningRate is double r) options.LearningRate = r;
+        return FlatMinimaImageClassification(catalog, options);
+    }
 
     /// <summary>An image classifier trained on TorchSharp with the given options (validated here).</summary>
     public static FlatMinimaImageClassificationTrainer FlatMinimaImageClassification(
@@ -67,23 +70,26 @@ public static class FlatMinimaCatalog
     /// <param name="labelColumnName">The label column (a key with class names: add <c>MapValueToKey</c>).</param>
     /// <param name="imageColumnName">The image column: encoded bytes, <c>MLImage</c> or a known-size pixel vector.</param>
     /// <param name="architecture">The backbone.</param>
-    /// <param name="epochs">Base-session passes over the data.</param>
-    /// <param name="bound">The flat region's bound b.</param>
+    /// <param name="epochs">Base-session passes over the data; null keeps the trainer's default.</param>
+    /// <param name="bound">The flat region's bound b; null keeps its default.</param>
     public static FlatMinimaIncrementalFewShotTrainer FlatMinimaIncrementalFewShot(
         this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         string labelColumnName = "Label",
         string imageColumnName = "Image",
         Torch.Models.ImageClassifierArchitecture architecture = Torch.Models.ImageClassifierArchitecture.ResNet20,
-        int epochs = 10,
-        double bound = 0.01)
-        => FlatMinimaIncrementalFewShot(catalog, new FlatMinimaIncrementalFewShotTrainer.Options
+        int? epochs = null,
+        double? bound = null)
+    {
+        var options = new FlatMinimaIncrementalFewShotTrainer.Options
         {
             LabelColumnName = labelColumnName,
             ImageColumnName = imageColumnName,
             Architecture = architecture,
-            Epochs = epochs,
-            Bound = bound,
-        });
+        };
+        if (epochs is int e) options.Epochs = e;
+        if (bound is double b) options.FlatRegion = options.FlatRegion with { Bound = b };
+        return FlatMinimaIncrementalFewShot(catalog, options);
+    }
 
     /// <summary>F2M incremental few-shot learning with the given options (validated here).</summary>
     public static FlatMinimaIncrementalFewShotTrainer FlatMinimaIncrementalFewShot(

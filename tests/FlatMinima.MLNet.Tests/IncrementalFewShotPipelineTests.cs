@@ -1,3 +1,4 @@
+using FlatMinima.Torch.IncrementalFewShot;
 using System;
 using System.Collections.Generic;
 using System.IO;
@@ -28,7 +29,7 @@ public sealed class IncrementalFewShotPipelineTests
         {
             ImageColumnName = "ImageSource",
             Architecture = ImageClassifierArchitecture.SmallCnn,
-            RangeLayerCount = 2,
+            FlatRegion = new FlatRegionOptions { RangeLayerCount = 2 },
             Epochs = 3,
             BatchSize = 32,
             LearningRate = 0.05,
@@ -184,9 +185,9 @@ public sealed class IncrementalFewShotPipelineTests
     [TestMethod]
     public void BadOptionsGiveClearErrors()
     {
-        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => Trainer(o => o.Bound = -1)).Message, "Bound");
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => Trainer(o => o.FlatRegion = o.FlatRegion with { Bound = -1 })).Message, "FlatRegion.Bound");
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => Trainer(o => o.MaxShotsPerClass = 0)).Message, "MaxShotsPerClass");
-        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => Trainer(o => o.SessionLearningRate = 0)).Message, "SessionLearningRate");
-        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => Trainer(o => o.NoiseSamples = 1)).Message, "NoiseSamples");
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => Trainer(o => o.Session = o.Session with { LearningRate = 0 })).Message, "Session.LearningRate");
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => Trainer(o => o.FlatRegion = o.FlatRegion with { NoiseSamples = 1 })).Message, "FlatRegion.NoiseSamples");
     }
 }

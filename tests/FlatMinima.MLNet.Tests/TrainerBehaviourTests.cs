@@ -39,18 +39,17 @@ public sealed class TrainerBehaviourTests
     }
 
     [TestMethod]
-    [DataRow(SharpnessAwareMethod.None)]
-    [DataRow(SharpnessAwareMethod.Asam)]
-    [DataRow(SharpnessAwareMethod.SaGd)]
-    public void EveryMethodTrainsWithResNet20(SharpnessAwareMethod method)
+    [DataRow("None")]
+    [DataRow("Asam")]
+    [DataRow("SaGd")]
+    public void EveryMethodTrainsWithResNet20(string method)
     {
         var ml = new MLContext(seed: 1);
         var data = Small(ml, 8);
         var model = TestData.Pipeline(ml, OneEpoch(o =>
         {
-            o.SharpnessAware = method;
+            o.SharpnessAware = method switch { "Asam" => SharpnessAwareOptions.Asam(), "SaGd" => SharpnessAwareOptions.SaGd(ascentSteps: 2), _ => null };
             o.Architecture = FlatMinima.Torch.Models.ImageClassifierArchitecture.ResNet20;
-            o.AscentSteps = 2;
         })).Fit(data);
         Assert.IsTrue(TestData.Scores(model.Transform(data)).All(s => s.All(float.IsFinite)));
     }
@@ -60,7 +59,7 @@ public sealed class TrainerBehaviourTests
     {
         var ml = new MLContext(seed: 1);
         var data = Small(ml);
-        var model = TestData.Pipeline(ml, OneEpoch(o => o.ShardCount = 4)).Fit(data);
+        var model = TestData.Pipeline(ml, OneEpoch(o => o.SharpnessAware = SharpnessAwareOptions.Sam() with { ShardCount = 4 })).Fit(data);
         Assert.IsTrue(TestData.Scores(model.Transform(data)).All(s => s.All(float.IsFinite)));
     }
 
@@ -77,7 +76,7 @@ public sealed class TrainerBehaviourTests
         var trainer = ml.MulticlassClassification.Trainers.FlatMinimaImageClassification(OneEpoch(o =>
         {
             o.Epochs = 2;
-            o.ProgressCallback = reports.Add;
+            o.Progress = reports.Add;
             o.ValidationSet = keys.Transform(validation);
         }));
         trainer.Fit(keys.Transform(data));
@@ -189,7 +188,20 @@ public sealed class BadInputTests
         var e = FitThrows<ArgumentOutOfRangeException>(ml, data, Options(o => { o.ImageColumnName = "Pixels"; o.ImageChannels = 1; o.ImageHeight = 28; o.ImageWidth = 28; }));
         StringAssert.Contains(e.Message, "100 values");
         var e2 = FitThrows<ArgumentOutOfRangeException>(ml, data, Options(o => o.ImageColumnName = "Pixels"));
-        StringAssert.Contains(e2.Message, "ImageChannels, ImageHeight and ImageWidth");
+        StringAssert.Contains(e2.Message, "set ImageHeight and ImageWidth");
+        var e3 = FitThrows<ArgumentOutOfRangeException>(ml, data, Options(o => { o.ImageColumnName = "Pixels"; o.ImageHeight = 7; o.ImageWidth = 7; }));
+        StringAssert.Contains(e3.Message, "100 values");
+    }
+
+    [TestMethod]
+    public void PixelVectorChannelsFollowFromHeightAndWidth()
+    {
+        var ml = Ml();
+        var rows = Enumerable.Range(0, 8).Select(i => new FixedVectorRow { Label = i % 2 == 0 ? "a" : "b", Pixels = Enumerable.Range(0, 100).Select(p => (p + i) % 7 / 7f).ToArray() });
+        var data = ml.Data.LoadFromEnumerable(rows);
+        var model = TestData.Pipeline(ml, Options(o => { o.ImageColumnName = "Pixels"; o.ImageHeight = 10; o.ImageWidth = 10; o.Epochs = 1; })).Fit(data);
+        var classifier = ((System.Collections.Generic.IEnumerable<ITransformer>)model).OfType<FlatMinimaImageClassificationTransformer>().Single().Model;
+        Assert.AreEqual((1, 10, 10), (classifier.Channels, classifier.Height, classifier.Width), "100 values at 10×10 are one channel");
     }
 
     [TestMethod]
@@ -250,12 +262,12 @@ public sealed class BadInputTests
     {
         var ml = Ml();
         var trainers = ml.MulticlassClassification.Trainers;
-        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => trainers.FlatMinimaImageClassification(Options(o => o.Rho = -0.1))).Message, "Rho");
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => trainers.FlatMinimaImageClassification(Options(o => o.SharpnessAware = SharpnessAwareOptions.Sam(-0.1)))).Message, "SharpnessAware.Rho");
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => trainers.FlatMinimaImageClassification(Options(o => o.BatchSize = 0))).Message, "BatchSize");
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => trainers.FlatMinimaImageClassification(Options(o => o.Epochs = 0))).Message, "Epochs");
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => trainers.FlatMinimaImageClassification(Options(o => o.LearningRate = double.NaN))).Message, "LearningRate");
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => trainers.FlatMinimaImageClassification(Options(o => o.ImageChannels = 2))).Message, "ImageChannels");
-        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => trainers.FlatMinimaImageClassification(Options(o => { o.SharpnessAware = SharpnessAwareMethod.None; o.ShardCount = 2; }))).Message, "ShardCount");
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => trainers.FlatMinimaImageClassification(Options(o => o.SharpnessAware = SharpnessAwareOptions.Sam() with { ShardCount = 1000 }))).Message, "SharpnessAware.ShardCount");
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => trainers.FlatMinimaImageClassification(Options(o => o.CustomModelFactory = (c, k) => nn.Linear(1, k)))).Message, "CustomModelName");
     }
 

@@ -45,7 +45,7 @@ public sealed class WeightAveragingPipelineTests
         var reports = new List<EpochReport>();
         var logged = new List<string>();
         ml.Log += (_, e) => { if (e.Message.Contains("SWAD")) logged.Add(e.Message); };
-        var options = SamSwad(o => o.ProgressCallback = reports.Add);
+        var options = SamSwad(o => o.Progress = reports.Add);
         var model = TestData.Pipeline(ml, options).Fit(Rows(ml, 40));
 
         var averaging = reports[^1].Averaging;
@@ -83,7 +83,7 @@ public sealed class WeightAveragingPipelineTests
             var options = TestData.FastOptions(epochs: 2, batchSize: 16, o =>
             {
                 o.Averaging = averaging;
-                o.ProgressCallback = r => last = r.Averaging ?? last;
+                o.Progress = r => last = r.Averaging ?? last;
             });
             var data = Rows(ml, 12);
             var model = TestData.Pipeline(ml, options).Fit(data);
@@ -103,9 +103,9 @@ public sealed class WeightAveragingPipelineTests
             Assert.AreEqual(name, e.ParamName);
             StringAssert.Contains(e.Message, name);
         }
-        Expect<ArgumentOutOfRangeException>(o => o.Averaging = WeightAveragingOptions.Swad(optimumPatience: 3, overfitPatience: 2), "OverfitPatience");
-        Expect<ArgumentOutOfRangeException>(o => o.Averaging = WeightAveragingOptions.Swad(toleranceRatio: -1), "ToleranceRatio");
-        Expect<ArgumentOutOfRangeException>(o => o.Averaging = WeightAveragingOptions.Swad(evaluationFrequency: 0), "EvaluationFrequency");
+        Expect<ArgumentOutOfRangeException>(o => o.Averaging = WeightAveragingOptions.Swad(optimumPatience: 3, overfitPatience: 2), "Averaging.OverfitPatience");
+        Expect<ArgumentOutOfRangeException>(o => o.Averaging = WeightAveragingOptions.Swad(toleranceRatio: -1), "Averaging.ToleranceRatio");
+        Expect<ArgumentOutOfRangeException>(o => o.Averaging = WeightAveragingOptions.Swad(evaluationFrequency: 0), "Averaging.EvaluationFrequency");
         Expect<ArgumentException>(o => o.ValidationFraction = 0, "ValidationFraction");
         Expect<ArgumentOutOfRangeException>(o => o.ValidationFraction = 1, "ValidationFraction");
 

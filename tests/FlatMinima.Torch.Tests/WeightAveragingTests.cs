@@ -163,14 +163,14 @@ public sealed class WeightAveragingTests
         Func<SwadAverager, int, (SwadAverager, nn.Module<Tensor, Tensor>)?>? afterStep = null)
     {
         var model = Tiny();
-        var swad = new SwadAverager(model, options);
+        var swad = new SwadAverager(model, options, options.EvaluationFrequency!.Value);
         try
         {
             for (int s = 1; s <= steps && !swad.StopRequested; s++)
             {
                 SetWeights(model, s);
                 swad.AfterStep(s);
-                if (s % options.EvaluationFrequency == 0) swad.AfterEvaluation(ValleyLosses[s / options.EvaluationFrequency - 1]);
+                if (s % swad.EvaluationFrequency == 0) swad.AfterEvaluation(ValleyLosses[s / swad.EvaluationFrequency - 1]);
                 if (afterStep?.Invoke(swad, s) is var (resumed, resumedModel)) (swad, model) = (resumed, resumedModel);
             }
             var report = swad.Finish();
@@ -210,7 +210,7 @@ public sealed class WeightAveragingTests
                 using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) swad.Save(writer);
                 swad.Dispose();
                 var freshModel = Tiny();   // as in a new process: a new model object and a new averager
-                var fresh = new SwadAverager(freshModel, options);
+                var fresh = new SwadAverager(freshModel, options, options.EvaluationFrequency!.Value);
                 stream.Position = 0;
                 using var reader = new BinaryReader(stream);
                 fresh.Load(reader);
@@ -312,7 +312,7 @@ public sealed class WeightAveragingTests
     {
         var options = new ClassifierTrainingOptions
         {
-            Epochs = 6, BatchSize = 8, LearningRate = 0.05, SharpnessAware = Optimization.SharpnessAwareOptions.Sam(0.05),
+            Epochs = 6, BatchSize = 8, LearningRate = 0.05, GradientStep = Optimization.SharpnessAwareOptions.Sam(0.05),
             Averaging = WeightAveragingOptions.Swad(evaluationFrequency: 2, optimumPatience: 2, overfitPatience: 3), TuneGlibcMalloc = false,
         };
         var model = Net();
@@ -334,7 +334,7 @@ public sealed class WeightAveragingTests
         {
             ("SAM + SWAD, SGD momentum, domain batches", new ClassifierTrainingOptions
             {
-                Epochs = 5, BatchSize = 8, LearningRate = 0.05, SharpnessAware = Optimization.SharpnessAwareOptions.Sam(0.05),
+                Epochs = 5, BatchSize = 8, LearningRate = 0.05, GradientStep = Optimization.SharpnessAwareOptions.Sam(0.05),
                 Averaging = WeightAveragingOptions.Swad(evaluationFrequency: 2, optimumPatience: 2, overfitPatience: 6), TuneGlibcMalloc = false,
             }, true, 2),
             ("EMA, AdamW, shuffled batches", new ClassifierTrainingOptions
@@ -344,7 +344,7 @@ public sealed class WeightAveragingTests
             }, false, 1),
             ("F2M flat-region search (noise generator resumed), SWA", new ClassifierTrainingOptions
             {
-                Epochs = 3, BatchSize = 8, LearningRate = 0.05, FlatRegion = new IncrementalFewShot.FlatRegionOptions { Bound = 0.05 },
+                Epochs = 3, BatchSize = 8, LearningRate = 0.05, GradientStep = new IncrementalFewShot.FlatRegionOptions { Bound = 0.05 },
                 Averaging = WeightAveragingOptions.Swa(startEpoch: 2), TuneGlibcMalloc = false,
             }, false, 1),
         };

@@ -22,17 +22,12 @@ namespace FlatMinima.MLNet.ImageClassification;
 /// channel with the training data's mean and standard deviation, which are saved with the model.
 /// </remarks>
 public sealed partial class FlatMinimaImageClassificationTrainer
-    : ITrainerEstimator<FlatMinimaImageClassificationTransformer, FlatMinimaImageClassifier>
+    : ImageTrainerBase<FlatMinimaImageClassificationTrainer.Options>,
+      ITrainerEstimator<FlatMinimaImageClassificationTransformer, FlatMinimaImageClassifier>
 {
-    private readonly IHost _host;
-    private readonly Options _options;
-
     internal FlatMinimaImageClassificationTrainer(IHostEnvironment env, Options options)
+        : base(env, options, nameof(FlatMinimaImageClassificationTrainer))
     {
-        Contracts.CheckValue(env, nameof(env));
-        _host = env.Register(nameof(FlatMinimaImageClassificationTrainer));
-        _options = options ?? throw new ArgumentNullException(nameof(options));
-        options.Validate();
     }
 
     /// <summary>No normalization or caching is needed; validation data is supported.</summary>
@@ -42,19 +37,14 @@ public sealed partial class FlatMinimaImageClassificationTrainer
     /// <summary>Trains on <paramref name="input"/>.</summary>
     public FlatMinimaImageClassificationTransformer Fit(IDataView input)
     {
-        _host.CheckValue(input, nameof(input));
-        var o = _options;
-        using (var probe = input.GetRowCursor(Array.Empty<DataViewSchema.Column>()))
-            if (!probe.MoveNext()) throw new InvalidOperationException("The training data is empty: it has no rows.");
-        var (labelColumn, classCount) = ImageTrainingData.CheckLabel(input.Schema, o.LabelColumnName);
-        var imageColumn = input.Schema.GetColumnOrNull(o.ImageColumnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(input), $"Image column '{o.ImageColumnName}' was not found in the training data (set ImageColumnName).");
-        var imageInput = ImageInput.FromColumn(imageColumn, o.ImageChannels, o.ImageHeight, o.ImageWidth);
-        var keyValues = LabelKeyValues.FromColumn(labelColumn, classCount);
+        Host.CheckValue(input, nameof(input));
+        var o = TrainerOptions;
+        var (keyValues, imageInput) = InspectTrainingData(input, "training data", "The training data is empty: it has no rows.");
+        int classCount = keyValues.Names.Count;
 
-        using var ch = _host.Start("Training");
+        using var ch = Host.Start("Training");
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var train = ImageDataReader.Read(input, imageInput, o.ImageColumnName, o.LabelColumnName, o.ImageChannels, o.ImageHeight, o.ImageWidth);
+        var train = ReadImages(input, imageInput);
         using var trainImages = train.Images;
         int distinct = train.Labels.Distinct().Count();
         if (distinct < 2)
@@ -99,31 +89,13 @@ public sealed partial class FlatMinimaImageClassificationTrainer
                 validation = validation with { Domains = tensor(DomainReader.Read(o.ValidationSet, o.DomainColumnName, domainNames, "ValidationSet")) };
         }
 
-        var device = Devices.Resolve(o.Device, o.CudaDeviceIndex);
-        string architecture = o.CustomModelFactory is null ? o.Architecture.ToString() : o.CustomModelName!;
-        if (o.CustomModelFactory is not null) FlatMinimaModelRegistry.Register(o.CustomModelName!, o.CustomModelFactory);
-        manual_seed(o.Seed);
-        var network = FlatMinimaImageClassifier.CreateNetwork(architecture, train.Channels, classCount, train.Height, train.Width);
-        network.to(device);
-
-        var training = o.ToTrainingOptions() with
-        {
-            Progress = report =>
-            {
-                ch.Info(MessageSensitivity.None, report.ToString());
-                o.ProgressCallback?.Invoke(report);
-            },
-        };
-        ch.Info(MessageSensitivity.None, $"Training {architecture} on {device.type} with {o.SharpnessAware} ({training.SharpnessAware?.ToString() ?? "base optimizer only"})" +
+        var (network, architecture, device) = CreateNetwork(train.Channels, classCount, train.Height, train.Width);
+        var training = TrainingOptions(ch);
+        ch.Info(MessageSensitivity.None, $"Training {architecture} on {device.type} with {training.GradientStep?.ToString() ?? "the base optimizer only"}" +
             (o.Averaging is null ? "." : $" and weight averaging {o.Averaging}."));
         try
         {
-            new ClassifierTrainer(training, device).Train(network, new TensorDataset(trainX, trainY) { Domains = trainDomains }, validation);
-        }
-        catch
-        {
-            network.Dispose();
-            throw;
+            DisposeOnFailure(() => new ClassifierTrainer(training, device).Train(network, new TensorDataset(trainX, trainY) { Domains = trainDomains }, validation), network);
         }
         finally
         {
@@ -133,22 +105,22 @@ public sealed partial class FlatMinimaImageClassificationTrainer
         }
         network.eval();
         var model = new FlatMinimaImageClassifier(network, architecture, train.Channels, train.Height, train.Width, classCount, mean, std, device);
-        return new FlatMinimaImageClassificationTransformer(_host, model, imageInput, o.ImageColumnName, o.LabelColumnName, o.ScoreColumnName,
+        return new FlatMinimaImageClassificationTransformer(Host, model, imageInput, o.ImageColumnName, o.LabelColumnName, o.ScoreColumnName,
             o.PredictedLabelColumnName, keyValues, o.ScoringBatchSize, o.Device, o.CudaDeviceIndex);
     }
 
     /// <summary>The input columns plus <c>Score</c> (vector of K floats) and <c>PredictedLabel</c> (key); checks the inputs.</summary>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
-        _host.CheckValue(inputSchema, nameof(inputSchema));
-        var o = _options;
+        Host.CheckValue(inputSchema, nameof(inputSchema));
+        var o = TrainerOptions;
         return ImageTrainingData.OutputSchema(inputSchema, o.LabelColumnName, o.ImageColumnName, o.ScoreColumnName, o.PredictedLabelColumnName, classNamesAsText: false);
     }
 
     private TensorDataset ReadValidation(IDataView validationSet, ImageInput trainInput, ImageExamples train, LabelKeyValues trainKeys,
         int classCount, float[] mean, float[] std)
     {
-        var o = _options;
+        var o = TrainerOptions;
         var (labelColumn, validationClasses) = ImageTrainingData.CheckLabel(validationSet.Schema, o.LabelColumnName);
         var validationKeys = LabelKeyValues.FromColumn(labelColumn, validationClasses);
         if (validationClasses != classCount || !validationKeys.SameClasses(trainKeys))
@@ -157,9 +129,7 @@ public sealed partial class FlatMinimaImageClassificationTrainer
                 $"[{string.Join(", ", trainKeys.Names)}]. Transform the validation data with the same fitted MapValueToKey as the training data.");
         var imageColumn = validationSet.Schema.GetColumnOrNull(o.ImageColumnName)
             ?? throw new ArgumentOutOfRangeException(nameof(o.ValidationSet), $"ValidationSet: image column '{o.ImageColumnName}' was not found.");
-        trainInput.CheckCompatible(imageColumn);
-        var validationInput = ImageInput.FromColumn(imageColumn, trainInput.Kind == ImageInputKind.PixelVector ? trainInput.VectorChannels : null,
-            trainInput.Kind == ImageInputKind.PixelVector ? trainInput.VectorHeight : null, trainInput.Kind == ImageInputKind.PixelVector ? trainInput.VectorWidth : null);
+        var validationInput = trainInput.Matching(imageColumn);
         var data = ImageDataReader.Read(validationSet, validationInput, o.ImageColumnName, o.LabelColumnName, train.Channels, train.Height, train.Width);
         var seen = train.Labels.ToHashSet();
         int unseen = Array.FindIndex(data.Labels, l => !seen.Contains(l));

@@ -28,17 +28,12 @@ namespace FlatMinima.MLNet.IncrementalFewShot;
 /// which uses the same order.
 /// </remarks>
 public sealed partial class FlatMinimaIncrementalFewShotTrainer
-    : ITrainerEstimator<FlatMinimaIncrementalFewShotTransformer, FlatMinimaFewShotClassifier>
+    : ImageTrainerBase<FlatMinimaIncrementalFewShotTrainer.Options>,
+      ITrainerEstimator<FlatMinimaIncrementalFewShotTransformer, FlatMinimaFewShotClassifier>
 {
-    private readonly IHost _host;
-    private readonly Options _options;
-
     internal FlatMinimaIncrementalFewShotTrainer(IHostEnvironment env, Options options)
+        : base(env, options, nameof(FlatMinimaIncrementalFewShotTrainer))
     {
-        Contracts.CheckValue(env, nameof(env));
-        _host = env.Register(nameof(FlatMinimaIncrementalFewShotTrainer));
-        _options = options ?? throw new ArgumentNullException(nameof(options));
-        options.Validate();
     }
 
     /// <summary>No normalization or caching is needed; sessions continue from a previous model (incremental training).</summary>
@@ -48,16 +43,13 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
     /// <summary>Trains the base session on <paramref name="input"/> (at least two classes).</summary>
     public FlatMinimaIncrementalFewShotTransformer Fit(IDataView input)
     {
-        _host.CheckValue(input, nameof(input));
-        var o = _options;
-        CheckHasRows(input, "The base-session data is empty: it has no rows.");
-        var keyValues = ReadKeyValues(input.Schema, "base-session data", minClasses: 2);
-        var imageColumn = input.Schema.GetColumnOrNull(o.ImageColumnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(input), $"Image column '{o.ImageColumnName}' was not found in the base-session data (set ImageColumnName).");
-        var imageInput = ImageInput.FromColumn(imageColumn, o.ImageChannels, o.ImageHeight, o.ImageWidth);
+        Host.CheckValue(input, nameof(input));
+        var o = TrainerOptions;
+        var (keyValues, imageInput) = InspectTrainingData(input, "base-session data", "The base-session data is empty: it has no rows.");
+        CheckClassNames(keyValues, "base-session data");
 
-        using var ch = _host.Start("Base session");
-        var data = ImageDataReader.Read(input, imageInput, o.ImageColumnName, o.LabelColumnName, o.ImageChannels, o.ImageHeight, o.ImageWidth);
+        using var ch = Host.Start("Base session");
+        var data = ReadImages(input, imageInput);
         using var images = data.Images;
         var present = data.Labels.Distinct().OrderBy(k => k).ToArray();
         if (present.Length < 2)
@@ -69,71 +61,47 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
         var (mean, std) = ImageTrainingData.ChannelStatistics(images);
         using var x = ImageTrainingData.Normalize(images, mean, std);
         using var y = tensor(data.Labels.Select(k => slot[k]).ToArray());
-        var device = Devices.Resolve(o.Device, o.CudaDeviceIndex);
-        string architecture = o.CustomModelFactory is null ? o.Architecture.ToString() : o.CustomModelName!;
-        if (o.CustomModelFactory is not null) FlatMinimaModelRegistry.Register(o.CustomModelName!, o.CustomModelFactory);
-        manual_seed(o.Seed);
-        var network = FlatMinimaImageClassifier.CreateNetwork(architecture, data.Channels, names.Length, data.Height, data.Width);
-        FlatRegionBounds? region = null;
-        Tensor prototypes;
-        try
+        var (network, architecture, device) = CreateNetwork(data.Channels, names.Length, data.Height, data.Width);
+        var region = o.FlatRegion;
+        var (prototypes, bounds) = DisposeOnFailure(() =>
         {
             Prototypes.AsEmbedding(network);
-            network.to(device);
-            var training = o.ToTrainingOptions() with
-            {
-                Progress = report =>
-                {
-                    ch.Info(MessageSensitivity.None, report.ToString());
-                    o.ProgressCallback?.Invoke(report);
-                },
-            };
+            var range = RangeParameters.Select(network, region.RangeLayerCount, region.RangeParameterNames);
             ch.Info(MessageSensitivity.None, $"Training {architecture} on {device.type}" + (o.FlatRegionSearch
-                ? $" with the flat-region search (b = {o.Bound}, M = {o.NoiseSamples}, std weight {o.StdWeight}, {o.Noise} noise)."
-                : " with plain cross-entropy (FlatRegionSearch off)."));
-            new ClassifierTrainer(training, device).Train(network, new TensorDataset(x, y));
+                ? $" with the flat-region search (b = {region.Bound}, M = {region.NoiseSamples}, std weight {region.StdWeight}, {region.Noise} noise)."
+                : " with plain cross-entropy (FlatRegionSearch off).") + $" Range parameters: {string.Join(", ", range.Select(p => p.Name))}.");
+            new ClassifierTrainer(TrainingOptions(ch), device).Train(network, new TensorDataset(x, y));
             network.eval();
-            region = new FlatRegionBounds(RangeParameters.Select(network, o.RangeLayerCount, o.RangeParameterNames), o.Bound);
-            prototypes = Prototypes.Compute(network, x, y, names.Length, o.ScoringBatchSize, device).DetachFromDisposeScope();
-            ch.Info(MessageSensitivity.None, $"Range parameters: {string.Join(", ", region.Names)}.");
-        }
-        catch
-        {
-            region?.Dispose();
-            network.Dispose();
-            throw;
-        }
+            var means = Prototypes.Compute(network, x, y, names.Length, o.ScoringBatchSize, device).DetachFromDisposeScope();
+            return (means, new FlatRegionBounds(range, region.Bound));
+        }, network);
         var backbone = new FlatMinimaImageClassifier(network, architecture, data.Channels, data.Height, data.Width, names.Length, mean, std, device);
-        var model = new FlatMinimaFewShotClassifier(backbone, region, prototypes, names.Length, 0, o.PrototypeNormalization, o.DistanceScale,
+        var model = new FlatMinimaFewShotClassifier(backbone, bounds, prototypes, names.Length, 0, o.Session.Normalization, o.Session.DistanceScale,
             zeros(0, data.Channels, data.Height, data.Width).DetachFromDisposeScope(), zeros(0, ScalarType.Int64).DetachFromDisposeScope());
         return CreateTransformer(model, imageInput, names);
     }
 
     /// <summary>
-    /// Learns the new classes of <paramref name="sessionData"/> (at most <see cref="Options.MaxShotsPerClass"/> rows each)
+    /// Learns the new classes of <paramref name="sessionData"/> (at most <see cref="FlatMinimaIncrementalFewShotTrainer.Options.MaxShotsPerClass"/> rows each)
     /// on top of <paramref name="previousModel"/> (the base session's or an earlier session's transformer, also after
     /// <c>mlContext.Model.Load</c>). Returns a new transformer over all classes seen so far; <paramref name="previousModel"/>
     /// is not changed.
     /// </summary>
     public FlatMinimaIncrementalFewShotTransformer Fit(IDataView sessionData, FlatMinimaIncrementalFewShotTransformer previousModel)
     {
-        _host.CheckValue(sessionData, nameof(sessionData));
+        Host.CheckValue(sessionData, nameof(sessionData));
         if (previousModel is null)
             throw new ArgumentNullException(nameof(previousModel),
                 "A session needs the model it builds on: train the base session first with Fit(baseData) and pass its transformer (or a loaded one) as previousModel.");
-        var o = _options;
+        var o = TrainerOptions;
         var previous = previousModel.Model;
         var backbone = previous.Backbone;
         CheckHasRows(sessionData, "The session data is empty: it has no rows; a session needs at least one shot of each new class.");
         var keyValues = ReadKeyValues(sessionData.Schema, "session data", minClasses: 1);
-        var imageColumn = sessionData.Schema.GetColumnOrNull(o.ImageColumnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(sessionData), $"Image column '{o.ImageColumnName}' was not found in the session data (set ImageColumnName).");
-        previousModel.Input.CheckCompatible(imageColumn);
-        var before = previousModel.Input;
-        bool vector = before.Kind == ImageInputKind.PixelVector;
-        var imageInput = ImageInput.FromColumn(imageColumn, vector ? before.VectorChannels : null, vector ? before.VectorHeight : null, vector ? before.VectorWidth : null);
+        var imageColumn = FindImageColumn(sessionData.Schema, "session data");
+        var imageInput = previousModel.Input.Matching(imageColumn);
 
-        using var ch = _host.Start($"Session {previous.SessionCount + 1}");
+        using var ch = Host.Start($"Session {previous.SessionCount + 1}");
         var data = ImageDataReader.Read(sessionData, imageInput, o.ImageColumnName, o.LabelColumnName, null, null, null);
         using var read = data.Images;
         CheckGeometry(data, backbone);
@@ -153,7 +121,7 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
             using var scope = NewDisposeScope();
             var rawX = cat(new[] { images, previous.ExemplarImages }, 0);
             var allY = cat(new[] { tensor(rows), previous.ExemplarLabels }, 0);
-            var result = IncrementalSession.Run(copy.Network, region, previous.Prototypes, copy.Normalize(rawX), allY, o.ToSessionOptions() with
+            var result = IncrementalSession.Run(copy.Network, region, previous.Prototypes, copy.Normalize(rawX), allY, o.Session with
             {
                 Normalization = previous.Normalization,
                 DistanceScale = previous.DistanceScale,
@@ -177,41 +145,42 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
     /// <summary>The input columns plus <c>Score</c> (vector of K floats) and <c>PredictedLabel</c> (key with the class names); checks the inputs.</summary>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
-        _host.CheckValue(inputSchema, nameof(inputSchema));
-        var o = _options;
+        Host.CheckValue(inputSchema, nameof(inputSchema));
+        var o = TrainerOptions;
         return ImageTrainingData.OutputSchema(inputSchema, o.LabelColumnName, o.ImageColumnName, o.ScoreColumnName, o.PredictedLabelColumnName, classNamesAsText: true);
     }
 
     private FlatMinimaIncrementalFewShotTransformer CreateTransformer(FlatMinimaFewShotClassifier model, ImageInput input, IReadOnlyList<string> names)
     {
-        var o = _options;
-        return new FlatMinimaIncrementalFewShotTransformer(_host, model, input, o.ImageColumnName, o.LabelColumnName, o.ScoreColumnName,
+        var o = TrainerOptions;
+        return new FlatMinimaIncrementalFewShotTransformer(Host, model, input, o.ImageColumnName, o.LabelColumnName, o.ScoreColumnName,
             o.PredictedLabelColumnName, LabelKeyValues.FromNames(names), o.ScoringBatchSize, o.Device, o.CudaDeviceIndex);
-    }
-
-    private static void CheckHasRows(IDataView data, string message)
-    {
-        using var probe = data.GetRowCursor(Array.Empty<DataViewSchema.Column>());
-        if (!probe.MoveNext()) throw new InvalidOperationException(message);
     }
 
     private LabelKeyValues ReadKeyValues(DataViewSchema schema, string what, int minClasses)
     {
-        var name = _options.LabelColumnName;
+        var name = TrainerOptions.LabelColumnName;
         var (column, classCount) = ImageTrainingData.CheckLabel(schema, name, minClasses);
         var keyValues = LabelKeyValues.FromColumn(column, classCount);
+        CheckClassNames(keyValues, what);
+        return keyValues;
+    }
+
+    // Sessions recognise classes by name: the label key needs unique key values.
+    private void CheckClassNames(LabelKeyValues keyValues, string what)
+    {
+        var name = TrainerOptions.LabelColumnName;
         if (!keyValues.HasValues)
-            throw new ArgumentOutOfRangeException(nameof(schema),
+            throw new ArgumentOutOfRangeException(nameof(keyValues),
                 $"Label column '{name}' of the {what} is a key without key values (class names); incremental sessions recognise classes by name. " +
                 $"Map the label with mlContext.Transforms.Conversion.MapValueToKey(\"{name}\").");
         if (keyValues.Names.Distinct().Count() != keyValues.Names.Count)
-            throw new ArgumentOutOfRangeException(nameof(schema), $"Label column '{name}' of the {what} has repeated class names among its key values; class names must be unique.");
-        return keyValues;
+            throw new ArgumentOutOfRangeException(nameof(keyValues), $"Label column '{name}' of the {what} has repeated class names among its key values; class names must be unique.");
     }
 
     private void CheckGeometry(ImageExamples data, FlatMinimaImageClassifier backbone)
     {
-        var column = _options.ImageColumnName;
+        var column = TrainerOptions.ImageColumnName;
         if (data.Height != backbone.Height || data.Width != backbone.Width)
             throw new InvalidOperationException(
                 $"Image column '{column}': the session images are {data.Height}×{data.Width} pixels but the base model takes {backbone.Height}×{backbone.Width}. " +
@@ -225,7 +194,7 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
     // Global class index of every row and the class names after the session (old names, then new ones in key order).
     private (long[] Rows, IReadOnlyList<string> Names) AssignClasses(long[] keys, LabelKeyValues keyValues, IReadOnlyList<string> known)
     {
-        var o = _options;
+        var o = TrainerOptions;
         var names = known.ToList();
         var index = names.Select((n, i) => (n, i)).ToDictionary(p => p.n, p => (long)p.i);
         foreach (var key in keys.Distinct().OrderBy(k => k))
@@ -256,7 +225,7 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
     private (Tensor Images, Tensor Labels) KeepExemplars(Tensor images, long[] rows, int oldCount, FlatMinimaFewShotClassifier previous)
     {
         var keep = rows.Select((label, row) => (label, row)).Where(p => p.label >= oldCount)
-            .GroupBy(p => p.label).SelectMany(g => g.Take(_options.ExemplarsPerClass)).Select(p => (long)p.row).ToArray();
+            .GroupBy(p => p.label).SelectMany(g => g.Take(TrainerOptions.ExemplarsPerClass)).Select(p => (long)p.row).ToArray();
         using var index = tensor(keep, ScalarType.Int64);
         var labels = tensor(keep.Select(r => rows[r]).ToArray(), ScalarType.Int64);
         return (cat(new[] { previous.ExemplarImages, images.index_select(0, index) }, 0), cat(new[] { previous.ExemplarLabels, labels }, 0));

@@ -32,7 +32,7 @@ public static class SharpnessCatalog
         using var session = DiagnosticsSession.Open(model, data, o.MaxExamples, o.BatchSize, o.TrainMode, o.Float64);
         var objective = session.Objective;
         objective.CachedGraphBatches = o.CachedGraphBatches;
-        var (loss, accuracy) = ClassifierTrainer.Evaluate(session.Network, session.Examples, o.BatchSize, session.Device);
+        var (loss, accuracy) = ClassifierEvaluation.Evaluate(session.Network, session.Examples, o.BatchSize, session.Device);
         var eigen = new EigenOptions { Tolerance = o.EigenTolerance, MaxIterations = o.EigenMaxIterations, Seed = o.Seed };
         var ascent = new AscentOptions { Steps = o.AscentSteps, RandomStarts = o.AscentRandomStarts, Seed = o.Seed };
         return new SharpnessReport

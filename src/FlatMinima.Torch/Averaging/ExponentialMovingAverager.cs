@@ -31,22 +31,10 @@ public sealed class ExponentialMovingAverager : IWeightAverager
     public long Updates => _updates;
 
     /// <inheritdoc />
-    public int? EvaluationFrequency => null;
-
-    /// <inheritdoc />
-    public bool StopRequested => false;
-
-    /// <inheritdoc />
-    public bool HasOpenSegment => false;
-
-    /// <inheritdoc />
     public bool AveragesBuffers => _options.AverageBuffers;
 
     /// <summary>The decay used at the n-th update (0-based; the 0th copies).</summary>
     public double DecayAt(long n) => _options.Warmup ? Math.Min(_options.Decay, (1.0 + n) / (10.0 + n)) : _options.Decay;
-
-    /// <inheritdoc />
-    public double LearningRate(long step, double scheduled) => scheduled;
 
     /// <inheritdoc />
     public void AfterStep(long completedSteps)
@@ -56,12 +44,6 @@ public sealed class ExponentialMovingAverager : IWeightAverager
         _updates++;
         _lastStep = completedSteps;
     }
-
-    /// <inheritdoc />
-    public void AfterEpoch(int epoch) { }
-
-    /// <inheritdoc />
-    public void AfterEvaluation(double validationLoss) { }
 
     /// <inheritdoc />
     public AveragingReport Finish()

@@ -5,35 +5,25 @@ namespace FlatMinima.Torch.Averaging;
 
 /// <summary>
 /// A weight average maintained during training. The training loop calls <see cref="AfterStep"/> after every optimizer
-/// step, <see cref="AfterEpoch"/> after every epoch and, for methods with an <see cref="EvaluationFrequency"/>,
-/// <see cref="AfterEvaluation"/> with the online model's validation loss; <see cref="Finish"/> writes the average into
-/// the model.
+/// step and <see cref="AfterEpoch"/> after every epoch; <see cref="Finish"/> writes the average into the model.
+/// Averagers whose window depends on a validation loss (SWAD) also implement <see cref="IValidationDrivenAverager"/>.
 /// </summary>
 public interface IWeightAverager : IDisposable
 {
-    /// <summary>Evaluate the online model every this many steps and pass the loss to <see cref="AfterEvaluation"/>; null = never.</summary>
-    int? EvaluationFrequency { get; }
-
-    /// <summary>Whether the method asks training to stop now (SWAD's dead valley).</summary>
-    bool StopRequested { get; }
-
-    /// <summary>Whether steps were taken since the last evaluation (SWAD's open segment): evaluate once more before <see cref="Finish"/>.</summary>
-    bool HasOpenSegment { get; }
-
     /// <summary>Whether the buffers (BatchNorm statistics) are averaged too, so they need no recompute.</summary>
-    bool AveragesBuffers { get; }
+    bool AveragesBuffers => false;
 
-    /// <summary>The learning rate for 0-based <paramref name="step"/>, given the trainer's <paramref name="scheduled"/> rate.</summary>
-    double LearningRate(long step, double scheduled);
+    /// <summary>The learning rate for 0-based <paramref name="step"/>, given the trainer's <paramref name="scheduled"/> rate
+    /// (SWA's own rate; by default the scheduled one).</summary>
+    double LearningRate(long step, double scheduled) => scheduled;
 
     /// <summary>After an optimizer step; <paramref name="completedSteps"/> counts steps so far (1-based).</summary>
     void AfterStep(long completedSteps);
 
     /// <summary>After the 1-based <paramref name="epoch"/>.</summary>
-    void AfterEpoch(int epoch);
-
-    /// <summary>The online model's validation loss after the last step.</summary>
-    void AfterEvaluation(double validationLoss);
+    void AfterEpoch(int epoch)
+    {
+    }
 
     /// <summary>Writes the averaged weights into the model (keeps the online weights if nothing was averaged) and reports what was averaged.</summary>
     AveragingReport Finish();
@@ -43,6 +33,27 @@ public interface IWeightAverager : IDisposable
 
     /// <summary>Reads a state written by <see cref="Save"/> of an averager with the same options and model shape.</summary>
     void Load(BinaryReader reader);
+}
+
+/// <summary>
+/// An averager whose window is decided by the online model's validation loss (SWAD): the loop evaluates every
+/// <see cref="EvaluationFrequency"/> steps and passes the loss to <see cref="AfterEvaluation"/>, stops when
+/// <see cref="StopRequested"/>, and evaluates once more before <see cref="IWeightAverager.Finish"/> when
+/// <see cref="HasOpenSegment"/>.
+/// </summary>
+public interface IValidationDrivenAverager : IWeightAverager
+{
+    /// <summary>Evaluate the online model every this many optimizer steps.</summary>
+    int EvaluationFrequency { get; }
+
+    /// <summary>The online model's validation loss after the last step.</summary>
+    void AfterEvaluation(double validationLoss);
+
+    /// <summary>Whether the method asks training to stop now (SWAD's dead valley).</summary>
+    bool StopRequested { get; }
+
+    /// <summary>Whether steps were taken since the last evaluation (SWAD's open segment): evaluate once more before finishing.</summary>
+    bool HasOpenSegment { get; }
 }
 
 /// <summary>What an averager averaged.</summary>

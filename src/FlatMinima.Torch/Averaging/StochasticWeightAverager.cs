@@ -40,18 +40,6 @@ public sealed class StochasticWeightAverager : IWeightAverager
     public RunningAverage Average => _average;
 
     /// <inheritdoc />
-    public int? EvaluationFrequency => null;
-
-    /// <inheritdoc />
-    public bool StopRequested => false;
-
-    /// <inheritdoc />
-    public bool HasOpenSegment => false;
-
-    /// <inheritdoc />
-    public bool AveragesBuffers => false;
-
-    /// <inheritdoc />
     public double LearningRate(long step, double scheduled)
     {
         if (_options.LearningRate is not double swa || step < _startStep) return scheduled;
@@ -82,9 +70,6 @@ public sealed class StochasticWeightAverager : IWeightAverager
         if (_options.CycleSteps is null && _options.EverySteps is null && _completedSteps > _startStep && _lastStep != _completedSteps)
             Sample(_completedSteps);
     }
-
-    /// <inheritdoc />
-    public void AfterEvaluation(double validationLoss) { }
 
     /// <inheritdoc />
     public AveragingReport Finish()

@@ -15,7 +15,7 @@ namespace FlatMinima.Torch.Averaging;
 /// from the reference code). Segments are kept only while they can still join the window (at most N_e of them).
 /// If the loss never converges, the final model is the last segment's average (as the reference code does).
 /// </summary>
-public sealed class SwadAverager : IWeightAverager
+public sealed class SwadAverager : IValidationDrivenAverager
 {
     private readonly SwadOptions _options;
     private readonly ModelTensors _tensors;
@@ -26,11 +26,14 @@ public sealed class SwadAverager : IWeightAverager
     private readonly FlatBuffer _final;
     private long _finalCount, _lastStep;
 
-    /// <summary>Creates the averager.</summary>
-    public SwadAverager(nn.Module model, SwadOptions options)
+    /// <summary>Creates the averager; <paramref name="evaluationFrequency"/> is the run's (<see cref="SwadOptions.EvaluationFrequencyFor"/>).</summary>
+    public SwadAverager(nn.Module model, SwadOptions options, int evaluationFrequency)
     {
         _options = options ?? throw new ArgumentNullException(nameof(options));
         options.Validate();
+        if (evaluationFrequency < 1)
+            throw new ArgumentOutOfRangeException(nameof(evaluationFrequency), evaluationFrequency, "SWAD's evaluation frequency must be ≥ 1 step.");
+        EvaluationFrequency = evaluationFrequency;
         _tensors = new ModelTensors(model, includeBuffers: false);
         _segment = new RunningAverage(_tensors);
         _valley = new LossValley(options.OptimumPatience, options.OverfitPatience, options.ToleranceRatio);
@@ -47,7 +50,7 @@ public sealed class SwadAverager : IWeightAverager
     public int KeptSegments => _kept.Count;
 
     /// <inheritdoc />
-    public int? EvaluationFrequency => _options.EvaluationFrequency;
+    public int EvaluationFrequency { get; }
 
     /// <inheritdoc />
     public bool StopRequested => _options.StopWhenValleyDies && _valley.IsDead;
@@ -56,21 +59,12 @@ public sealed class SwadAverager : IWeightAverager
     public bool HasOpenSegment => _segment.Count > 0 && !_valley.IsDead;
 
     /// <inheritdoc />
-    public bool AveragesBuffers => false;
-
-    /// <inheritdoc />
-    public double LearningRate(long step, double scheduled) => scheduled;
-
-    /// <inheritdoc />
     public void AfterStep(long completedSteps)
     {
         if (_valley.IsDead) return;   // the window is closed; later iterates cannot join it
         _segment.Add();
         _lastStep = completedSteps;
     }
-
-    /// <inheritdoc />
-    public void AfterEpoch(int epoch) { }
 
     /// <inheritdoc />
     public void AfterEvaluation(double validationLoss)
@@ -97,14 +91,14 @@ public sealed class SwadAverager : IWeightAverager
             Release();
             int start = _valley.Start!.Value, end = _valley.End!.Value;
             return new AveragingReport("SWAD", SegmentFirstStep(start), _segmentEnds[end], _finalCount, _valley.Threshold, dead,
-                $"segments {start}–{end} of {segments} (every {_options.EvaluationFrequency} steps), N_s = {_options.OptimumPatience}, N_e = {_options.OverfitPatience}, tolerance ratio {_options.ToleranceRatio:G3}");
+                $"segments {start}–{end} of {segments} (every {EvaluationFrequency} steps), N_s = {_options.OptimumPatience}, N_e = {_options.OverfitPatience}, tolerance ratio {_options.ToleranceRatio:G3}");
         }
         if (segments > 0 && _kept.TryGetValue(segments - 1, out var last))
         {
             last.Average.CopyToModel();
             Release();
             return new AveragingReport("SWAD", SegmentFirstStep(segments - 1), _segmentEnds[segments - 1], last.Count, null, false,
-                $"the validation loss never converged in {segments} segments (every {_options.EvaluationFrequency} steps): the last segment's average is used; train longer or evaluate more often");
+                $"the validation loss never converged in {segments} segments (every {EvaluationFrequency} steps): the last segment's average is used; train longer or evaluate more often");
         }
         Release();
         return new AveragingReport("SWAD", null, null, 0, null, false, "no segment was closed: EvaluationFrequency is larger than the number of training steps");
@@ -115,7 +109,7 @@ public sealed class SwadAverager : IWeightAverager
     {
         ArgumentNullException.ThrowIfNull(writer);
         writer.Write("FlatMinima.SWAD.v1");
-        writer.Write(_options.EvaluationFrequency);
+        writer.Write(EvaluationFrequency);
         _valley.Save(writer);
         _segment.Save(writer);
         writer.Write(_kept.Count);
@@ -136,8 +130,8 @@ public sealed class SwadAverager : IWeightAverager
         ArgumentNullException.ThrowIfNull(reader);
         if (reader.ReadString() != "FlatMinima.SWAD.v1") throw new InvalidDataException("Not a FlatMinima SWAD state (wrong header).");
         int frequency = reader.ReadInt32();
-        if (frequency != _options.EvaluationFrequency)
-            throw new InvalidDataException($"The saved SWAD state has EvaluationFrequency {frequency}; this averager has {_options.EvaluationFrequency}.");
+        if (frequency != EvaluationFrequency)
+            throw new InvalidDataException($"The saved SWAD state has EvaluationFrequency {frequency}; this averager has {EvaluationFrequency}.");
         _valley.Load(reader);
         _segment.Load(reader);
         foreach (var (average, _) in _kept.Values) average.Dispose();

@@ -44,11 +44,13 @@ public abstract record WeightAveragingOptions
         new() { StartEpoch = startEpoch, EverySteps = everySteps, LearningRate = learningRate };
 
     /// <summary>Exponential moving average of the weights.</summary>
-    public static EmaOptions Ema(double decay = 0.999, bool warmup = false, bool averageBuffers = false) =>
+    public static EmaOptions Ema(double decay = EmaOptions.DefaultDecay, bool warmup = false, bool averageBuffers = false) =>
         new() { Decay = decay, Warmup = warmup, AverageBuffers = averageBuffers };
 
-    /// <summary>SWAD (Cha et al., 2021): dense averaging inside the validation-loss valley.</summary>
-    public static SwadOptions Swad(int evaluationFrequency = 100, int optimumPatience = 3, int overfitPatience = 6, double toleranceRatio = 0.3) =>
+    /// <summary>SWAD (Cha et al., 2021): dense averaging inside the validation-loss valley. A null
+    /// <paramref name="evaluationFrequency"/> sizes the segments from the run's length (<see cref="SwadOptions.EvaluationFrequency"/>).</summary>
+    public static SwadOptions Swad(int? evaluationFrequency = null, int optimumPatience = SwadOptions.DefaultOptimumPatience,
+        int overfitPatience = SwadOptions.DefaultOverfitPatience, double toleranceRatio = SwadOptions.DefaultToleranceRatio) =>
         new() { EvaluationFrequency = evaluationFrequency, OptimumPatience = optimumPatience, OverfitPatience = overfitPatience, ToleranceRatio = toleranceRatio };
 
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid setting.</summary>
@@ -113,8 +115,11 @@ public sealed record SwaOptions : WeightAveragingOptions
 /// <summary>EMA settings: <c>w̄ ← d·w̄ + (1 − d)·w</c> after every step (the first step copies).</summary>
 public sealed record EmaOptions : WeightAveragingOptions
 {
+    /// <summary>The default decay d.</summary>
+    public const double DefaultDecay = 0.999;
+
     /// <summary>The decay d in [0, 1).</summary>
-    public double Decay { get; init; } = 0.999;
+    public double Decay { get; init; } = DefaultDecay;
 
     /// <summary>Warm-up: use <c>min(d, (1 + n)/(10 + n))</c> at the n-th update (n = 0, 1, …), so early weights fade fast.</summary>
     public bool Warmup { get; init; }
@@ -136,17 +141,34 @@ public sealed record EmaOptions : WeightAveragingOptions
 /// <summary>SWAD settings (defaults from the paper and khanrc/swad: N_s = 3, N_e = 6, r = 1.3).</summary>
 public sealed record SwadOptions : WeightAveragingOptions
 {
-    /// <summary>Steps per segment: every this many steps the online model's validation loss closes a segment (DomainBed's <c>checkpoint_freq</c>).</summary>
-    public int EvaluationFrequency { get; init; } = 100;
+    /// <summary>N_s of the paper.</summary>
+    public const int DefaultOptimumPatience = 3;
+
+    /// <summary>N_e of the paper.</summary>
+    public const int DefaultOverfitPatience = 6;
+
+    /// <summary>r − 1 of the paper (0.2 for VLCS).</summary>
+    public const double DefaultToleranceRatio = 0.3;
+
+    /// <summary>With an automatic <see cref="EvaluationFrequency"/>, this many evaluations over the whole run (DomainBed's
+    /// ratio: 5,000 steps, a checkpoint every 100).</summary>
+    public const int AutomaticEvaluations = 50;
+
+    /// <summary>
+    /// Steps per segment: every this many steps the online model's validation loss closes a segment (DomainBed's
+    /// <c>checkpoint_freq</c>). Null (the default) sizes it from the run: total steps / <see cref="AutomaticEvaluations"/>,
+    /// rounded, at least 1 — enough segments for the valley rule on small data as on large (see <see cref="EvaluationFrequencyFor"/>).
+    /// </summary>
+    public int? EvaluationFrequency { get; init; }
 
     /// <summary>N_s, the optimum patience.</summary>
-    public int OptimumPatience { get; init; } = 3;
+    public int OptimumPatience { get; init; } = DefaultOptimumPatience;
 
     /// <summary>N_e, the overfit patience (≥ N_s).</summary>
-    public int OverfitPatience { get; init; } = 6;
+    public int OverfitPatience { get; init; } = DefaultOverfitPatience;
 
-    /// <summary>The tolerance ratio r − 1 (0.3; 0.2 for VLCS in the paper).</summary>
-    public double ToleranceRatio { get; init; } = 0.3;
+    /// <summary>The tolerance ratio r − 1.</summary>
+    public double ToleranceRatio { get; init; } = DefaultToleranceRatio;
 
     /// <summary>Stop training when the valley is dead (the paper's and the reference's behaviour).</summary>
     public bool StopWhenValleyDies { get; init; } = true;
@@ -158,8 +180,8 @@ public sealed record SwadOptions : WeightAveragingOptions
     public override void Validate()
     {
         base.Validate();
-        if (EvaluationFrequency < 1)
-            throw new ArgumentOutOfRangeException(nameof(EvaluationFrequency), EvaluationFrequency, "SWAD's EvaluationFrequency must be ≥ 1 step.");
+        if (EvaluationFrequency is int every && every < 1)
+            throw new ArgumentOutOfRangeException(nameof(EvaluationFrequency), every, "SWAD's EvaluationFrequency must be ≥ 1 step, or null to size it from the run.");
         ValidatePatience(OptimumPatience, OverfitPatience, ToleranceRatio);
     }
 
@@ -174,6 +196,14 @@ public sealed record SwadOptions : WeightAveragingOptions
             throw new ArgumentOutOfRangeException(nameof(ToleranceRatio), toleranceRatio, "SWAD's ToleranceRatio must be a finite number ≥ 0.");
     }
 
+    /// <summary>The evaluation frequency of a run of <paramref name="plan"/>'s length: <see cref="EvaluationFrequency"/> if set,
+    /// else <c>max(1, round(TotalSteps / AutomaticEvaluations))</c>.</summary>
+    public int EvaluationFrequencyFor(TrainingPlan plan)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        return EvaluationFrequency ?? (int)Math.Max(1, Math.Round((double)plan.TotalSteps / AutomaticEvaluations));
+    }
+
     /// <inheritdoc />
-    public override IWeightAverager CreateAverager(nn.Module model, TrainingPlan plan) => new SwadAverager(model, this);
+    public override IWeightAverager CreateAverager(nn.Module model, TrainingPlan plan) => new SwadAverager(model, this, EvaluationFrequencyFor(plan));
 }

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using FlatMinima.Torch.Training;
 
 namespace FlatMinima.Torch.IncrementalFewShot;
 
@@ -20,7 +21,7 @@ public enum FlatRegionNoiseKind
 /// θ + ε_j of the "range" parameters and minimises <c>mean_j L(θ+ε_j) + StdWeight · std_j L(θ+ε_j)</c>. Defaults are the
 /// reference code's CIFAR configuration.
 /// </summary>
-public sealed record FlatRegionOptions
+public sealed record FlatRegionOptions : GradientStepOptions
 {
     /// <summary>The bound b: noise (and, in sessions, the clamp) stays within ±b/2 of the base weights. Reference: 0.01 (CIFAR), 0.016 (miniImageNet).</summary>
     public double Bound { get; init; } = 0.01;
@@ -44,8 +45,14 @@ public sealed record FlatRegionOptions
     /// <summary>Explicit range parameters by <c>named_parameters</c> name (e.g. <c>layer3.2.conv2.weight</c>); null selects by <see cref="RangeLayerCount"/>.</summary>
     public IReadOnlyList<string>? RangeParameterNames { get; init; }
 
+    /// <inheritdoc />
+    internal override string DivergenceAdvice => " or the flat region's Bound, or set GradientClipNorm.";
+
+    /// <inheritdoc />
+    public override IGradientStep CreateStep(GradientStepContext context) => new FlatRegionGradientStep(context, this);
+
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid setting.</summary>
-    public void Validate()
+    public override void Validate()
     {
         if (!(Bound > 0) || double.IsInfinity(Bound)) throw new ArgumentOutOfRangeException(nameof(Bound), Bound, "Bound must be a finite number > 0.");
         if (NoiseSamples < 1) throw new ArgumentOutOfRangeException(nameof(NoiseSamples), NoiseSamples, "NoiseSamples must be ≥ 1.");

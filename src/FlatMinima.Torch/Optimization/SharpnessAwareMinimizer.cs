@@ -55,7 +55,7 @@ public sealed class SharpnessAwareMinimizer : IDisposable
             throw new ArgumentException("There are no trainable parameters (requires_grad) to perturb.", nameof(namedParameters));
         _parameters = trainable.Select(p => p.parameter).ToArray();
         _adaptive = trainable.Select(p => options.Adaptive &&
-            (options.AdaptiveScope == AdaptiveScope.AllParameters || p.name.EndsWith("weight", StringComparison.Ordinal))).ToArray();
+            (options.AdaptiveScope == AdaptiveScope.AllParameters || p.name.Contains("weight", StringComparison.Ordinal))).ToArray();
         _weights = _parameters.Select(p => empty_like(p).DetachFromDisposeScope()).ToArray();
         _ascentState = new Tensor?[_parameters.Length];
         _batchNorm = new BatchNormStatisticsFreeze(options.FreezeBatchNormOnPerturbedPass ? batchNormOwner : null);

@@ -1,4 +1,5 @@
 using System;
+using FlatMinima.Torch.Training;
 
 namespace FlatMinima.Torch.Optimization;
 
@@ -6,8 +7,9 @@ namespace FlatMinima.Torch.Optimization;
 public enum AdaptiveScope
 {
     /// <summary>
-    /// Only parameters whose name ends in <c>weight</c> (convolution, linear and normalization weights); biases keep
-    /// <c>T = 1</c>. This is the official ASAM code (SamsungLabs/ASAM).
+    /// Only parameters whose name contains <c>weight</c> (convolution, linear and normalization weights, and LSTM/GRU
+    /// <c>weight_ih</c>/<c>weight_hh</c>, weight-norm <c>weight_g</c>/<c>weight_v</c>); biases keep <c>T = 1</c>. This is
+    /// the test of the official ASAM code (SamsungLabs/ASAM's <c>asam.py</c>: <c>'weight' in n</c>).
     /// </summary>
     WeightsOnly,
 
@@ -19,16 +21,26 @@ public enum AdaptiveScope
 /// Settings of a sharpness-aware step: SAM (<c>ε = ρ·g/‖g‖₂</c>), ASAM (<c>ε = ρ·T²g/‖Tg‖₂</c>, <c>T = |w| + η</c>) and
 /// SA-GD (several projected ascent steps inside the ρ-ball; one step is SAM).
 /// </summary>
-public sealed record SharpnessAwareOptions
+public sealed record SharpnessAwareOptions : GradientStepOptions
 {
-    /// <summary>Radius ρ of the neighbourhood (in the adaptive geometry for ASAM). Must be ≥ 0; 0 gives plain gradients.</summary>
-    public double Rho { get; init; } = 0.05;
+    /// <summary>SAM's default radius ρ (Foret et al.; also SA-GD's).</summary>
+    public const double DefaultRho = 0.05;
+
+    /// <summary>ASAM's default radius ρ in the adaptive geometry (Kwon et al.).</summary>
+    public const double DefaultAdaptiveRho = 0.5;
+
+    /// <summary>ASAM's default η in <c>T = |w| + η</c>.</summary>
+    public const double DefaultEta = 0.01;
+
+    /// <summary>Radius ρ of the neighbourhood (in the adaptive geometry for ASAM). Must be ≥ 0; 0 gives plain gradients
+    /// (and skips the perturbed pass).</summary>
+    public double Rho { get; init; } = DefaultRho;
 
     /// <summary>Use the adaptive (scale-invariant) neighbourhood of ASAM.</summary>
     public bool Adaptive { get; init; }
 
     /// <summary>The η of <c>T = |w| + η</c> in adaptive mode (ASAM default 0.01; davda54's convention is 0).</summary>
-    public double Eta { get; init; } = 0.01;
+    public double Eta { get; init; } = DefaultEta;
 
     /// <summary>Which parameters the adaptive normalization applies to.</summary>
     public AdaptiveScope AdaptiveScope { get; init; } = AdaptiveScope.WeightsOnly;
@@ -51,18 +63,27 @@ public sealed record SharpnessAwareOptions
     /// </summary>
     public bool FreezeBatchNormOnPerturbedPass { get; init; } = true;
 
-    /// <summary>SAM of Foret et al. with radius ρ (default 0.05).</summary>
-    public static SharpnessAwareOptions Sam(double rho = 0.05) => new() { Rho = rho };
+    /// <summary>
+    /// m-sharpness: split each batch into this many shards, perturb each separately and <b>average</b> the shard
+    /// gradients (1 = the whole batch). At most the batch size.
+    /// </summary>
+    public int ShardCount { get; init; } = 1;
+
+    /// <summary>SAM of Foret et al. with radius ρ.</summary>
+    public static SharpnessAwareOptions Sam(double rho = DefaultRho) => new() { Rho = rho };
 
     /// <summary>ASAM of Kwon et al. in the official form: ρ = 0.5, η = 0.01, weights only.</summary>
-    public static SharpnessAwareOptions Asam(double rho = 0.5, double eta = 0.01) =>
+    public static SharpnessAwareOptions Asam(double rho = DefaultAdaptiveRho, double eta = DefaultEta) =>
         new() { Rho = rho, Adaptive = true, Eta = eta, AdaptiveScope = AdaptiveScope.WeightsOnly };
 
-    /// <summary>SA-GD: <paramref name="ascentSteps"/> projected ascent steps inside the ρ-ball.</summary>
-    public static SharpnessAwareOptions SaGd(int ascentSteps, double rho = 0.05) => new() { Rho = rho, AscentSteps = ascentSteps };
+    /// <summary>SA-GD: <paramref name="ascentSteps"/> projected ascent steps inside the ρ-ball (1 is SAM).</summary>
+    public static SharpnessAwareOptions SaGd(int ascentSteps = 3, double rho = DefaultRho) => new() { Rho = rho, AscentSteps = ascentSteps };
+
+    /// <inheritdoc />
+    internal override string DivergenceAdvice => " or the sharpness radius Rho, or set GradientClipNorm.";
 
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid setting.</summary>
-    public void Validate()
+    public override void Validate()
     {
         if (!(Rho >= 0) || double.IsInfinity(Rho))
             throw new ArgumentOutOfRangeException(nameof(Rho), Rho, "Rho (the SAM radius ρ) must be a finite number ≥ 0; the SAM default is 0.05, ASAM's 0.5.");
@@ -74,5 +95,17 @@ public sealed record SharpnessAwareOptions
             throw new ArgumentOutOfRangeException(nameof(AscentStepSize), s, "AscentStepSize must be a finite number > 0, or null for ρ.");
         if (!(Epsilon > 0))
             throw new ArgumentOutOfRangeException(nameof(Epsilon), Epsilon, "Epsilon must be > 0.");
+        if (ShardCount < 1) throw new ArgumentOutOfRangeException(nameof(ShardCount), ShardCount, "ShardCount must be ≥ 1.");
     }
+
+    /// <summary>Checks that <see cref="ShardCount"/> does not exceed the batch size.</summary>
+    public override void ValidateFor(ClassifierTrainingOptions training)
+    {
+        ArgumentNullException.ThrowIfNull(training);
+        if (ShardCount > training.BatchSize)
+            throw new ArgumentOutOfRangeException(nameof(ShardCount), ShardCount, $"ShardCount ({ShardCount}) cannot exceed BatchSize ({training.BatchSize}).");
+    }
+
+    /// <inheritdoc />
+    public override IGradientStep CreateStep(GradientStepContext context) => new SharpnessAwareGradientStep(context, this);
 }

@@ -3,30 +3,16 @@ using System.Collections.Generic;
 using System.Diagnostics;
 using System.Linq;
 using FlatMinima.Torch.Averaging;
-using FlatMinima.Torch.IncrementalFewShot;
-using FlatMinima.Torch.Optimization;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace FlatMinima.Torch.Training;
 
-/// <summary>Examples as tensors: inputs <c>[N, C, H, W]</c> (float32, already normalized) and class indices <c>[N]</c> (int64).</summary>
-/// <param name="Inputs">The inputs.</param>
-/// <param name="Labels">0-based class indices.</param>
-public sealed record TensorDataset(Tensor Inputs, Tensor Labels)
-{
-    /// <summary>Number of examples.</summary>
-    public long Count => Labels.shape[0];
-
-    /// <summary>Optional 0-based domain (environment) of each example, int64 <c>[N]</c>. Training data with domains is
-    /// sampled one batch per domain per step; validation losses and accuracies are means over domains (DomainBed).</summary>
-    public Tensor? Domains { get; init; }
-}
-
 /// <summary>
-/// Mini-batch training of a classifier with cross-entropy: SGD or AdamW, a learning-rate schedule, optional
-/// label smoothing and gradient clipping, and an optional sharpness-aware step (SAM, ASAM, SA-GD, m-sharpness).
+/// Mini-batch training of a classifier with cross-entropy: SGD or AdamW, a learning-rate schedule, optional label
+/// smoothing and gradient clipping, a pluggable gradient step (<see cref="IGradientStep"/>: plain, sharpness-aware,
+/// flat-region) and optional weight averaging (<see cref="IWeightAverager"/>).
 /// </summary>
 public sealed class ClassifierTrainer
 {
@@ -69,17 +55,17 @@ public sealed class ClassifierTrainer
         var parameters = model.parameters().Where(p => p.requires_grad).ToArray();
         if (parameters.Length == 0) throw new ArgumentException("The model has no trainable parameters.", nameof(model));
         using var optimizer = CreateOptimizer(parameters);
-        using var sam = o.SharpnessAware is null ? null : new SharpnessAwareMinimizer(model, optimizer, o.SharpnessAware);
+        var context = new GradientStepContext(model, optimizer, Loss, o.Seed);
+        using var gradientStep = o.GradientStep?.CreateStep(context) ?? new PlainGradientStep(context);
         using var generator = new Generator((ulong)o.Seed, CPU);
-        using var noiseGenerator = new Generator((ulong)o.Seed + 7919, CPU);
-        using var flatRegion = o.FlatRegion is null ? null : new FlatRegionSearch(model, o.FlatRegion, noiseGenerator);
         using var sampler = new BatchSampler(train, o.BatchSize, generator);
         int stepsPerEpoch = sampler.StepsPerEpoch;
         using var averager = o.Averaging?.CreateAverager(model, new TrainingPlan(stepsPerEpoch, o.Epochs));
+        var validationDriven = averager as IValidationDrivenAverager;
 
-        var run = new TrainingCheckpoint.Fingerprint(o.Epochs, stepsPerEpoch, o.BatchSize, o.Seed, train.Count, o.SharpnessAware is not null, o.Averaging?.ToString(), o.FlatRegion is not null);
-        var done = resumeFrom is null ? default
-            : TrainingCheckpoint.Load(resumeFrom, run, generator, noiseGenerator, sampler, model, optimizer, sam, averager);
+        var run = new TrainingCheckpoint.Fingerprint(o.Epochs, stepsPerEpoch, o.BatchSize, o.Seed, train.Count, o.GradientStep?.ToString(), o.Averaging?.ToString());
+        var state = new TrainingCheckpoint.State(generator, sampler, model, optimizer, gradientStep, averager);
+        var done = resumeFrom is null ? default : TrainingCheckpoint.Load(resumeFrom, run, state);
 
         var reports = new List<EpochReport>();
         long step = done.CompletedSteps;
@@ -106,24 +92,21 @@ public sealed class ClassifierTrainer
                     rate = o.Schedule.At(o.LearningRate, step, stepsPerEpoch, o.Epochs);
                     if (averager is not null) rate = averager.LearningRate(step, rate);
                     LearningRateSchedule.Apply(optimizer, rate);
-                    var (loss, hits) = sam is not null ? SharpnessAwareGradient(model, sam, x, y)
-                        : flatRegion is not null ? FlatRegionGradient(model, flatRegion, x, y)
-                        : PlainGradient(model, optimizer, x, y);
+                    var (loss, hits) = gradientStep.Compute(x, y, step);
                     double lossValue = loss.item<float>();
                     if (!double.IsFinite(lossValue))
-                        throw new TrainingDivergedException(epoch, b, lossValue, sam is not null);
+                        throw new TrainingDivergedException(epoch, b, lossValue, o.GradientStep?.DivergenceAdvice ?? GradientStepOptions.PlainDivergenceAdvice);
                     if (o.GradientClipNorm is double clip) nn.utils.clip_grad_norm_(parameters, clip);
                     optimizer.step();
                     step++;
                     lossSum += lossValue * size;
                     correct += hits.item<long>();
                     seen += size;
-                    if (averager is null) continue;
-                    averager.AfterStep(step);
-                    if (averager.EvaluationFrequency is int every && step % every == 0)
+                    averager?.AfterStep(step);
+                    if (validationDriven is not null && step % validationDriven.EvaluationFrequency == 0)
                     {
-                        averager.AfterEvaluation(Evaluate(model, validation!, o.BatchSize, _device).Loss);
-                        if (stop = averager.StopRequested) break;
+                        validationDriven.AfterEvaluation(ClassifierEvaluation.Evaluate(model, validation!, o.BatchSize, _device).Loss);
+                        if (stop = validationDriven.StopRequested) break;
                     }
                 }
             }
@@ -133,14 +116,14 @@ public sealed class ClassifierTrainer
                 averaging = FinishAveraging(model, averager, train, validation, generator);
             double? validationLoss = null, validationAccuracy = null;
             if (hasValidation)
-                (validationLoss, validationAccuracy) = Evaluate(model, validation!, o.BatchSize, _device);
+                (validationLoss, validationAccuracy) = ClassifierEvaluation.Evaluate(model, validation!, o.BatchSize, _device);
             var report = new EpochReport(epoch, o.Epochs, lossSum / seen, (double)correct / seen, validationLoss, validationAccuracy, rate, clock.Elapsed)
             {
                 Averaging = averaging,
             };
             reports.Add(report);
             if (o.CheckpointPath is string path && !stop && epoch < o.Epochs)
-                TrainingCheckpoint.Save(path, run, new(epoch, step), generator, noiseGenerator, sampler, model, optimizer, sam, averager);
+                TrainingCheckpoint.Save(path, run, new(epoch, step), state);
             o.Progress?.Invoke(report);
         }
         model.eval();
@@ -151,8 +134,8 @@ public sealed class ClassifierTrainer
     private AveragingReport FinishAveraging(nn.Module<Tensor, Tensor> model, IWeightAverager averager, TensorDataset train,
         TensorDataset? validation, Generator generator)
     {
-        if (averager.HasOpenSegment && validation is not null)
-            averager.AfterEvaluation(Evaluate(model, validation, _options.BatchSize, _device).Loss);
+        if (averager is IValidationDrivenAverager { HasOpenSegment: true } validationDriven && validation is not null)
+            validationDriven.AfterEvaluation(ClassifierEvaluation.Evaluate(model, validation, _options.BatchSize, _device).Loss);
         var report = averager.Finish();
         if (report.AveragedSteps == 0 || averager.AveragesBuffers || !_options.Averaging!.RecomputeBatchNorm || !BatchNormRecompute.HasBatchNorm(model))
             return report;
@@ -164,94 +147,6 @@ public sealed class ClassifierTrainer
             .Select(index => train.Inputs.index_select(0, index).to(_device));
         int used = BatchNormRecompute.Run(model, batches, _options.Averaging.BatchNormBatches);
         return report with { BatchNormBatches = used };
-    }
-
-    /// <summary>
-    /// Mean cross-entropy and accuracy of <paramref name="model"/> in eval mode, in batches. With
-    /// <see cref="TensorDataset.Domains"/>, both are the mean over domains of each domain's mean (DomainBed's
-    /// training-domain validation).
-    /// </summary>
-    public static (double Loss, double Accuracy) Evaluate(nn.Module<Tensor, Tensor> model, TensorDataset data, int batchSize, Device device)
-    {
-        ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(data);
-        if (data.Count == 0) throw new ArgumentException("The data is empty.", nameof(data));
-        bool wasTraining = model.training;
-        model.eval();
-        using var outer = NewDisposeScope();
-        long groups = data.Domains is Tensor dom ? dom.max().item<long>() + 1 : 1;
-        var lossSums = zeros(groups, ScalarType.Float64, device);
-        var hitSums = zeros(groups, ScalarType.Float64, device);
-        var counts = zeros(groups, ScalarType.Float64, device);
-        using (no_grad())
-        {
-            for (long start = 0; start < data.Count; start += batchSize)
-            {
-                using var scope = NewDisposeScope();
-                long size = Math.Min(batchSize, data.Count - start);
-                var x = data.Inputs.narrow(0, start, size).to(device);
-                var y = data.Labels.narrow(0, start, size).to(device);
-                var group = data.Domains is Tensor d ? d.narrow(0, start, size).to(device) : zeros(size, ScalarType.Int64, device);
-                var logits = model.call(x);
-                lossSums.index_add_(0, group, nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.None).to_type(ScalarType.Float64), 1.0);
-                hitSums.index_add_(0, group, logits.argmax(1).eq(y).to_type(ScalarType.Float64), 1.0);
-                counts.index_add_(0, group, ones(size, ScalarType.Float64, device), 1.0);
-            }
-        }
-        model.train(wasTraining);
-        var present = counts.gt(0);
-        var loss = lossSums.masked_select(present).div(counts.masked_select(present)).mean().item<double>();
-        var accuracy = hitSums.masked_select(present).div(counts.masked_select(present)).mean().item<double>();
-        return (loss, accuracy);
-    }
-
-    private (Tensor Loss, Tensor Correct) PlainGradient(nn.Module<Tensor, Tensor> model, optim.Optimizer optimizer, Tensor x, Tensor y)
-    {
-        optimizer.zero_grad();
-        var logits = model.call(x);
-        var loss = Loss(logits, y);
-        loss.backward();
-        return (loss.detach(), logits.argmax(1).eq(y).sum());
-    }
-
-    // F2M: the reported loss is the mean over the noisy samples; accuracy is the first sample's.
-    private (Tensor Loss, Tensor Correct) FlatRegionGradient(nn.Module<Tensor, Tensor> model, FlatRegionSearch search, Tensor x, Tensor y)
-    {
-        long? correct = null;
-        var losses = search.ComputeGradient(() =>
-        {
-            var logits = model.call(x);
-            correct ??= logits.argmax(1).eq(y).sum().item<long>();
-            return Loss(logits, y);
-        });
-        return (losses.mean().to_type(ScalarType.Float32), tensor(correct ?? 0));
-    }
-
-    private (Tensor Loss, Tensor Correct) SharpnessAwareGradient(nn.Module<Tensor, Tensor> model, SharpnessAwareMinimizer sam, Tensor x, Tensor y)
-    {
-        var xs = _options.ShardCount > 1 ? x.chunk(_options.ShardCount) : new[] { x };
-        var ys = _options.ShardCount > 1 ? y.chunk(_options.ShardCount) : new[] { y };
-        var correct = zeros(1, ScalarType.Int64, _device);
-        var closures = new Func<Tensor>[xs.Length];
-        for (int s = 0; s < xs.Length; s++)
-        {
-            var (xi, yi) = (xs[s], ys[s]);
-            bool clean = true;
-            closures[s] = () =>
-            {
-                var logits = model.call(xi);
-                var loss = Loss(logits, yi);
-                loss.backward();
-                if (clean)
-                {
-                    correct.add_(logits.argmax(1).eq(yi).sum());
-                    clean = false;
-                }
-                return loss;
-            };
-        }
-        var meanLoss = sam.ComputeGradient(closures);
-        return (meanLoss, correct.sum());
     }
 
     private Tensor Loss(Tensor logits, Tensor y) =>

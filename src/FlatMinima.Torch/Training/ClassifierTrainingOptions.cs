@@ -1,8 +1,6 @@
 using System;
 using System.Threading;
 using FlatMinima.Torch.Averaging;
-using FlatMinima.Torch.IncrementalFewShot;
-using FlatMinima.Torch.Optimization;
 
 namespace FlatMinima.Torch.Training;
 
@@ -16,7 +14,7 @@ public enum BaseOptimizerKind
     AdamW,
 }
 
-/// <summary>Settings of <see cref="ClassifierTrainer"/>: base optimization plus an optional sharpness-aware step.</summary>
+/// <summary>Settings of <see cref="ClassifierTrainer"/>: base optimization, the gradient step and optional weight averaging.</summary>
 public sealed record ClassifierTrainingOptions
 {
     /// <summary>Passes over the training data.</summary>
@@ -55,18 +53,14 @@ public sealed record ClassifierTrainingOptions
     /// <summary>Clip the (sharpness-aware) gradient to this global 2-norm before each step; null disables.</summary>
     public double? GradientClipNorm { get; init; }
 
-    /// <summary>The sharpness-aware step; null trains with the plain base optimizer.</summary>
-    public SharpnessAwareOptions? SharpnessAware { get; init; }
+    /// <summary>
+    /// How each batch's gradient is computed: <c>SharpnessAwareOptions.Sam(…)</c> / <c>.Asam(…)</c> / <c>.SaGd(…)</c>,
+    /// F2M's <c>FlatRegionOptions</c>, or null for the plain gradient (<see cref="PlainGradientStep"/>).
+    /// </summary>
+    public GradientStepOptions? GradientStep { get; init; }
 
-    /// <summary>F2M's flat-region search (noise on the range parameters, mean + w·std objective); null trains the plain
-    /// loss. Cannot be combined with <see cref="SharpnessAware"/>.</summary>
-    public FlatRegionOptions? FlatRegion { get; init; }
-
-    /// <summary>Weight averaging (SWA, EMA or SWAD); null trains without. Combines with every sharpness-aware method.</summary>
+    /// <summary>Weight averaging (SWA, EMA or SWAD); null trains without. Combines with every gradient step.</summary>
     public WeightAveragingOptions? Averaging { get; init; }
-
-    /// <summary>m-sharpness: split each batch into this many shards, perturb each separately and average the shard gradients.</summary>
-    public int ShardCount { get; init; } = 1;
 
     /// <summary>Seed of the weight initialization and the shuffling.</summary>
     public int Seed { get; init; } = 1;
@@ -106,60 +100,11 @@ public sealed record ClassifierTrainingOptions
             throw new ArgumentOutOfRangeException(nameof(LabelSmoothing), LabelSmoothing, "LabelSmoothing must be in [0, 1).");
         if (GradientClipNorm is double c && !(c > 0))
             throw new ArgumentOutOfRangeException(nameof(GradientClipNorm), c, "GradientClipNorm must be > 0, or null to disable clipping.");
-        if (ShardCount < 1) throw new ArgumentOutOfRangeException(nameof(ShardCount), ShardCount, "ShardCount must be ≥ 1.");
-        if (ShardCount > BatchSize)
-            throw new ArgumentOutOfRangeException(nameof(ShardCount), ShardCount, $"ShardCount ({ShardCount}) cannot exceed BatchSize ({BatchSize}).");
-        if (ShardCount > 1 && SharpnessAware is null)
-            throw new ArgumentOutOfRangeException(nameof(ShardCount), ShardCount, "ShardCount > 1 (m-sharpness) needs a sharpness-aware method (SAM, ASAM or SA-GD).");
         ArgumentNullException.ThrowIfNull(Schedule, nameof(Schedule));
         Schedule.Validate();
-        SharpnessAware?.Validate();
+        GradientStep?.Validate();
+        GradientStep?.ValidateFor(this);
         Averaging?.Validate();
-        FlatRegion?.Validate();
-        if (FlatRegion is not null && SharpnessAware is not null)
-            throw new ArgumentException("FlatRegion (F2M's flat-region search) and SharpnessAware cannot be combined; set one of them.", nameof(FlatRegion));
     }
 }
 
-/// <summary>What one epoch of training measured.</summary>
-/// <param name="Epoch">1-based epoch number.</param>
-/// <param name="Epochs">Total epochs.</param>
-/// <param name="TrainLoss">Mean clean-pass training loss over the epoch (with label smoothing if set).</param>
-/// <param name="TrainAccuracy">Training accuracy of the clean passes (train mode).</param>
-/// <param name="ValidationLoss">Mean validation cross-entropy in eval mode, if validation data was given.</param>
-/// <param name="ValidationAccuracy">Validation accuracy, if validation data was given.</param>
-/// <param name="LearningRate">The learning rate of the epoch's last step.</param>
-/// <param name="Elapsed">Wall time of the epoch, validation included.</param>
-public sealed record EpochReport(int Epoch, int Epochs, double TrainLoss, double TrainAccuracy, double? ValidationLoss,
-    double? ValidationAccuracy, double LearningRate, TimeSpan Elapsed)
-{
-    /// <summary>On the last report of a run with weight averaging: what was averaged (SWAD's window, early stop, …).
-    /// The validation metrics of that report are then the averaged model's.</summary>
-    public AveragingReport? Averaging { get; init; }
-
-    /// <summary>A one-line summary.</summary>
-    public override string ToString() =>
-        $"epoch {Epoch}/{Epochs}: train loss {TrainLoss:F4} acc {TrainAccuracy:P2}" +
-        (ValidationLoss is double vl ? $", validation loss {vl:F4} acc {ValidationAccuracy:P2}" : "") +
-        $", lr {LearningRate:G4}, {Elapsed.TotalSeconds:F1} s" + (Averaging is null ? "" : $"; {Averaging}");
-}
-
-/// <summary>Training produced a non-finite loss.</summary>
-public sealed class TrainingDivergedException : InvalidOperationException
-{
-    /// <summary>Creates the exception for the given epoch and batch (both 1-based).</summary>
-    public TrainingDivergedException(int epoch, int batch, double loss, bool sharpnessAware)
-        : base($"The training loss became {loss} at epoch {epoch}, batch {batch}; training stopped. " +
-               (sharpnessAware ? "Lower LearningRate or the sharpness radius Rho" : "Lower LearningRate") +
-               ", or set GradientClipNorm.")
-    {
-        Epoch = epoch;
-        Batch = batch;
-    }
-
-    /// <summary>1-based epoch where the loss diverged.</summary>
-    public int Epoch { get; }
-
-    /// <summary>1-based batch (within the epoch) where the loss diverged.</summary>
-    public int Batch { get; }
-}

@@ -33,8 +33,23 @@ public sealed record LearningRateSchedule
     /// <summary>Epochs at which the step schedule multiplies the rate by <see cref="StepFactor"/>.</summary>
     public IReadOnlyList<int> StepEpochs { get; init; } = Array.Empty<int>();
 
+    /// <summary>The default multiplier of the step schedule.</summary>
+    public const double DefaultStepFactor = 0.1;
+
     /// <summary>The multiplier of the step schedule.</summary>
-    public double StepFactor { get; init; } = 0.1;
+    public double StepFactor { get; init; } = DefaultStepFactor;
+
+    /// <summary>The base rate throughout, after an optional linear warm-up.</summary>
+    public static LearningRateSchedule Constant(double warmupEpochs = 0) =>
+        new() { Kind = LearningRateScheduleKind.Constant, WarmupEpochs = warmupEpochs };
+
+    /// <summary>Cosine decay to <paramref name="minLearningRate"/> at the last step, after an optional linear warm-up.</summary>
+    public static LearningRateSchedule CosineDecay(double warmupEpochs = 0, double minLearningRate = 0) =>
+        new() { Kind = LearningRateScheduleKind.Cosine, WarmupEpochs = warmupEpochs, MinLearningRate = minLearningRate };
+
+    /// <summary>Multiply the rate by <paramref name="factor"/> at each of <paramref name="epochs"/>, after an optional linear warm-up.</summary>
+    public static LearningRateSchedule StepDecay(IReadOnlyList<int> epochs, double factor = DefaultStepFactor, double warmupEpochs = 0) =>
+        new() { Kind = LearningRateScheduleKind.Step, StepEpochs = epochs, StepFactor = factor, WarmupEpochs = warmupEpochs };
 
     /// <summary>The learning rate at optimizer step <paramref name="step"/> (0-based).</summary>
     public double At(double baseRate, long step, int stepsPerEpoch, int epochs)
@@ -46,7 +61,7 @@ public sealed record LearningRateSchedule
         {
             LearningRateScheduleKind.Constant => baseRate,
             LearningRateScheduleKind.Step => baseRate * Math.Pow(StepFactor, StepEpochs.Count(e => epoch >= e)),
-            LearningRateScheduleKind.Cosine => Cosine(baseRate, epoch, epochs),
+            LearningRateScheduleKind.Cosine => CosineAt(baseRate, epoch, epochs),
             _ => throw new InvalidOperationException($"Unknown schedule {Kind}."),
         };
     }
@@ -63,10 +78,12 @@ public sealed record LearningRateSchedule
         if (!(WarmupEpochs >= 0)) throw new ArgumentOutOfRangeException(nameof(WarmupEpochs), WarmupEpochs, "WarmupEpochs must be ≥ 0.");
         if (!(MinLearningRate >= 0)) throw new ArgumentOutOfRangeException(nameof(MinLearningRate), MinLearningRate, "MinLearningRate must be ≥ 0.");
         if (!(StepFactor > 0)) throw new ArgumentOutOfRangeException(nameof(StepFactor), StepFactor, "StepFactor must be > 0.");
+        ArgumentNullException.ThrowIfNull(StepEpochs, nameof(StepEpochs));
+        if (!Enum.IsDefined(Kind)) throw new ArgumentOutOfRangeException(nameof(Kind), Kind, "Unknown schedule kind.");
         if (StepEpochs.Any(e => e < 0)) throw new ArgumentOutOfRangeException(nameof(StepEpochs), "StepEpochs must be ≥ 0.");
     }
 
-    private double Cosine(double baseRate, double epoch, int epochs)
+    private double CosineAt(double baseRate, double epoch, int epochs)
     {
         double span = Math.Max(epochs - WarmupEpochs, 1e-9);
         double t = Math.Clamp((epoch - WarmupEpochs) / span, 0, 1);

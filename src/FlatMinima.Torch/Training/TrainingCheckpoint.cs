@@ -1,7 +1,6 @@
 using System;
 using System.IO;
 using FlatMinima.Torch.Averaging;
-using FlatMinima.Torch.Optimization;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -9,23 +8,27 @@ using static TorchSharp.torch;
 namespace FlatMinima.Torch.Training;
 
 /// <summary>
-/// The whole state of a <see cref="ClassifierTrainer"/> run at an epoch boundary — weights and buffers, optimizer (and
-/// SAM) state, averaging state, completed epochs and steps, the sampler's random state — written to and read from a
-/// file, so that a resumed run continues exactly as the uninterrupted one would (bit-identical on CPU).
+/// The whole state of a <see cref="ClassifierTrainer"/> run at an epoch boundary — weights and buffers, optimizer
+/// state, the gradient step's own state (e.g. F2M's noise generator), averaging state, completed epochs and steps, the
+/// sampler's random state — written to and read from a file, so that a resumed run continues exactly as the
+/// uninterrupted one would (bit-identical on CPU).
 /// </summary>
 internal static class TrainingCheckpoint
 {
-    private const string Header = "FlatMinima.TrainingCheckpoint.v1";
+    private const string Header = "FlatMinima.TrainingCheckpoint.v2";
 
     /// <summary>Identifies a run: a checkpoint only resumes a run with the same values.</summary>
-    internal readonly record struct Fingerprint(int Epochs, int StepsPerEpoch, int BatchSize, int Seed, long Examples, bool SharpnessAware, string? Averaging, bool FlatRegion);
+    internal readonly record struct Fingerprint(int Epochs, int StepsPerEpoch, int BatchSize, int Seed, long Examples, string? GradientStep, string? Averaging);
 
     /// <summary>Progress stored in a checkpoint.</summary>
     internal readonly record struct Progress(int CompletedEpochs, long CompletedSteps);
 
+    /// <summary>The objects whose state a checkpoint holds.</summary>
+    internal sealed record State(Generator Generator, BatchSampler Sampler, nn.Module Model, optim.Optimizer Optimizer,
+        IGradientStep GradientStep, IWeightAverager? Averager);
+
     /// <summary>Writes the state to <paramref name="path"/> atomically (a temporary file, then a rename).</summary>
-    public static void Save(string path, Fingerprint run, Progress progress, Generator generator, Generator noise, BatchSampler sampler,
-        nn.Module model, optim.Optimizer optimizer, SharpnessAwareMinimizer? sam, IWeightAverager? averager)
+    public static void Save(string path, Fingerprint run, Progress progress, State state)
     {
         string temporary = path + ".tmp";
         using (var writer = new BinaryWriter(File.Create(temporary)))
@@ -33,35 +36,32 @@ internal static class TrainingCheckpoint
             writer.Write(Header);
             Write(writer, run);
             writer.Write(progress.CompletedEpochs); writer.Write(progress.CompletedSteps);
-            WriteBytes(writer, generator.get_state());
-            WriteBytes(writer, noise.get_state());
-            sampler.Save(writer);
-            model.save(writer);
-            if (sam is not null) sam.SaveState(writer);
-            else Helper(optimizer).save_state_dict(writer);
-            averager?.Save(writer);
+            GeneratorState.Write(writer, state.Generator);
+            state.Sampler.Save(writer);
+            state.Model.save(writer);
+            Helper(state.Optimizer).save_state_dict(writer);
+            state.GradientStep.Save(writer);
+            state.Averager?.Save(writer);
         }
         File.Move(temporary, path, overwrite: true);
     }
 
     /// <summary>Reads a state written by <see cref="Save"/> into the given (freshly created) objects.</summary>
-    public static Progress Load(string path, Fingerprint run, Generator generator, Generator noise, BatchSampler sampler,
-        nn.Module model, optim.Optimizer optimizer, SharpnessAwareMinimizer? sam, IWeightAverager? averager)
+    public static Progress Load(string path, Fingerprint run, State state)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"The checkpoint '{path}' does not exist.", path);
         using var reader = new BinaryReader(File.OpenRead(path));
-        if (reader.ReadString() != Header) throw new InvalidDataException($"'{path}' is not a FlatMinima training checkpoint (wrong header).");
+        if (reader.ReadString() != Header) throw new InvalidDataException($"'{path}' is not a FlatMinima training checkpoint of this version (wrong header).");
         var saved = Read(reader);
         if (saved != run)
             throw new InvalidDataException($"The checkpoint '{path}' was written by a different run ({saved}); this run is {run}. Resume with the same options and data.");
         var progress = new Progress(reader.ReadInt32(), reader.ReadInt64());
-        using (var state = ReadBytes(reader)) generator.set_state(state);
-        using (var state = ReadBytes(reader)) noise.set_state(state);
-        sampler.Load(reader);
-        model.load(reader);
-        if (sam is not null) sam.LoadState(reader);
-        else Helper(optimizer).load_state_dict(reader);
-        averager?.Load(reader);
+        GeneratorState.Read(reader, state.Generator);
+        state.Sampler.Load(reader);
+        state.Model.load(reader);
+        Helper(state.Optimizer).load_state_dict(reader);
+        state.GradientStep.Load(reader);
+        state.Averager?.Load(reader);
         return progress;
     }
 
@@ -71,30 +71,12 @@ internal static class TrainingCheckpoint
     private static void Write(BinaryWriter w, Fingerprint f)
     {
         w.Write(f.Epochs); w.Write(f.StepsPerEpoch); w.Write(f.BatchSize); w.Write(f.Seed); w.Write(f.Examples);
-        w.Write(f.SharpnessAware); w.Write(f.Averaging ?? ""); w.Write(f.FlatRegion);
+        w.Write(f.GradientStep ?? ""); w.Write(f.Averaging ?? "");
     }
 
     private static Fingerprint Read(BinaryReader r)
     {
-        var f = new Fingerprint(r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadInt64(), r.ReadBoolean(), r.ReadString(), r.ReadBoolean());
-        return f with { Averaging = f.Averaging == "" ? null : f.Averaging };
-    }
-
-    private static void WriteBytes(BinaryWriter writer, Tensor bytes)
-    {
-        using (bytes)
-        {
-            var data = bytes.data<byte>().ToArray();
-            writer.Write(data.Length);
-            writer.Write(data);
-        }
-    }
-
-    private static Tensor ReadBytes(BinaryReader reader)
-    {
-        int n = reader.ReadInt32();
-        var data = reader.ReadBytes(n);
-        if (data.Length != n) throw new EndOfStreamException("The training checkpoint is truncated.");
-        return tensor(data, ScalarType.Byte);
+        var f = new Fingerprint(r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadInt64(), r.ReadString(), r.ReadString());
+        return f with { GradientStep = f.GradientStep == "" ? null : f.GradientStep, Averaging = f.Averaging == "" ? null : f.Averaging };
     }
 }

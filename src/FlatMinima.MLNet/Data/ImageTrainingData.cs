@@ -6,7 +6,7 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using static TorchSharp.torch;
 
-namespace FlatMinima.MLNet.ImageClassification;
+namespace FlatMinima.MLNet;
 
 /// <summary>Label checks and input normalization shared by the image trainers.</summary>
 internal static class ImageTrainingData

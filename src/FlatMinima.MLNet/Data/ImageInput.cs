@@ -9,7 +9,7 @@ using Microsoft.ML.Transforms.Image;
 using SkiaSharp;
 using static TorchSharp.torch;
 
-namespace FlatMinima.MLNet.ImageClassification;
+namespace FlatMinima.MLNet;
 
 /// <summary>The kinds of image column the trainer accepts.</summary>
 public enum ImageInputKind
@@ -54,9 +54,12 @@ internal sealed record ImageInput(ImageInputKind Kind, int VectorChannels, int V
             (c, h, w) = (type.Dimensions[0], type.Dimensions[1], type.Dimensions[2]);
         else if (channels is int cc && height is int hh && width is int ww)
             (c, h, w) = (cc, hh, ww);
+        else if (channels is null && height is int h2 && width is int w2 && h2 > 0 && w2 > 0 && size % ((long)h2 * w2) == 0)
+            (c, h, w) = ((int)(size / ((long)h2 * w2)), h2, w2);
         else
             throw new ArgumentOutOfRangeException(nameof(type),
-                $"Image column '{name}' is a Vector<Single> of {size} values without C×H×W dimensions; set ImageChannels, ImageHeight and ImageWidth (their product must be {size}).");
+                $"Image column '{name}' is a Vector<Single> of {size} values without C×H×W dimensions; set ImageHeight and ImageWidth " +
+                $"(ImageChannels is then {size} / (height × width)), or all three (their product must be {size}).");
         if ((long)c * h * w != size)
             throw new ArgumentOutOfRangeException(nameof(type),
                 $"Image column '{name}' has {size} values but channels×height×width = {c}×{h}×{w} = {(long)c * h * w}; fix ImageChannels/ImageHeight/ImageWidth or the vector.");
@@ -72,13 +75,20 @@ internal sealed record ImageInput(ImageInputKind Kind, int VectorChannels, int V
     };
 
     /// <summary>Checks that <paramref name="column"/> can feed a model trained on this input.</summary>
-    public void CheckCompatible(DataViewSchema.Column column)
+    public void CheckCompatible(DataViewSchema.Column column) => Matching(column);
+
+    /// <summary>
+    /// The input of another column (validation or session data, data to score) for a model trained on this input: a
+    /// pixel vector takes this input's C×H×W shape. Throws naming the column when it cannot feed the model.
+    /// </summary>
+    public ImageInput Matching(DataViewSchema.Column column)
     {
-        var other = FromColumn(column, Kind == ImageInputKind.PixelVector ? VectorChannels : null,
-            Kind == ImageInputKind.PixelVector ? VectorHeight : null, Kind == ImageInputKind.PixelVector ? VectorWidth : null);
-        if (other.Kind == ImageInputKind.PixelVector && Kind == ImageInputKind.PixelVector && other != this)
+        bool vector = Kind == ImageInputKind.PixelVector;
+        var other = FromColumn(column, vector ? VectorChannels : null, vector ? VectorHeight : null, vector ? VectorWidth : null);
+        if (other.Kind == ImageInputKind.PixelVector && vector && other != this)
             throw new ArgumentOutOfRangeException(nameof(column),
                 $"Image column '{column.Name}' is a {other.VectorChannels}×{other.VectorHeight}×{other.VectorWidth} pixel vector; the model was trained on {VectorChannels}×{VectorHeight}×{VectorWidth}.");
+        return other;
     }
 
     /// <summary>Creates a reader of this column's values on <paramref name="row"/>.</summary>

@@ -5,7 +5,7 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using static TorchSharp.torch;
 
-namespace FlatMinima.MLNet.ImageClassification;
+namespace FlatMinima.MLNet;
 
 /// <summary>Images and 0-based labels read from an <see cref="IDataView"/>: float <c>[N, C, H, W]</c> (CPU, not yet normalized).</summary>
 internal sealed record ImageExamples(Tensor Images, long[] Labels, int Channels, int Height, int Width);

@@ -6,7 +6,7 @@ using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
 using static TorchSharp.torch;
 
-namespace FlatMinima.MLNet.ImageClassification;
+namespace FlatMinima.MLNet;
 
 /// <summary>What the scoring views need from a transformer that scores images.</summary>
 internal interface IImageScorer

@@ -4,7 +4,7 @@ using System.Linq;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
-namespace FlatMinima.MLNet.ImageClassification;
+namespace FlatMinima.MLNet;
 
 /// <summary>
 /// The output of <c>Transform</c> of the image transformers: the input's columns plus the scores,

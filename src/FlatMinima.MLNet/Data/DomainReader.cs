@@ -3,7 +3,7 @@ using System.Collections.Generic;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
-namespace FlatMinima.MLNet.ImageClassification;
+namespace FlatMinima.MLNet;
 
 /// <summary>Reads a domain column (text, key or integer) as 0-based domain ids, in row order.</summary>
 internal static class DomainReader

@@ -4,7 +4,7 @@ using System.Linq;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
-namespace FlatMinima.MLNet.ImageClassification;
+namespace FlatMinima.MLNet;
 
 /// <summary>The one-row-at-a-time mapper behind <c>PredictionEngine</c>: scores the current input row on first use.</summary>
 internal sealed class ScoringRowMapper : IRowToRowMapper

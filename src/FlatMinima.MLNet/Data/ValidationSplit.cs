@@ -2,7 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 
-namespace FlatMinima.MLNet.ImageClassification;
+namespace FlatMinima.MLNet;
 
 /// <summary>A seeded hold-out of training rows, stratified by label and (optionally) domain.</summary>
 internal static class ValidationSplit

@@ -3,7 +3,7 @@ using System.Collections.Generic;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
-namespace FlatMinima.MLNet.ImageClassification;
+namespace FlatMinima.MLNet;
 
 /// <summary>
 /// Scores a batch of rows at a time and hands out one row's results per call: the score buffers behind the

@@ -1,0 +1,169 @@
+using System;
+using System.Threading;
+using FlatMinima.Torch.Models;
+using FlatMinima.Torch.Training;
+
+namespace FlatMinima.MLNet;
+
+/// <summary>
+/// The options every FlatMinima image trainer has: columns, network, input geometry, device, scoring, and the base
+/// optimization. The optimization settings are the Torch layer's <see cref="ClassifierTrainingOptions"/> under the same
+/// names: their defaults and checks are defined there once (a trainer may start from other defaults, given in its
+/// options' documentation).
+/// </summary>
+public abstract class ImageTrainerOptions
+{
+    private protected ImageTrainerOptions(ClassifierTrainingOptions training, ImageClassifierArchitecture architecture)
+    {
+        Training = training;
+        Architecture = architecture;
+    }
+
+    /// <summary>The Torch layer's training settings behind the optimization properties.</summary>
+    private protected ClassifierTrainingOptions Training { get; set; }
+
+    /// <summary>The label column: a key type (add <c>MapValueToKey</c> for text labels).</summary>
+    public string LabelColumnName { get; set; } = "Label";
+
+    /// <summary>
+    /// The image column: encoded image bytes (<c>byte[]</c> / <c>Vector&lt;Byte&gt;</c>, PNG or JPEG, as
+    /// <c>LoadRawImageBytes</c> gives), an <c>MLImage</c> (<c>LoadImages</c>), or a known-size <c>Vector&lt;Single&gt;</c>
+    /// in CHW order (<c>ExtractPixels</c>).
+    /// </summary>
+    public string ImageColumnName { get; set; } = "Image";
+
+    /// <summary>The output column of class probabilities (softmax), one slot per class in label-key order.</summary>
+    public string ScoreColumnName { get; set; } = "Score";
+
+    /// <summary>The output column of the predicted class (a key with the label's values).</summary>
+    public string PredictedLabelColumnName { get; set; } = "PredictedLabel";
+
+    /// <summary>The built-in network, unless <see cref="CustomModelFactory"/> is set.</summary>
+    public ImageClassifierArchitecture Architecture { get; set; }
+
+    /// <summary>A network of your own; give it a <see cref="CustomModelName"/> and register the same factory with
+    /// <see cref="FlatMinimaModelRegistry.Register"/> before loading a saved model in another process.</summary>
+    public ImageClassifierFactory? CustomModelFactory { get; set; }
+
+    /// <summary>The name under which <see cref="CustomModelFactory"/> is saved with the model.</summary>
+    public string? CustomModelName { get; set; }
+
+    /// <summary>Model input height in pixels; null takes the first training image's height (vector inputs: the
+    /// vector's dimensions). Images of other sizes are resized (bilinear).</summary>
+    public int? ImageHeight { get; set; }
+
+    /// <summary>Model input width in pixels; null as for <see cref="ImageHeight"/>.</summary>
+    public int? ImageWidth { get; set; }
+
+    /// <summary>Model input channels, 1 (grayscale) or 3 (RGB); null detects: 1 if every training image is gray (pixel
+    /// vectors without dimensions: the vector's length / (<see cref="ImageHeight"/> × <see cref="ImageWidth"/>)).
+    /// Color images given to a grayscale model are converted by luminance; gray images to an RGB model are replicated.</summary>
+    public int? ImageChannels { get; set; }
+
+    /// <summary>Where to train and score: Auto (CUDA if available), Cpu or Cuda (fails if no GPU backend).</summary>
+    public DeviceKind Device { get; set; } = DeviceKind.Auto;
+
+    /// <summary>CUDA device index when a GPU is used.</summary>
+    public int CudaDeviceIndex { get; set; }
+
+    /// <summary>Rows per forward pass when scoring with <c>Transform</c>.</summary>
+    public int ScoringBatchSize { get; set; } = 256;
+
+    /// <inheritdoc cref="ClassifierTrainingOptions.Epochs"/>
+    public int Epochs { get => Training.Epochs; set => Training = Training with { Epochs = value }; }
+
+    /// <inheritdoc cref="ClassifierTrainingOptions.BatchSize"/>
+    public int BatchSize { get => Training.BatchSize; set => Training = Training with { BatchSize = value }; }
+
+    /// <inheritdoc cref="ClassifierTrainingOptions.LearningRate"/>
+    public double LearningRate { get => Training.LearningRate; set => Training = Training with { LearningRate = value }; }
+
+    /// <inheritdoc cref="ClassifierTrainingOptions.WeightDecay"/>
+    public double WeightDecay { get => Training.WeightDecay; set => Training = Training with { WeightDecay = value }; }
+
+    /// <inheritdoc cref="ClassifierTrainingOptions.Optimizer"/>
+    public BaseOptimizerKind Optimizer { get => Training.Optimizer; set => Training = Training with { Optimizer = value }; }
+
+    /// <inheritdoc cref="ClassifierTrainingOptions.Momentum"/>
+    public double Momentum { get => Training.Momentum; set => Training = Training with { Momentum = value }; }
+
+    /// <inheritdoc cref="ClassifierTrainingOptions.Nesterov"/>
+    public bool Nesterov { get => Training.Nesterov; set => Training = Training with { Nesterov = value }; }
+
+    /// <inheritdoc cref="ClassifierTrainingOptions.Beta1"/>
+    public double Beta1 { get => Training.Beta1; set => Training = Training with { Beta1 = value }; }
+
+    /// <inheritdoc cref="ClassifierTrainingOptions.Beta2"/>
+    public double Beta2 { get => Training.Beta2; set => Training = Training with { Beta2 = value }; }
+
+    /// <summary>The learning-rate schedule, e.g. <c>new LearningRateSchedule { Kind = LearningRateScheduleKind.Cosine, WarmupEpochs = 1 }</c>.</summary>
+    public LearningRateSchedule Schedule { get => Training.Schedule; set => Training = Training with { Schedule = value }; }
+
+    /// <inheritdoc cref="ClassifierTrainingOptions.LabelSmoothing"/>
+    public double LabelSmoothing { get => Training.LabelSmoothing; set => Training = Training with { LabelSmoothing = value }; }
+
+    /// <inheritdoc cref="ClassifierTrainingOptions.GradientClipNorm"/>
+    public double? GradientClipNorm { get => Training.GradientClipNorm; set => Training = Training with { GradientClipNorm = value }; }
+
+    /// <summary>Seed of weight initialization and shuffling: same seed and data on CPU give bit-identical models.</summary>
+    public int Seed { get => Training.Seed; set => Training = Training with { Seed = value }; }
+
+    /// <inheritdoc cref="ClassifierTrainingOptions.TuneGlibcMalloc"/>
+    public bool TuneGlibcMalloc { get => Training.TuneGlibcMalloc; set => Training = Training with { TuneGlibcMalloc = value }; }
+
+    /// <summary>Called after each epoch with loss, accuracy, learning rate and time (every epoch is also logged to <c>MLContext.Log</c>).</summary>
+    public Action<EpochReport>? Progress { get => Training.Progress; set => Training = Training with { Progress = value }; }
+
+    /// <inheritdoc cref="ClassifierTrainingOptions.CancellationToken"/>
+    public CancellationToken CancellationToken { get => Training.CancellationToken; set => Training = Training with { CancellationToken = value }; }
+
+    /// <summary>The Torch layer's training settings these options describe.</summary>
+    internal virtual ClassifierTrainingOptions ToTrainingOptions() => Training;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option.</summary>
+    internal virtual void Validate()
+    {
+        foreach (var (name, value) in new[] { (nameof(LabelColumnName), LabelColumnName), (nameof(ImageColumnName), ImageColumnName),
+                     (nameof(ScoreColumnName), ScoreColumnName), (nameof(PredictedLabelColumnName), PredictedLabelColumnName) })
+            if (string.IsNullOrWhiteSpace(value)) throw new ArgumentException($"{name} must name a column.", name);
+        if (ScoreColumnName == PredictedLabelColumnName)
+            throw new ArgumentException($"ScoreColumnName and PredictedLabelColumnName are both '{ScoreColumnName}'; give them different names.", nameof(PredictedLabelColumnName));
+        if (!Enum.IsDefined(Architecture)) throw new ArgumentOutOfRangeException(nameof(Architecture), Architecture, "Unknown architecture.");
+        if (ImageHeight is int h && h < 1) throw new ArgumentOutOfRangeException(nameof(ImageHeight), h, "ImageHeight must be ≥ 1 or null.");
+        if (ImageWidth is int w && w < 1) throw new ArgumentOutOfRangeException(nameof(ImageWidth), w, "ImageWidth must be ≥ 1 or null.");
+        if (ImageChannels is int c && c != 1 && c != 3) throw new ArgumentOutOfRangeException(nameof(ImageChannels), c, "ImageChannels must be 1, 3 or null.");
+        if (ScoringBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(ScoringBatchSize), ScoringBatchSize, "ScoringBatchSize must be ≥ 1.");
+        if (CudaDeviceIndex < 0) throw new ArgumentOutOfRangeException(nameof(CudaDeviceIndex), CudaDeviceIndex, "CudaDeviceIndex must be ≥ 0.");
+        if (CustomModelFactory is not null && string.IsNullOrWhiteSpace(CustomModelName))
+            throw new ArgumentException("A CustomModelFactory needs a CustomModelName, under which it is saved and looked up when the model is loaded.", nameof(CustomModelName));
+        if (!Enum.IsDefined(Device)) throw new ArgumentOutOfRangeException(nameof(Device), Device, "Unknown device.");
+        if (Schedule is null) throw new ArgumentNullException(nameof(Schedule), "Schedule must be set (e.g. LearningRateSchedule.CosineDecay()).");
+        ValidateNested(nameof(Schedule), Schedule.Validate);
+    }
+
+    /// <summary>
+    /// Validates a Torch-layer record held by an option, naming the option: an invalid <c>Rho</c> of
+    /// <c>SharpnessAware</c> is reported as <c>SharpnessAware.Rho</c>.
+    /// </summary>
+    private protected static void ValidateNested(string option, Action? validate)
+    {
+        if (validate is null) return;
+        try
+        {
+            validate();
+        }
+        catch (ArgumentException e)
+        {
+            string name = e.ParamName is null ? option : $"{option}.{e.ParamName}";
+            if (e is ArgumentOutOfRangeException range) throw new ArgumentOutOfRangeException(name, range.ActualValue, $"{name}: {FirstLine(e.Message)}");
+            throw new ArgumentException($"{name}: {FirstLine(e.Message)}", name, e);
+        }
+    }
+
+    // ArgumentException appends " (Parameter 'x')" and the actual value to Message; keep the sentence only.
+    private static string FirstLine(string message)
+    {
+        int cut = message.IndexOf(" (Parameter '", StringComparison.Ordinal);
+        return (cut >= 0 ? message[..cut] : message.Split('\n')[0]).Trim();
+    }
+}

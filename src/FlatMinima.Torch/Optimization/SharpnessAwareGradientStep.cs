@@ -1,0 +1,70 @@
+using System;
+using System.IO;
+using FlatMinima.Torch.Training;
+using static TorchSharp.torch;
+
+namespace FlatMinima.Torch.Optimization;
+
+/// <summary>
+/// The sharpness-aware gradient of a batch (SAM, ASAM, SA-GD) through <see cref="SharpnessAwareMinimizer"/>; with
+/// m-sharpness each of <see cref="SharpnessAwareOptions.ShardCount"/> shards is perturbed separately and the shard
+/// gradients are averaged. The reported loss is the mean clean loss; accuracy counts the clean passes.
+/// </summary>
+internal sealed class SharpnessAwareGradientStep : IGradientStep
+{
+    private const string Header = "FlatMinima.SharpnessAwareStep.v1";
+    private readonly GradientStepContext _context;
+    private readonly SharpnessAwareMinimizer _minimizer;
+
+    public SharpnessAwareGradientStep(GradientStepContext context, SharpnessAwareOptions options)
+    {
+        _context = context ?? throw new ArgumentNullException(nameof(context));
+        _minimizer = new SharpnessAwareMinimizer(context.Model, context.Optimizer, options);
+    }
+
+    public GradientStepResult Compute(Tensor inputs, Tensor labels, long step)
+    {
+        int shards = _minimizer.Options.ShardCount;
+        var xs = shards > 1 ? inputs.chunk(shards) : new[] { inputs };
+        var ys = shards > 1 ? labels.chunk(shards) : new[] { labels };
+        var correct = zeros(1, ScalarType.Int64, inputs.device);
+        var closures = new Func<Tensor>[xs.Length];
+        for (int s = 0; s < xs.Length; s++)
+        {
+            var (xi, yi) = (xs[s], ys[s]);
+            bool clean = true;
+            closures[s] = () =>
+            {
+                var logits = _context.Model.call(xi);
+                var loss = _context.Loss(logits, yi);
+                loss.backward();
+                if (clean)
+                {
+                    correct.add_(logits.argmax(1).eq(yi).sum());
+                    clean = false;
+                }
+                return loss;
+            };
+        }
+        var meanLoss = _minimizer.ComputeGradient(closures);
+        return new(meanLoss, correct.sum());
+    }
+
+    // The minimizer keeps no state between steps (the base optimizer's is saved by the checkpoint); the options are
+    // written so that a checkpoint only resumes a run with the same ones.
+    public void Save(BinaryWriter writer)
+    {
+        writer.Write(Header);
+        writer.Write(_minimizer.Options.ToString());
+    }
+
+    public void Load(BinaryReader reader)
+    {
+        if (reader.ReadString() != Header) throw new InvalidDataException("The checkpoint holds no sharpness-aware step state (wrong header).");
+        var saved = reader.ReadString();
+        if (saved != _minimizer.Options.ToString())
+            throw new InvalidDataException($"The checkpoint was made with {saved}, but this run has {_minimizer.Options}.");
+    }
+
+    public void Dispose() => _minimizer.Dispose();
+}

@@ -1,0 +1,48 @@
+using System;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FlatMinima.Torch.Training;
+
+/// <summary>Loss and accuracy of a classifier on a <see cref="TensorDataset"/>.</summary>
+public static class ClassifierEvaluation
+{
+    /// <summary>
+    /// Mean cross-entropy and accuracy of <paramref name="model"/> in eval mode, in batches (the model's train/eval mode
+    /// is restored afterwards). With <see cref="TensorDataset.Domains"/>, both are the mean over domains of each domain's
+    /// mean (DomainBed's training-domain validation).
+    /// </summary>
+    public static (double Loss, double Accuracy) Evaluate(nn.Module<Tensor, Tensor> model, TensorDataset data, int batchSize, Device device)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(data);
+        if (data.Count == 0) throw new ArgumentException("The data is empty.", nameof(data));
+        bool wasTraining = model.training;
+        model.eval();
+        using var outer = NewDisposeScope();
+        long groups = data.Domains is Tensor dom ? dom.max().item<long>() + 1 : 1;
+        var lossSums = zeros(groups, ScalarType.Float64, device);
+        var hitSums = zeros(groups, ScalarType.Float64, device);
+        var counts = zeros(groups, ScalarType.Float64, device);
+        using (no_grad())
+        {
+            for (long start = 0; start < data.Count; start += batchSize)
+            {
+                using var scope = NewDisposeScope();
+                long size = Math.Min(batchSize, data.Count - start);
+                var x = data.Inputs.narrow(0, start, size).to(device);
+                var y = data.Labels.narrow(0, start, size).to(device);
+                var group = data.Domains is Tensor d ? d.narrow(0, start, size).to(device) : zeros(size, ScalarType.Int64, device);
+                var logits = model.call(x);
+                lossSums.index_add_(0, group, nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.None).to_type(ScalarType.Float64), 1.0);
+                hitSums.index_add_(0, group, logits.argmax(1).eq(y).to_type(ScalarType.Float64), 1.0);
+                counts.index_add_(0, group, ones(size, ScalarType.Float64, device), 1.0);
+            }
+        }
+        model.train(wasTraining);
+        var present = counts.gt(0);
+        var loss = lossSums.masked_select(present).div(counts.masked_select(present)).mean().item<double>();
+        var accuracy = hitSums.masked_select(present).div(counts.masked_select(present)).mean().item<double>();
+        return (loss, accuracy);
+    }
+}

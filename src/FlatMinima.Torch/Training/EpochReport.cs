@@ -1,0 +1,46 @@
+using System;
+using FlatMinima.Torch.Averaging;
+
+namespace FlatMinima.Torch.Training;
+
+/// <summary>What one epoch of training measured.</summary>
+/// <param name="Epoch">1-based epoch number.</param>
+/// <param name="Epochs">Total epochs.</param>
+/// <param name="TrainLoss">Mean clean-pass training loss over the epoch (with label smoothing if set).</param>
+/// <param name="TrainAccuracy">Training accuracy of the clean passes (train mode).</param>
+/// <param name="ValidationLoss">Mean validation cross-entropy in eval mode, if validation data was given.</param>
+/// <param name="ValidationAccuracy">Validation accuracy, if validation data was given.</param>
+/// <param name="LearningRate">The learning rate of the epoch's last step.</param>
+/// <param name="Elapsed">Wall time of the epoch, validation included.</param>
+public sealed record EpochReport(int Epoch, int Epochs, double TrainLoss, double TrainAccuracy, double? ValidationLoss,
+    double? ValidationAccuracy, double LearningRate, TimeSpan Elapsed)
+{
+    /// <summary>On the last report of a run with weight averaging: what was averaged (SWAD's window, early stop, …).
+    /// The validation metrics of that report are then the averaged model's.</summary>
+    public AveragingReport? Averaging { get; init; }
+
+    /// <summary>A one-line summary.</summary>
+    public override string ToString() =>
+        $"epoch {Epoch}/{Epochs}: train loss {TrainLoss:F4} acc {TrainAccuracy:P2}" +
+        (ValidationLoss is double vl ? $", validation loss {vl:F4} acc {ValidationAccuracy:P2}" : "") +
+        $", lr {LearningRate:G4}, {Elapsed.TotalSeconds:F1} s" + (Averaging is null ? "" : $"; {Averaging}");
+}
+
+/// <summary>Training produced a non-finite loss.</summary>
+public sealed class TrainingDivergedException : InvalidOperationException
+{
+    /// <summary>Creates the exception for the given epoch and batch (both 1-based); <paramref name="advice"/> completes
+    /// "Lower LearningRate…" (the gradient step's advice).</summary>
+    public TrainingDivergedException(int epoch, int batch, double loss, string advice)
+        : base($"The training loss became {loss} at epoch {epoch}, batch {batch}; training stopped. Lower LearningRate{advice}")
+    {
+        Epoch = epoch;
+        Batch = batch;
+    }
+
+    /// <summary>1-based epoch where the loss diverged.</summary>
+    public int Epoch { get; }
+
+    /// <summary>1-based batch (within the epoch) where the loss diverged.</summary>
+    public int Batch { get; }
+}
