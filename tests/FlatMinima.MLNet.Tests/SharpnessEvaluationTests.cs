@@ -25,7 +25,7 @@ public sealed class SharpnessEvaluationTests
 
     private static FlatMinimaSharpnessOptions Small(Action<FlatMinimaSharpnessOptions>? change = null)
     {
-        var o = new FlatMinimaSharpnessOptions { MaxExamples = 48, BatchSize = 16, TraceProbes = 20, EigenMaxIterations = 40, AscentSteps = 3, AverageCaseSamples = 5 };
+        var o = new FlatMinimaSharpnessOptions { MaxExamples = 48, BatchSize = 16, TraceProbes = 20, KrylovDimension = 40, MaxIterationsPerEigenvalue = 40, AscentSteps = 3, AverageCaseSamples = 5 };
         change?.Invoke(o);
         return o;
     }

@@ -12,7 +12,7 @@ namespace FlatMinima.Torch.Tests;
 [TestClass]
 public sealed class DeepLinearDiagnosticsTests
 {
-    private static readonly EigenOptions Tight = new() { Tolerance = 1e-10, MaxIterations = 400, Seed = 3 };
+    private static readonly EigenOptions Tight = new() { Tolerance = 1e-10, KrylovDimension = 400, Seed = 3 };
 
     private static Tensor M(double[,] values) => tensor(values, ScalarType.Float64);
 
@@ -81,14 +81,14 @@ public sealed class DeepLinearDiagnosticsTests
         double exactLambda = DeepLinearSharpness.LambdaMax(factors, data, scale);
         double exactTrace = DeepLinearSharpness.Trace(factors, data, scale);
         AssertRelative(exactLambda, HessianEigenvalues.Lanczos(objective, 1, Tight).Values[0], 1e-4, $"{name}: Lanczos λ_max");
-        var power = HessianEigenvalues.PowerIteration(objective, 1, Tight with { MaxIterations = 5000 });
+        var power = HessianEigenvalues.PowerIteration(objective, 1, Tight with { MaxIterationsPerEigenvalue = 5000 });
         AssertRelative(exactLambda, power.Values[0], 1e-4, $"{name}: power-iteration λ_max");
         AssertRelative(exactTrace, ExactTraceByProbes(objective), 1e-8, $"{name}: trace");
         var hutchinson = HutchinsonTrace.Estimate(objective, probes: 200, seed: 1);
         Assert.IsTrue(Math.Abs(hutchinson.Trace - exactTrace) <= 5 * hutchinson.StandardError, $"{name}: Hutchinson {hutchinson} vs {exactTrace}");
         // The top-3 Lanczos values match the K-matrix spectrum's top-3 distinct values (a single-vector Krylov space
         // holds one direction of each eigenspace, so Lanczos reports a repeated eigenvalue once).
-        var top3 = HessianEigenvalues.Lanczos(objective, 3, Tight with { MaxIterations = (int)objective.Dimension }).Values;
+        var top3 = HessianEigenvalues.Lanczos(objective, 3, Tight with { KrylovDimension = (int)objective.Dimension }).Values;
         var exact3 = Distinct(DeepLinearSharpness.Eigenvalues(factors, data, scale)).Take(3).ToArray();
         for (int i = 0; i < 3; i++) Assert.AreEqual(exact3[i], top3[i], 1e-6 * Math.Max(1, exact3[0]), $"{name}: eigenvalue {i}");
     }
@@ -165,11 +165,11 @@ public sealed class HessianDiagnosticsTests
         h.div_(n);
         var eig = linalg.eigvalsh(h);
         double lambda = eig.max().item<double>(), trace = h.trace().item<double>();
-        var options = new EigenOptions { Tolerance = 1e-10, MaxIterations = 200, Seed = 1 };
+        var options = new EigenOptions { Tolerance = 1e-10, KrylovDimension = 200, Seed = 1 };
         Assert.AreEqual(lambda, HessianEigenvalues.Lanczos(objective, 1, options).Values[0], 1e-4 * lambda);
-        Assert.AreEqual(lambda, HessianEigenvalues.PowerIteration(objective, 1, options with { MaxIterations = 5000 }).Values[0], 1e-4 * lambda);
+        Assert.AreEqual(lambda, HessianEigenvalues.PowerIteration(objective, 1, options with { MaxIterationsPerEigenvalue = 5000 }).Values[0], 1e-4 * lambda);
         var sorted = eig.data<double>().OrderByDescending(v => v).ToArray();
-        var top2 = HessianEigenvalues.PowerIteration(objective, 2, options with { MaxIterations = 5000 });
+        var top2 = HessianEigenvalues.PowerIteration(objective, 2, options with { MaxIterationsPerEigenvalue = 5000 });
         Assert.AreEqual(sorted[1], top2.Values[1], 1e-4 * lambda, "deflation finds the second eigenvalue");
         var estimate = HutchinsonTrace.Estimate(objective, 300, ProbeDistribution.Gaussian, seed: 4);
         Assert.IsTrue(Math.Abs(estimate.Trace - trace) <= 5 * estimate.StandardError, $"{estimate} vs {trace}");
@@ -212,6 +212,25 @@ public sealed class HessianDiagnosticsTests
         Assert.AreEqual(2.0, HessianEigenvalues.Lanczos(objective, 1, options).Values[0], 1e-9);
         Assert.AreEqual(-5.0, HessianEigenvalues.Lanczos(objective, 1, options with { Order = EigenvalueOrder.LargestMagnitude }).Values[0], 1e-9);
         Assert.AreEqual(-5.0, HessianEigenvalues.PowerIteration(objective, 1, options).Values[0], 1e-9);
+    }
+
+    [TestMethod]
+    public void EachSolverStopsAtItsOwnCap()
+    {
+        manual_seed(4);
+        var a = randn(12, 12, dtype: ScalarType.Float64);
+        var h = a.matmul(a.t());
+        var w = new Parameter(randn(12, dtype: ScalarType.Float64));
+        using var objective = new LossObjective(new[] { w }, new Func<Tensor>[] { () => w.matmul(h.matmul(w)).mul(0.5) });
+        var unreachable = new EigenOptions { Tolerance = 1e-300, MaxIterationsPerEigenvalue = 3, KrylovDimension = 5, Seed = 1 };
+        var power = HessianEigenvalues.PowerIteration(objective, 2, unreachable);
+        Assert.AreEqual(2 * 3, power.HessianVectorProducts, "power iteration: the cap applies to each eigenvalue");
+        Assert.IsFalse(power.Converged);
+        var lanczos = HessianEigenvalues.Lanczos(objective, 2, unreachable);
+        Assert.AreEqual(5, lanczos.HessianVectorProducts, "Lanczos: the cap is the Krylov dimension, for all eigenvalues together");
+        Assert.IsFalse(lanczos.Converged);
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => HessianEigenvalues.Lanczos(objective, 3, unreachable with { KrylovDimension = 2 })).Message, "KrylovDimension");
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => HessianEigenvalues.PowerIteration(objective, 1, unreachable with { MaxIterationsPerEigenvalue = 0 })).Message, "MaxIterationsPerEigenvalue");
     }
 
     [TestMethod]

@@ -33,7 +33,7 @@ public static class SharpnessCatalog
         var objective = session.Objective;
         objective.CachedGraphBatches = o.CachedGraphBatches;
         var (loss, accuracy) = ClassifierTrainer.Evaluate(session.Network, session.Examples, o.BatchSize, session.Device);
-        var eigen = new EigenOptions { Tolerance = o.EigenTolerance, MaxIterations = o.EigenMaxIterations, Seed = o.Seed };
+        var eigen = new EigenOptions { Tolerance = o.EigenTolerance, KrylovDimension = o.KrylovDimension, MaxIterationsPerEigenvalue = o.MaxIterationsPerEigenvalue, Seed = o.Seed };
         var ascent = new AscentOptions { Steps = o.AscentSteps, RandomStarts = o.AscentRandomStarts, Seed = o.Seed };
         return new SharpnessReport
         {
