@@ -31,18 +31,6 @@ public sealed class DeepLinearDiagnosticsTests
         return (new LossObjective(ps, new Func<Tensor>[] { Loss }), ps);
     }
 
-    private static double ExactTraceByProbes(LossObjective objective)
-    {
-        double sum = 0;
-        for (long i = 0; i < objective.Dimension; i++)
-        {
-            var e = zeros(objective.Dimension, ScalarType.Float64);
-            e[i] = 1.0;
-            sum += objective.HessianVectorProduct(e)[i].item<double>();
-        }
-        return sum;
-    }
-
     private static void AssertRelative(double expected, double actual, double tolerance, string what) =>
         Assert.IsTrue(Math.Abs(actual - expected) <= tolerance * Math.Abs(expected), $"{what}: expected {expected}, got {actual}");
 
@@ -83,7 +71,7 @@ public sealed class DeepLinearDiagnosticsTests
         AssertRelative(exactLambda, HessianEigenvalues.Lanczos(objective, 1, Tight).Values[0], 1e-4, $"{name}: Lanczos λ_max");
         var power = HessianEigenvalues.PowerIteration(objective, 1, Tight with { MaxIterationsPerEigenvalue = 5000 });
         AssertRelative(exactLambda, power.Values[0], 1e-4, $"{name}: power-iteration λ_max");
-        AssertRelative(exactTrace, ExactTraceByProbes(objective), 1e-8, $"{name}: trace");
+        AssertRelative(exactTrace, DenseHessian.Trace(objective), 1e-8, $"{name}: trace");
         var hutchinson = HutchinsonTrace.Estimate(objective, probes: 200, seed: 1);
         Assert.IsTrue(Math.Abs(hutchinson.Trace - exactTrace) <= 5 * hutchinson.StandardError, $"{name}: Hutchinson {hutchinson} vs {exactTrace}");
         // The top-3 Lanczos values match the K-matrix spectrum's top-3 distinct values (a single-vector Krylov space
@@ -142,7 +130,7 @@ public sealed class DeepLinearDiagnosticsTests
         manual_seed(9);
         var factors = new[] { randn(3, 2, dtype: ScalarType.Float64), randn(2, 3, dtype: ScalarType.Float64) };
         var (objective, _) = Objective(factors, null, 1.0, target: randn(2, 2, dtype: ScalarType.Float64));
-        AssertRelative(DeepLinearSharpness.Trace(factors), ExactTraceByProbes(objective), 1e-9, "trace at a non-minimizer");
+        AssertRelative(DeepLinearSharpness.Trace(factors), DenseHessian.Trace(objective), 1e-9, "trace at a non-minimizer");
     }
 }
 
@@ -163,6 +151,7 @@ public sealed class HessianDiagnosticsTests
         var h = zeros(k * dIn, k * dIn, ScalarType.Float64);
         for (int i = 0; i < n; i++) h.add_(kron(diag(p[i]).sub(outer(p[i], p[i])), outer(x[i], x[i])));
         h.div_(n);
+        Assert.IsTrue(DenseHessian.Compute(objective).allclose(h, rtol: 1e-10, atol: 1e-12), "the dense Hessian is the closed form");
         var eig = linalg.eigvalsh(h);
         double lambda = eig.max().item<double>(), trace = h.trace().item<double>();
         var options = new EigenOptions { Tolerance = 1e-10, KrylovDimension = 200, Seed = 1 };
@@ -248,6 +237,83 @@ public sealed class HessianDiagnosticsTests
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => SharpnessMeasures.EpsilonSharpness(objective, 0)).Message, "epsilon");
         using var vectorLoss = new LossObjective(new[] { w }, new Func<Tensor>[] { () => w.square() });
         StringAssert.Contains(Assert.ThrowsExactly<InvalidOperationException>(() => vectorLoss.Loss()).Message, "must be a scalar");
+    }
+}
+
+[TestClass]
+public sealed class DenseHessianTests
+{
+    // L(w) = ½wᵀAw + bᵀw over two parameters (a 2×2 matrix and a 2-vector, flattened in that order): ∇²L = A.
+    private static (LossObjective Objective, Tensor A) Quadratic(ScalarType dtype)
+    {
+        var a = tensor(new double[,]
+        {
+            { 4, 1, 0, -2, 0.5, 0 }, { 1, 3, 0.5, 0, 0, 1 }, { 0, 0.5, -1, 0, 2, 0 },
+            { -2, 0, 0, 5, 0, 0.25 }, { 0.5, 0, 2, 0, 2, 0 }, { 0, 1, 0, 0.25, 0, -3 },
+        }, ScalarType.Float64);
+        var b = tensor(new[] { 1.0, -1, 0.5, 0, 2, -0.5 }, ScalarType.Float64);
+        var matrix = new Parameter(tensor(new[] { 0.3, -0.7, 1.1, 0.2 }, dtype).reshape(2, 2));
+        var vector = new Parameter(tensor(new[] { -0.4, 0.9 }, dtype));
+        Tensor Loss()
+        {
+            var w = cat(new[] { matrix.reshape(-1), vector }).to(ScalarType.Float64);
+            return w.matmul(a.matmul(w)).mul(0.5).add(b.dot(w)).to(dtype);
+        }
+        return (new LossObjective(new[] { matrix, vector }, new Func<Tensor>[] { Loss }), a);
+    }
+
+    [TestMethod]
+    public void TheDenseHessianOfAQuadraticIsItsMatrix()
+    {
+        var (objective, a) = Quadratic(ScalarType.Float64);
+        using (objective)
+        {
+            var h = DenseHessian.Compute(objective);
+            CollectionAssert.AreEqual(new long[] { 6, 6 }, h.shape);
+            Assert.AreEqual(ScalarType.Float64, h.dtype);
+            Assert.IsTrue(h.allclose(a, rtol: 0, atol: 1e-12), "∇²L = A, in the flat parameter order");
+            Assert.AreEqual(0.0, h.sub(h.t()).abs().max().item<double>(), "exactly symmetric");
+            var expected = linalg.eigvalsh(a).data<double>().Reverse().ToArray();
+            var eigenvalues = DenseHessian.Eigenvalues(objective);
+            for (int i = 0; i < expected.Length; i++) Assert.AreEqual(expected[i], eigenvalues[i], 1e-12, $"eigenvalue {i}");
+            Assert.IsTrue(eigenvalues.Zip(eigenvalues.Skip(1)).All(pair => pair.First >= pair.Second), "largest first");
+            Assert.IsTrue(eigenvalues[^1] < 0, "an indefinite A keeps its negative eigenvalues");
+            double trace = DenseHessian.Trace(objective);
+            Assert.AreEqual(a.trace().item<double>(), trace, 1e-12);
+            Assert.AreEqual(eigenvalues.Sum(), trace, 1e-10, "trace = sum of the eigenvalues");
+        }
+    }
+
+    [TestMethod]
+    public void AFloat32ObjectiveGivesAFloat64Matrix()
+    {
+        var (objective, a) = Quadratic(ScalarType.Float32);
+        using (objective)
+        {
+            var h = DenseHessian.Compute(objective);
+            Assert.AreEqual(ScalarType.Float64, h.dtype);
+            Assert.IsTrue(h.allclose(a, rtol: 0, atol: 1e-5), "float32 products, float64 storage");
+        }
+    }
+
+    [TestMethod]
+    public void TooManyParametersAreRefusedBeforeAnyProduct()
+    {
+        int evaluations = 0;
+        var w = new Parameter(zeros(10, ScalarType.Float64));
+        using var objective = new LossObjective(new[] { w }, new Func<Tensor>[] { () => { evaluations++; return w.square().sum(); } });
+        var error = Assert.ThrowsExactly<ArgumentException>(() => DenseHessian.Compute(objective, maxParameters: 8));
+        StringAssert.Contains(error.Message, "maxParameters = 8");
+        Assert.ThrowsExactly<ArgumentException>(() => DenseHessian.Trace(objective, maxParameters: 8));
+        Assert.ThrowsExactly<ArgumentException>(() => DenseHessian.Eigenvalues(objective, maxParameters: 8));
+        Assert.AreEqual(0, evaluations, "refused before any Hessian-vector product");
+        Assert.AreEqual(20.0, DenseHessian.Trace(objective, maxParameters: 10), 1e-12, "a raised limit allows it: ∇²(Σw²) = 2I");
+
+        int before = evaluations;
+        var large = new Parameter(zeros(DenseHessian.DefaultMaxParameters + 1, ScalarType.Float64));
+        using var tooLarge = new LossObjective(new[] { large }, new Func<Tensor>[] { () => { evaluations++; return large.square().sum(); } });
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => DenseHessian.Compute(tooLarge)).Message, "4,097 parameters");
+        Assert.AreEqual(before, evaluations, "the default limit is 4,096 parameters");
     }
 }
 
