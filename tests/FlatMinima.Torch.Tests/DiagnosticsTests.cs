@@ -16,12 +16,16 @@ public sealed class DeepLinearDiagnosticsTests
 
     private static Tensor M(double[,] values) => tensor(values, ScalarType.Float64);
 
-    // f = s·‖W_L···W_1·X − Y‖²_F with Y = the current product (a zero-loss minimizer), as a LossObjective over the factors.
+    // The target that makes the factors a zero-loss minimizer: Y = W_L···W_1·X.
+    private static Tensor Fitted(IReadOnlyList<Tensor> factors, Tensor? data = null) =>
+        data is null ? DeepLinearSharpness.Product(factors) : DeepLinearSharpness.Product(factors).matmul(data);
+
+    // f = s·‖W_L···W_1·X − Y‖²_F (Y = the current product unless given: a zero-loss minimizer), as a LossObjective over the factors.
     private static (LossObjective Objective, Parameter[] Factors) Objective(IReadOnlyList<Tensor> factors, Tensor? data, double scale, Tensor? target = null)
     {
         var ps = factors.Select(f => new Parameter(f.clone())).ToArray();
         var x = data ?? eye(factors[0].shape[1], dtype: ScalarType.Float64);
-        var y = target ?? DeepLinearSharpness.Product(factors).matmul(x);
+        var y = target ?? Fitted(factors, data);
         Tensor Loss()
         {
             Tensor p = ps[0];
@@ -66,8 +70,14 @@ public sealed class DeepLinearDiagnosticsTests
     public void HessianVectorProductsAgreeWithTheExactExpressions(string name, Tensor[] factors, Tensor? data, double scale)
     {
         var (objective, _) = Objective(factors, data, scale);
-        double exactLambda = DeepLinearSharpness.LambdaMax(factors, data, scale);
+        double exactLambda = DeepLinearSharpness.LambdaMax(factors, Fitted(factors, data), data, scale);
         double exactTrace = DeepLinearSharpness.Trace(factors, data, scale);
+        // At a minimizer the expressions are the Hessian's: every eigenvalue that can be nonzero, and λ_max.
+        var dense = DenseHessian.Eigenvalues(objective);
+        var exact = DeepLinearSharpness.Eigenvalues(factors, Fitted(factors, data), data, scale);
+        AssertRelative(dense[0], exactLambda, 1e-9, $"{name}: λ_max vs the dense Hessian");
+        for (int i = 0; i < Math.Min(dense.Length, exact.Length); i++) Assert.AreEqual(dense[i], exact[i], 1e-9 * dense[0], $"{name}: eigenvalue {i} vs the dense Hessian");
+        Assert.IsTrue(dense.Skip(exact.Length).All(v => Math.Abs(v) <= 1e-9 * dense[0]), $"{name}: the Hessian's other eigenvalues are 0");
         AssertRelative(exactLambda, HessianEigenvalues.Lanczos(objective, 1, Tight).Values[0], 1e-4, $"{name}: Lanczos λ_max");
         var power = HessianEigenvalues.PowerIteration(objective, 1, Tight with { MaxIterationsPerEigenvalue = 5000 });
         AssertRelative(exactLambda, power.Values[0], 1e-4, $"{name}: power-iteration λ_max");
@@ -77,7 +87,7 @@ public sealed class DeepLinearDiagnosticsTests
         // The top-3 Lanczos values match the K-matrix spectrum's top-3 distinct values (a single-vector Krylov space
         // holds one direction of each eigenspace, so Lanczos reports a repeated eigenvalue once).
         var top3 = HessianEigenvalues.Lanczos(objective, 3, Tight with { KrylovDimension = (int)objective.Dimension }).Values;
-        var exact3 = Distinct(DeepLinearSharpness.Eigenvalues(factors, data, scale)).Take(3).ToArray();
+        var exact3 = Distinct(exact).Take(3).ToArray();
         for (int i = 0; i < 3; i++) Assert.AreEqual(exact3[i], top3[i], 1e-6 * Math.Max(1, exact3[0]), $"{name}: eigenvalue {i}");
     }
 
@@ -87,19 +97,19 @@ public sealed class DeepLinearDiagnosticsTests
         // W1 = [3; 4], W2 = [0 5]: spectral norms are equal (5 and 5), yet λ = 100 > 80 = 4σ₁(M): not the flattest.
         var w1 = M(new double[,] { { 3 }, { 4 } });
         var w2 = M(new double[,] { { 0, 5 } });
-        Assert.AreEqual(100, DeepLinearSharpness.LambdaMax(new[] { w1, w2 }), 1e-9);
+        Assert.AreEqual(100, DeepLinearSharpness.LambdaMax(new[] { w1, w2 }, Fitted(new[] { w1, w2 })), 1e-9);
         Assert.AreEqual(100, DeepLinearSharpness.Depth2ClosedForm(w1, w2), 1e-9);
         Assert.AreEqual(80, DeepLinearSharpness.FlattestLambdaMax(DeepLinearSharpness.Product(new[] { w1, w2 }), 2), 1e-9);
         Assert.IsFalse(DeepLinearSharpness.IsFlattest(new[] { w1, w2 }));
         // W1 = [[1,1],[0,1]], W2 = W1⁻¹, M = I: λ = 2(3 + √5) > 4.
         var shear = M(new double[,] { { 1, 1 }, { 0, 1 } });
         var inverse = M(new double[,] { { 1, -1 }, { 0, 1 } });
-        Assert.AreEqual(2 * (3 + Math.Sqrt(5)), DeepLinearSharpness.LambdaMax(new[] { shear, inverse }), 1e-9);
+        Assert.AreEqual(2 * (3 + Math.Sqrt(5)), DeepLinearSharpness.LambdaMax(new[] { shear, inverse }, eye(2, dtype: ScalarType.Float64)), 1e-9);
         Assert.IsFalse(DeepLinearSharpness.IsFlattest(new[] { shear, inverse }));
         // The balanced aligned factorization W_i = Q_i S^{1/L} Q_{i−1}ᵀ attains 2sL·σ₁^{2(L−1)/L}.
         var s3 = diag(tensor(new[] { 8.0, 1.0 }, ScalarType.Float64).pow(1.0 / 3));
         var balanced = new[] { s3, s3, s3 };
-        Assert.AreEqual(2 * 3 * Math.Pow(8, 4.0 / 3), DeepLinearSharpness.LambdaMax(balanced), 1e-9);
+        Assert.AreEqual(2 * 3 * Math.Pow(8, 4.0 / 3), DeepLinearSharpness.LambdaMax(balanced, diag(tensor(new[] { 8.0, 1.0 }, ScalarType.Float64))), 1e-9);
         Assert.IsTrue(DeepLinearSharpness.IsFlattest(balanced));
     }
 
@@ -108,7 +118,7 @@ public sealed class DeepLinearDiagnosticsTests
     {
         // Misaligned diagonal factors: the top singular directions of A_i and B_i disagree.
         var factors = new[] { M(new double[,] { { 3, 0 }, { 0, 1 } }), M(new double[,] { { 1, 0 }, { 0, 3 } }), M(new double[,] { { 2, 0 }, { 0, 1 } }) };
-        double exact = DeepLinearSharpness.LambdaMax(factors), bound = DeepLinearSharpness.UpperBound(factors);
+        double exact = DeepLinearSharpness.LambdaMax(factors, Fitted(factors)), bound = DeepLinearSharpness.UpperBound(factors);
         Assert.IsTrue(bound > exact * 1.05, $"bound {bound} vs exact {exact}");
         var (objective, _) = Objective(factors, null, 1.0);
         AssertRelative(exact, HessianEigenvalues.Lanczos(objective, 1, Tight).Values[0], 1e-6, "HVP agrees with the exact value, not the bound");
@@ -119,9 +129,43 @@ public sealed class DeepLinearDiagnosticsTests
     {
         var factors = new[] { 0.5, 2.0, 3.0 }.Select(v => M(new[,] { { v } })).ToArray();
         double expected = 2 * (2.0 * 2 * 3 * 3 + 0.25 * 9 + 0.25 * 4);
-        Assert.AreEqual(expected, DeepLinearSharpness.LambdaMax(factors), 1e-9);
+        Assert.AreEqual(expected, DeepLinearSharpness.LambdaMax(factors, M(new[,] { { 3.0 } })), 1e-9);
         Assert.AreEqual(expected, DeepLinearSharpness.Trace(factors), 1e-9);
         Assert.AreEqual(expected, DeepLinearSharpness.UpperBound(factors), 1e-9);
+    }
+
+    [TestMethod]
+    public void AwayFromAMinimizerLambdaMaxRefusesAndReportsTheResidual()
+    {
+        manual_seed(11);
+        var factors = new[] { randn(3, 2, dtype: ScalarType.Float64), randn(2, 3, dtype: ScalarType.Float64) };
+        var target = Fitted(factors).add(randn(2, 2, dtype: ScalarType.Float64).mul(0.5));
+        double residual = DeepLinearSharpness.Residual(factors, target);
+        Assert.IsTrue(residual > 0.1, $"residual {residual}");
+        Assert.IsTrue(DeepLinearSharpness.RelativeResidual(factors, target) > DeepLinearSharpness.DefaultResidualTolerance);
+        var error = Assert.ThrowsExactly<ArgumentException>(() => DeepLinearSharpness.LambdaMax(factors, target));
+        Assert.AreEqual("target", error.ParamName);
+        StringAssert.Contains(error.Message, "not at a zero-loss minimizer");
+        StringAssert.Contains(error.Message, residual.ToString("G3"), "the message reports the residual");
+        Assert.ThrowsExactly<ArgumentException>(() => DeepLinearSharpness.Eigenvalues(factors, target));
+        // Why it refuses: there the Hessian's λ_max is not the Gauss–Newton value the expression gives.
+        var (objective, _) = Objective(factors, null, 1.0, target);
+        double hessian = DenseHessian.Eigenvalues(objective)[0], gaussNewton = DeepLinearSharpness.GaussNewtonLambdaMax(factors);
+        Assert.IsTrue(Math.Abs(hessian - gaussNewton) > 1e-3 * hessian, $"Hessian {hessian} vs Gauss–Newton {gaussNewton}");
+        // A loose tolerance accepts the point and gives the Gauss–Newton value.
+        Assert.AreEqual(gaussNewton, DeepLinearSharpness.LambdaMax(factors, target, residualTolerance: 10), 1e-12);
+    }
+
+    [TestMethod]
+    public void ANearlyExactFloat32FactorizationIsAccepted()
+    {
+        manual_seed(12);
+        var factors = new[] { randn(3, 2), randn(2, 3) };   // float32
+        var target = factors[1].matmul(factors[0]);           // the float32 product: residual at float32 rounding
+        Assert.IsTrue(DeepLinearSharpness.Residual(factors, target) > 0, "float32 rounding leaves a residual");
+        var (objective, _) = Objective(factors.Select(f => f.to_type(ScalarType.Float64)).ToArray(), null, 1.0);
+        AssertRelative(DenseHessian.Eigenvalues(objective)[0], DeepLinearSharpness.LambdaMax(factors, target), 1e-6, "λ_max within float32 accuracy");
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => DeepLinearSharpness.LambdaMax(factors, randn(3, 3))).Message, "2 × 2");
     }
 
     [TestMethod]
