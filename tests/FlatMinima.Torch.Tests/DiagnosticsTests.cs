@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using FlatMinima.Examples.Sharpness;
 using FlatMinima.Torch.Diagnostics;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 using TorchSharp;
