@@ -108,7 +108,7 @@ public static class HessianEigenvalues
         bool allConverged = true;
         for (int e = 0; e < k; e++)
         {
-            var v = Normalize(Orthogonalize(RandomVector(objective, generator), found));
+            var v = Normalize(Orthogonalize(RandomVectors.Gaussian(objective, generator), found));
             double lambda = double.NaN;
             bool converged = false;
             for (int it = 0; it < o.MaxIterationsPerEigenvalue && !converged; it++)
@@ -145,7 +145,7 @@ public static class HessianEigenvalues
         using var scope = NewDisposeScope();
         var generator = new Generator((ulong)o.Seed, CPU);
         int m = (int)Math.Min(o.KrylovDimension, objective.Dimension);
-        var basis = new List<Tensor> { Normalize(RandomVector(objective, generator)) };
+        var basis = new List<Tensor> { Normalize(RandomVectors.Gaussian(objective, generator)) };
         var alpha = new List<double>();
         var beta = new List<double>();
         double[] ritz = Array.Empty<double>();
@@ -167,7 +167,7 @@ public static class HessianEigenvalues
             if (b <= 1e-12 * Math.Max(1, Math.Abs(a)))
             {
                 // Invariant subspace found: continue from a fresh random vector orthogonal to the basis.
-                var fresh = Orthogonalize(Orthogonalize(RandomVector(objective, generator), basis), basis);
+                var fresh = Orthogonalize(Orthogonalize(RandomVectors.Gaussian(objective, generator), basis), basis);
                 basis.Add(Normalize(fresh));
                 beta.Add(0);
                 continue;
@@ -194,9 +194,6 @@ public static class HessianEigenvalues
         var index = Enumerable.Range(0, n).OrderByDescending(i => order == EigenvalueOrder.LargestAlgebraic ? theta[i] : Math.Abs(theta[i])).ToArray();
         return (index.Select(i => theta[i]).ToArray(), index.Select(i => Math.Abs(lastBeta * last[i])).ToArray());
     }
-
-    internal static Tensor RandomVector(LossObjective objective, Generator generator) =>
-        randn(new[] { objective.Dimension }, dtype: ScalarType.Float64, generator: generator).to(objective.DType).to(objective.Device);
 
     private static Tensor Normalize(Tensor v) => v.div(v.norm());
 
