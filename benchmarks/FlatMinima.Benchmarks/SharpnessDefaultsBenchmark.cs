@@ -3,7 +3,7 @@ using System.Collections.Generic;
 using System.Linq;
 using FlatMinima.MLNet;
 using FlatMinima.MLNet.ImageClassification;
-using FlatMinima.MLNet.Sharpness;
+using FlatMinima.MLNet.Diagnostics;
 using FlatMinima.Torch.Training;
 using Microsoft.ML;
 

@@ -8,7 +8,7 @@ using System.Linq;
 using FlatMinima.Examples.Sharpness;
 using FlatMinima.MLNet;
 using FlatMinima.MLNet.ImageClassification;
-using FlatMinima.MLNet.Sharpness;
+using FlatMinima.MLNet.Diagnostics;
 using FlatMinima.Plotting;
 using Microsoft.ML;
 

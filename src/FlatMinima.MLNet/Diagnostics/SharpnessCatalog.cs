@@ -10,7 +10,7 @@ using Microsoft.ML.Data;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace FlatMinima.MLNet.Sharpness;
+namespace FlatMinima.MLNet.Diagnostics;
 
 /// <summary>Sharpness diagnostics for trained FlatMinima image classifiers.</summary>
 public static class SharpnessCatalog
