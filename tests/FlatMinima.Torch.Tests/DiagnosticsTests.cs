@@ -365,7 +365,7 @@ public sealed class DenseHessianTests
 [TestClass]
 public sealed class SharpnessMeasureTests
 {
-    // sharpness.md §4.5: L(w) = 0.25 + ½(w−w*)ᵀA(w−w*) at w = w*.
+    // L(w) = 0.25 + ½(w−w*)ᵀA(w−w*) at w = w*, where every measure has a closed form (e.g. ℓ₂ worst case ρ²/2·λ_max(A)).
     private static LossObjective Quadratic()
     {
         var a = tensor(new double[,] { { 3, 1, 0 }, { 1, 2, 0.5 }, { 0, 0.5, 1 } }, ScalarType.Float64);

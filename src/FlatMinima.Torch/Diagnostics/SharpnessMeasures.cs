@@ -43,7 +43,7 @@ public sealed record AscentOptions
 public sealed record SharpnessValue(double Value, double Loss, double PerturbedLoss, double StandardError = 0);
 
 /// <summary>
-/// Sharpness measures at the current weights (see shared/specs/sharpness.md §4.4): SAM's worst-case ℓ₂ sharpness,
+/// Sharpness measures at the current weights: SAM's worst-case ℓ₂ sharpness (Foret et al., 2021),
 /// Keskar et al.'s ε-sharpness and the adaptive worst- and average-case sharpness of Andriushchenko et al.; each also
 /// as m-sharpness (per batch, averaged). Worst cases are found by projected gradient ascent from the gradient
 /// direction and random starts; they are lower bounds of the true maximum.
