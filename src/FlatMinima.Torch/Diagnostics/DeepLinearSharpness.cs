@@ -140,7 +140,7 @@ public static class DeepLinearSharpness
         return 2 * scale * sum;
     }
 
-    /// <summary>The product W_L···W_1.</summary>
+    /// <summary>The product W_L···W_1, in float64 on the CPU (detached from the factors' graphs).</summary>
     public static Tensor Product(IReadOnlyList<Tensor> factors)
     {
         Check(factors, null);
