@@ -68,7 +68,7 @@ internal static class HessianBenchmark
         if (options.HessianParts.Contains("lanczos"))
         {
             clock.Restart();
-            var lanczos = HessianEigenvalues.Lanczos(data, 1, new EigenOptions { Tolerance = 1e-4, MaxIterations = 100 });
+            var lanczos = HessianEigenvalues.Lanczos(data, 1, new EigenOptions { Tolerance = 1e-4, KrylovDimension = 100 });
             Report($"top-1 eigenvalue, Lanczos, tol 1e-4 | {lanczos.Values[0]:G5}{(lanczos.Converged ? "" : " (not converged)")}", lanczos.HessianVectorProducts, clock);
         }
         if (options.HessianParts.Contains("trace"))
@@ -80,7 +80,7 @@ internal static class HessianBenchmark
         if (options.HessianParts.Contains("power"))
         {
             clock.Restart();
-            var power = HessianEigenvalues.PowerIteration(data, 1, new EigenOptions { Tolerance = 1e-4, MaxIterations = 100 });
+            var power = HessianEigenvalues.PowerIteration(data, 1, new EigenOptions { Tolerance = 1e-4, MaxIterationsPerEigenvalue = 100 });
             Report($"top-1 eigenvalue, power iteration, tol 1e-4 | {power.Values[0]:G5}{(power.Converged ? "" : " (not converged)")}", power.HessianVectorProducts, clock);
         }
         Console.WriteLine($"(peak resident memory of the process: {System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0:F0} MiB)");

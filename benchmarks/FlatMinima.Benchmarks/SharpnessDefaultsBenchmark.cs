@@ -4,7 +4,7 @@ using System.Collections.Generic;
 using System.Linq;
 using FlatMinima.MLNet;
 using FlatMinima.MLNet.ImageClassification;
-using FlatMinima.MLNet.Sharpness;
+using FlatMinima.MLNet.Diagnostics;
 using FlatMinima.Torch.Training;
 using Microsoft.ML;
 
@@ -19,7 +19,7 @@ internal static class SharpnessDefaultsBenchmark
     // The defaults of FlatMinimaSharpnessOptions before they were made cheaper (2026-11-28).
     private static FlatMinimaSharpnessOptions Previous() => new()
     {
-        MaxExamples = 1000, BatchSize = 250, TopEigenvalues = 1, UseLanczos = true, EigenTolerance = 1e-3, EigenMaxIterations = 100,
+        MaxExamples = 1000, BatchSize = 250, TopEigenvalues = 1, UseLanczos = true, EigenTolerance = 1e-3, KrylovDimension = 100, MaxIterationsPerEigenvalue = 100,
         TraceProbes = 100, WorstCaseRho = 0.05, KeskarEpsilon = 1e-3, AdaptiveRho = 0.5, AverageCaseSamples = 50, AscentSteps = 10,
         AscentRandomStarts = 3, CachedGraphBatches = 0,
     };

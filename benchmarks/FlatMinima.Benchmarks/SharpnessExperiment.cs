@@ -5,7 +5,7 @@ using System.Diagnostics;
 using System.Linq;
 using FlatMinima.MLNet;
 using FlatMinima.MLNet.ImageClassification;
-using FlatMinima.MLNet.Sharpness;
+using FlatMinima.MLNet.Diagnostics;
 using FlatMinima.Torch.Training;
 using Microsoft.ML;
 
@@ -29,7 +29,7 @@ internal static class SharpnessExperiment
         };
         var seeds = new[] { 1, 2 };
         const int epochs = 4;
-        var sharpness = new FlatMinimaSharpnessOptions { MaxExamples = 500, BatchSize = 250, TraceProbes = 30, EigenMaxIterations = 60, AscentSteps = 5, AverageCaseSamples = 10 };
+        var sharpness = new FlatMinimaSharpnessOptions { MaxExamples = 500, BatchSize = 250, TraceProbes = 30, KrylovDimension = 60, MaxIterationsPerEigenvalue = 60, AscentSteps = 5, AverageCaseSamples = 10 };
         Console.WriteLine();
         Console.WriteLine($"## Sharpness vs generalization: SmallCnn, {options.Images:N0} Fashion-MNIST training images, {epochs} epochs, batch 128, SGD momentum 0.9, LR 0.05 cosine, WD 5e-4");
         Console.WriteLine($"Sharpness on the first 500 training images, eval mode: λ_max by Lanczos (tol 1e-3), trace by 30 Rademacher probes, worst-case ℓ₂ (ρ = 0.05), ε-sharpness (ε = 1e-3) and adaptive worst-case ℓ₂ (ρ = 0.5) by 5 ascent steps from 4 starts, adaptive average-case (ρ = 0.5, 10 draws).");

@@ -6,11 +6,11 @@ using FlatMinima.Torch.Optimization;
 using System;
 using System.IO;
 using System.Linq;
+using FlatMinima.Examples.Sharpness;
 using FlatMinima.MLNet;
 using FlatMinima.MLNet.ImageClassification;
-using FlatMinima.MLNet.Sharpness;
+using FlatMinima.MLNet.Diagnostics;
 using FlatMinima.Plotting;
-using FlatMinima.Torch.Diagnostics;
 using Microsoft.ML;
 
 string output = args.Length > 0 ? args[0] : Path.Combine(Path.GetTempPath(), "flatminima-sharpness");

@@ -1,6 +1,7 @@
 using System;
 using System.Linq;
-using FlatMinima.MLNet.Sharpness;
+using FlatMinima.MLNet.Diagnostics;
+using FlatMinima.Torch.Diagnostics;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
@@ -25,7 +26,7 @@ public sealed class SharpnessEvaluationTests
 
     private static FlatMinimaSharpnessOptions Small(Action<FlatMinimaSharpnessOptions>? change = null)
     {
-        var o = new FlatMinimaSharpnessOptions { MaxExamples = 48, BatchSize = 16, TraceProbes = 20, EigenMaxIterations = 40, AscentSteps = 3, AverageCaseSamples = 5 };
+        var o = new FlatMinimaSharpnessOptions { MaxExamples = 48, BatchSize = 16, TraceProbes = 20, KrylovDimension = 40, MaxIterationsPerEigenvalue = 40, AscentSteps = 3, AverageCaseSamples = 5 };
         change?.Invoke(o);
         return o;
     }
@@ -77,11 +78,28 @@ public sealed class SharpnessEvaluationTests
     }
 
     [TestMethod]
+    public void EachEigenSettingReachesItsSolver()
+    {
+        static FlatMinimaSharpnessOptions EigenOnly(Action<FlatMinimaSharpnessOptions> change) =>
+            Small(o => { o.TraceProbes = 0; o.WorstCaseRho = 0; o.KeskarEpsilon = 0; o.AdaptiveRho = 0; o.EigenTolerance = 1e-12; change(o); });
+        var lanczos = _ml.MulticlassClassification.EvaluateSharpness(_model, _data, EigenOnly(o => { o.TopEigenvalues = 2; o.KrylovDimension = 3; })).TopEigenvalues!;
+        Assert.AreEqual(3, lanczos.HessianVectorProducts, "Lanczos: KrylovDimension caps the products for all eigenvalues");
+        var power = _ml.MulticlassClassification.EvaluateSharpness(_model, _data, EigenOnly(o => { o.TopEigenvalues = 2; o.UseLanczos = false; o.MaxIterationsPerEigenvalue = 2; })).TopEigenvalues!;
+        Assert.AreEqual(2 * 2, power.HessianVectorProducts, "power iteration: MaxIterationsPerEigenvalue caps each eigenvalue");
+        var defaults = new FlatMinimaSharpnessOptions();
+        Assert.AreEqual(EigenOptions.DefaultTolerance, defaults.EigenTolerance, "one default tolerance in both layers");
+        Assert.AreEqual(EigenOptions.DefaultKrylovDimension, defaults.KrylovDimension);
+        Assert.AreEqual(EigenOptions.DefaultMaxIterationsPerEigenvalue, defaults.MaxIterationsPerEigenvalue);
+    }
+
+    [TestMethod]
     public void BadInputsGiveClearErrors()
     {
         var noLabel = _ml.Data.LoadFromEnumerable(TestData.Load("test", TestData.ThreeClasses, 2).Select(r => new { r.ImageSource }));
         StringAssert.Contains(Assert.Throws<ArgumentException>(() => _ml.MulticlassClassification.EvaluateSharpness(_model, noLabel, Small())).Message, "'Label'");
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => _ml.MulticlassClassification.EvaluateSharpness(_model, _data, Small(o => o.EigenTolerance = 0))).Message, "EigenTolerance");
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => _ml.MulticlassClassification.EvaluateSharpness(_model, _data, Small(o => o.KrylovDimension = 0))).Message, "KrylovDimension");
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => _ml.MulticlassClassification.EvaluateSharpness(_model, _data, Small(o => o.MaxIterationsPerEigenvalue = 0))).Message, "MaxIterationsPerEigenvalue");
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => _ml.MulticlassClassification.EvaluateSharpness(_model, _data, Small(o => o.WorstCaseRho = -1))).Message, "WorstCaseRho");
         var keys = _ml.Transforms.Conversion.MapValueToKey("Label").Fit(_data);
         var empty = _ml.Data.SkipRows(keys.Transform(_data), 1000);

@@ -19,11 +19,39 @@ public enum EigenvalueOrder
 /// <summary>Settings of the Hessian eigensolvers.</summary>
 public sealed record EigenOptions
 {
-    /// <summary>Power iteration: iterations per eigenvalue. Lanczos: the largest Krylov dimension.</summary>
-    public int MaxIterations { get; init; } = 100;
+    /// <summary>
+    /// The default relative <see cref="Tolerance"/>, 1e-3, shared by every eigensolver entry point (including the ML.NET
+    /// sharpness report). Both solvers stop on a residual test, ‖Hv − λv‖ ≤ tol·|λ|, so an eigenvalue is within
+    /// tol·|λ| of a true eigenvalue (and, for an eigenvalue separated from the others by a gap δ, within about
+    /// (tol·λ)²/δ). A test on the change of λ alone, as in PyHessian, can stop early on a plateau; the residual test does
+    /// not. A tighter 1e-4 mostly costs Hessian-vector products: power iteration then often reaches its iteration cap
+    /// on networks whose top eigenvalues are close.
+    /// </summary>
+    public const double DefaultTolerance = 1e-3;
 
-    /// <summary>Relative tolerance: power iteration stops when both the change of λ and the residual ‖Hv − λv‖ are ≤ tol·|λ|; Lanczos when every Ritz residual is.</summary>
-    public double Tolerance { get; init; } = 1e-4;
+    /// <summary>The default <see cref="MaxIterationsPerEigenvalue"/>, 100.</summary>
+    public const int DefaultMaxIterationsPerEigenvalue = 100;
+
+    /// <summary>The default <see cref="KrylovDimension"/>, 100.</summary>
+    public const int DefaultKrylovDimension = 100;
+
+    /// <summary>
+    /// Power iteration: the most iterations (Hessian-vector products) spent on each eigenvalue; k eigenvalues cost at
+    /// most k times this. Default <see cref="DefaultMaxIterationsPerEigenvalue"/>.
+    /// </summary>
+    public int MaxIterationsPerEigenvalue { get; init; } = DefaultMaxIterationsPerEigenvalue;
+
+    /// <summary>
+    /// Lanczos: the largest Krylov subspace built, i.e. the most Hessian-vector products for all k eigenvalues together
+    /// (capped at the number of parameters); it must be at least k. Default <see cref="DefaultKrylovDimension"/>.
+    /// </summary>
+    public int KrylovDimension { get; init; } = DefaultKrylovDimension;
+
+    /// <summary>
+    /// Relative tolerance: power iteration stops when both the change of λ and the residual ‖Hv − λv‖ are ≤ tol·|λ|;
+    /// Lanczos when every wanted Ritz residual is. Default <see cref="DefaultTolerance"/>.
+    /// </summary>
+    public double Tolerance { get; init; } = DefaultTolerance;
 
     /// <summary>Seed of the random start vector.</summary>
     public int Seed { get; init; }
@@ -31,11 +59,24 @@ public sealed record EigenOptions
     /// <summary>Which eigenvalues Lanczos returns (power iteration always finds the largest magnitude).</summary>
     public EigenvalueOrder Order { get; init; } = EigenvalueOrder.LargestAlgebraic;
 
-    internal void Validate(int k, long dimension)
+    internal void ValidateForPowerIteration(int k, long dimension)
+    {
+        Validate(k, dimension);
+        if (MaxIterationsPerEigenvalue < 1)
+            throw new ArgumentOutOfRangeException(nameof(MaxIterationsPerEigenvalue), MaxIterationsPerEigenvalue, "MaxIterationsPerEigenvalue must be ≥ 1.");
+    }
+
+    internal void ValidateForLanczos(int k, long dimension)
+    {
+        Validate(k, dimension);
+        if (KrylovDimension < k)
+            throw new ArgumentOutOfRangeException(nameof(KrylovDimension), KrylovDimension, $"KrylovDimension must be ≥ k = {k} (the number of eigenvalues wanted).");
+    }
+
+    private void Validate(int k, long dimension)
     {
         if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), k, "The number of eigenvalues k must be ≥ 1.");
         if (k > dimension) throw new ArgumentOutOfRangeException(nameof(k), k, $"k = {k} is larger than the number of parameters ({dimension}).");
-        if (MaxIterations < 1) throw new ArgumentOutOfRangeException(nameof(MaxIterations), MaxIterations, "MaxIterations must be ≥ 1.");
         if (!(Tolerance > 0)) throw new ArgumentOutOfRangeException(nameof(Tolerance), Tolerance, "Tolerance must be > 0.");
     }
 }
@@ -58,7 +99,7 @@ public static class HessianEigenvalues
     {
         ArgumentNullException.ThrowIfNull(objective);
         var o = options ?? new EigenOptions();
-        o.Validate(k, objective.Dimension);
+        o.ValidateForPowerIteration(k, objective.Dimension);
         using var scope = NewDisposeScope();
         var generator = new Generator((ulong)o.Seed, CPU);
         var found = new List<Tensor>();
@@ -67,10 +108,10 @@ public static class HessianEigenvalues
         bool allConverged = true;
         for (int e = 0; e < k; e++)
         {
-            var v = Normalize(Orthogonalize(RandomVector(objective, generator), found));
+            var v = Normalize(Orthogonalize(RandomVectors.Gaussian(objective, generator), found));
             double lambda = double.NaN;
             bool converged = false;
-            for (int it = 0; it < o.MaxIterations && !converged; it++)
+            for (int it = 0; it < o.MaxIterationsPerEigenvalue && !converged; it++)
             {
                 using var iterationScope = NewDisposeScope();
                 var hv = Orthogonalize(objective.HessianVectorProduct(v), found);
@@ -92,19 +133,19 @@ public static class HessianEigenvalues
 
     /// <summary>
     /// Lanczos with full re-orthogonalization: builds a Krylov basis until the top-k Ritz values (in
-    /// <see cref="EigenOptions.Order"/>) have residual estimates β·|s| ≤ tol·|θ|, or <see cref="EigenOptions.MaxIterations"/>
-    /// steps. Memory: one flat vector per step. Like every single-vector Krylov method it reports a repeated eigenvalue
+    /// <see cref="EigenOptions.Order"/>) have residual estimates β·|s| ≤ tol·|θ|, or the basis reaches
+    /// <see cref="EigenOptions.KrylovDimension"/> vectors. Memory: one flat vector per step. Like every single-vector Krylov method it reports a repeated eigenvalue
     /// once; use <see cref="PowerIteration"/> (deflation) to see multiplicities.
     /// </summary>
     public static EigenResult Lanczos(LossObjective objective, int k = 1, EigenOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(objective);
         var o = options ?? new EigenOptions();
-        o.Validate(k, objective.Dimension);
+        o.ValidateForLanczos(k, objective.Dimension);
         using var scope = NewDisposeScope();
         var generator = new Generator((ulong)o.Seed, CPU);
-        int m = (int)Math.Min(o.MaxIterations, objective.Dimension);
-        var basis = new List<Tensor> { Normalize(RandomVector(objective, generator)) };
+        int m = (int)Math.Min(o.KrylovDimension, objective.Dimension);
+        var basis = new List<Tensor> { Normalize(RandomVectors.Gaussian(objective, generator)) };
         var alpha = new List<double>();
         var beta = new List<double>();
         double[] ritz = Array.Empty<double>();
@@ -126,7 +167,7 @@ public static class HessianEigenvalues
             if (b <= 1e-12 * Math.Max(1, Math.Abs(a)))
             {
                 // Invariant subspace found: continue from a fresh random vector orthogonal to the basis.
-                var fresh = Orthogonalize(Orthogonalize(RandomVector(objective, generator), basis), basis);
+                var fresh = Orthogonalize(Orthogonalize(RandomVectors.Gaussian(objective, generator), basis), basis);
                 basis.Add(Normalize(fresh));
                 beta.Add(0);
                 continue;
@@ -153,9 +194,6 @@ public static class HessianEigenvalues
         var index = Enumerable.Range(0, n).OrderByDescending(i => order == EigenvalueOrder.LargestAlgebraic ? theta[i] : Math.Abs(theta[i])).ToArray();
         return (index.Select(i => theta[i]).ToArray(), index.Select(i => Math.Abs(lastBeta * last[i])).ToArray());
     }
-
-    internal static Tensor RandomVector(LossObjective objective, Generator generator) =>
-        randn(new[] { objective.Dimension }, dtype: ScalarType.Float64, generator: generator).to(objective.DType).to(objective.Device);
 
     private static Tensor Normalize(Tensor v) => v.div(v.norm());
 

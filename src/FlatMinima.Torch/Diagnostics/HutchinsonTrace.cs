@@ -40,10 +40,7 @@ public static class HutchinsonTrace
         for (int i = 0; i < probes; i++)
         {
             using var probeScope = NewDisposeScope();
-            var v = distribution == ProbeDistribution.Gaussian
-                ? randn(new[] { objective.Dimension }, dtype: ScalarType.Float64, generator: generator)
-                : randint(0, 2, new[] { objective.Dimension }, dtype: ScalarType.Float64, generator: generator).mul_(2).sub_(1);
-            v = v.to(objective.DType).to(objective.Device);
+            var v = distribution == ProbeDistribution.Gaussian ? RandomVectors.Gaussian(objective, generator) : RandomVectors.Rademacher(objective, generator);
             samples[i] = v.dot(objective.HessianVectorProduct(v)).ToDouble();
         }
         double mean = samples.Average();

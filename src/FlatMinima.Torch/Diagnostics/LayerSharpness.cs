@@ -31,7 +31,7 @@ public static class LayerSharpness
         foreach (var group in groups)
         {
             using var block = objective.Restrict(group.Select(p => p.Parameter).ToArray());
-            var lambda = HessianEigenvalues.PowerIteration(block, 1, eigenOptions ?? new EigenOptions { Tolerance = 1e-3, Seed = seed });
+            var lambda = HessianEigenvalues.PowerIteration(block, 1, eigenOptions ?? new EigenOptions { Seed = seed });
             var trace = HutchinsonTrace.Estimate(block, traceProbes, seed: seed);
             results.Add(new LayerSharpnessValue(group.Key, block.Dimension, lambda.Values[0], trace));
         }

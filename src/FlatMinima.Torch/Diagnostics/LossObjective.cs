@@ -120,8 +120,8 @@ public sealed class LossObjective : IDisposable
     /// <summary>The same loss restricted to <paramref name="subset"/> of the parameters (a diagonal block of the Hessian), with the same <see cref="CachedGraphBatches"/>.</summary>
     public LossObjective Restrict(IReadOnlyList<Parameter> subset) => new(subset, _batchLosses, _weights) { CachedGraphBatches = _cachedGraphBatches };
 
-    /// <summary>One objective per batch (for m-sharpness), each with the batch's own loss.</summary>
-    public IEnumerable<LossObjective> PerBatch() => _batchLosses.Select(b => new LossObjective(_parameters, new[] { b }));
+    /// <summary>One objective per batch (for m-sharpness), each with the batch's own loss; the caller disposes each.</summary>
+    internal IEnumerable<LossObjective> PerBatch() => _batchLosses.Select(b => new LossObjective(_parameters, new[] { b }));
 
     /// <summary>A copy of w as a flat vector.</summary>
     public Tensor GetWeights()

@@ -43,7 +43,7 @@ public sealed record AscentOptions
 public sealed record SharpnessValue(double Value, double Loss, double PerturbedLoss, double StandardError = 0);
 
 /// <summary>
-/// Sharpness measures at the current weights (see shared/specs/sharpness.md §4.4): SAM's worst-case ℓ₂ sharpness,
+/// Sharpness measures at the current weights: SAM's worst-case ℓ₂ sharpness (Foret et al., 2021),
 /// Keskar et al.'s ε-sharpness and the adaptive worst- and average-case sharpness of Andriushchenko et al.; each also
 /// as m-sharpness (per batch, averaged). Worst cases are found by projected gradient ascent from the gradient
 /// direction and random starts; they are lower bounds of the true maximum.
@@ -91,7 +91,7 @@ public static class SharpnessMeasures
         for (int i = 0; i < samples; i++)
         {
             using var sampleScope = NewDisposeScope();
-            var delta = HessianEigenvalues.RandomVector(objective, generator).mul(c).mul_(rho);
+            var delta = RandomVectors.Gaussian(objective, generator).mul(c).mul_(rho);
             rises[i] = objective.LossAt(delta) - loss;
         }
         double mean = rises.Average();
@@ -104,9 +104,12 @@ public static class SharpnessMeasures
     {
         ArgumentNullException.ThrowIfNull(objective);
         ArgumentNullException.ThrowIfNull(measure);
-        var values = objective.PerBatch().Select(measure).ToArray();
+        var values = new List<SharpnessValue>();
+        foreach (var batch in objective.PerBatch())
+            using (batch)
+                values.Add(measure(batch));
         double mean = values.Average(v => v.Value);
-        double se = values.Length > 1 ? Math.Sqrt(values.Sum(v => (v.Value - mean) * (v.Value - mean)) / (values.Length - 1) / values.Length) : 0;
+        double se = values.Count > 1 ? Math.Sqrt(values.Sum(v => (v.Value - mean) * (v.Value - mean)) / (values.Count - 1) / values.Count) : 0;
         return new SharpnessValue(mean, values.Average(v => v.Loss), values.Average(v => v.PerturbedLoss), se);
     }
 
@@ -122,8 +125,8 @@ public static class SharpnessMeasures
         {
             using var startScope = NewDisposeScope();
             // Start 0 follows the gradient (SAM's direction); the others start at random points of the boundary.
-            var direction = start == 0 ? objective.Gradient().mul(scale) : HessianEigenvalues.RandomVector(objective, generator);
-            if (direction.abs().max().ToDouble() == 0) direction = HessianEigenvalues.RandomVector(objective, generator);
+            var direction = start == 0 ? objective.Gradient().mul(scale) : RandomVectors.Gaussian(objective, generator);
+            if (direction.abs().max().ToDouble() == 0) direction = RandomVectors.Gaussian(objective, generator);
             var u = Project(Step(zeros_like(direction), direction, rho, norm), rho, norm);
             for (int step = 0; step < options.Steps; step++)
             {

@@ -10,7 +10,7 @@ using Microsoft.ML.Data;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace FlatMinima.MLNet.Sharpness;
+namespace FlatMinima.MLNet.Diagnostics;
 
 /// <summary>Sharpness diagnostics for trained FlatMinima image classifiers.</summary>
 public static class SharpnessCatalog
@@ -33,7 +33,7 @@ public static class SharpnessCatalog
         var objective = session.Objective;
         objective.CachedGraphBatches = o.CachedGraphBatches;
         var (loss, accuracy) = ClassifierEvaluation.Evaluate(session.Network, session.Examples, o.BatchSize, session.Device);
-        var eigen = new EigenOptions { Tolerance = o.EigenTolerance, MaxIterations = o.EigenMaxIterations, Seed = o.Seed };
+        var eigen = new EigenOptions { Tolerance = o.EigenTolerance, KrylovDimension = o.KrylovDimension, MaxIterationsPerEigenvalue = o.MaxIterationsPerEigenvalue, Seed = o.Seed };
         var ascent = new AscentOptions { Steps = o.AscentSteps, RandomStarts = o.AscentRandomStarts, Seed = o.Seed };
         return new SharpnessReport
         {

@@ -5,7 +5,7 @@ using System.Linq;
 using System.Text;
 using FlatMinima.Torch.Diagnostics;
 
-namespace FlatMinima.MLNet.Sharpness;
+namespace FlatMinima.MLNet.Diagnostics;
 
 /// <summary>How flat a trained model is on some data: loss, accuracy, Hessian spectrum and sharpness measures.</summary>
 public sealed record SharpnessReport

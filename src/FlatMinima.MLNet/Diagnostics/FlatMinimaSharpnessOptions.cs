@@ -1,12 +1,12 @@
 using System;
 using FlatMinima.Torch.Diagnostics;
 
-namespace FlatMinima.MLNet.Sharpness;
+namespace FlatMinima.MLNet.Diagnostics;
 
 /// <summary>What <see cref="SharpnessCatalog.EvaluateSharpness"/> measures, and how.</summary>
 public sealed class FlatMinimaSharpnessOptions
 {
-    /// <summary>Use at most this many rows of the data (the first ones). Default 500 (was 1,000).</summary>
+    /// <summary>Use at most this many rows of the data (the first ones). Default 500.</summary>
     public int MaxExamples { get; set; } = 500;
 
     /// <summary>Examples per batch; the loss is the size-weighted mean over batches. Default 250.</summary>
@@ -26,13 +26,22 @@ public sealed class FlatMinimaSharpnessOptions
     /// <summary>Use Lanczos (largest algebraic) instead of power iteration with deflation (largest magnitude). Default true.</summary>
     public bool UseLanczos { get; set; } = true;
 
-    /// <summary>Relative tolerance of the eigensolver. Default 1e-3.</summary>
-    public double EigenTolerance { get; set; } = 1e-3;
+    /// <summary>Relative tolerance of the eigensolver (<see cref="EigenOptions.Tolerance"/>). Default <see cref="EigenOptions.DefaultTolerance"/> (1e-3).</summary>
+    public double EigenTolerance { get; set; } = EigenOptions.DefaultTolerance;
 
-    /// <summary>Iteration cap of the eigensolver (Lanczos: Krylov dimension; power iteration: per eigenvalue). Default 100.</summary>
-    public int EigenMaxIterations { get; set; } = 100;
+    /// <summary>
+    /// Lanczos (<see cref="UseLanczos"/>): the largest Krylov dimension, i.e. the most Hessian-vector products for all
+    /// eigenvalues together (<see cref="EigenOptions.KrylovDimension"/>). Default 100.
+    /// </summary>
+    public int KrylovDimension { get; set; } = EigenOptions.DefaultKrylovDimension;
 
-    /// <summary>Hutchinson probes for the trace (0 skips it); the report gives the standard error. Default 30 (was 100).</summary>
+    /// <summary>
+    /// Power iteration (without <see cref="UseLanczos"/>, and the per-layer breakdown): the most iterations per eigenvalue
+    /// (<see cref="EigenOptions.MaxIterationsPerEigenvalue"/>). Default 100.
+    /// </summary>
+    public int MaxIterationsPerEigenvalue { get; set; } = EigenOptions.DefaultMaxIterationsPerEigenvalue;
+
+    /// <summary>Hutchinson probes for the trace (0 skips it); the report gives the standard error. Default 30.</summary>
     public int TraceProbes { get; set; } = 30;
 
     /// <summary>Probe distribution of the trace estimate. Default Rademacher.</summary>
@@ -47,16 +56,16 @@ public sealed class FlatMinimaSharpnessOptions
     /// <summary>Radius ρ of the adaptive (c = |w|) worst-case ℓ₂ and average-case sharpness (0 skips them). Default 0.5.</summary>
     public double AdaptiveRho { get; set; } = 0.5;
 
-    /// <summary>Monte-Carlo samples of the average-case adaptive sharpness; the report gives the standard error. Default 20 (was 50).</summary>
+    /// <summary>Monte-Carlo samples of the average-case adaptive sharpness; the report gives the standard error. Default 20.</summary>
     public int AverageCaseSamples { get; set; } = 20;
 
-    /// <summary>Projected ascent steps per start of the worst-case searches (worst-case ℓ₂, ε-sharpness, adaptive worst case). Default 5 (was 10).</summary>
+    /// <summary>Projected ascent steps per start of the worst-case searches (worst-case ℓ₂, ε-sharpness, adaptive worst case). Default 5.</summary>
     public int AscentSteps { get; set; } = 5;
 
     /// <summary>
     /// Random starts of the worst-case searches besides the start along the gradient (SAM's direction); the largest
     /// loss over all starts is kept. Each start costs <see cref="AscentSteps"/> gradient evaluations. The searches give
-    /// lower bounds of the true maxima; more starts and steps tighten them. Default 0 (was 3).
+    /// lower bounds of the true maxima; more starts and steps tighten them. Default 0.
     /// </summary>
     public int AscentRandomStarts { get; set; }
 
@@ -84,7 +93,8 @@ public sealed class FlatMinimaSharpnessOptions
         if (BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "BatchSize must be ≥ 1.");
         if (TopEigenvalues < 0) throw new ArgumentOutOfRangeException(nameof(TopEigenvalues), TopEigenvalues, "TopEigenvalues must be ≥ 0.");
         if (!(EigenTolerance > 0)) throw new ArgumentOutOfRangeException(nameof(EigenTolerance), EigenTolerance, "EigenTolerance must be > 0.");
-        if (EigenMaxIterations < 1) throw new ArgumentOutOfRangeException(nameof(EigenMaxIterations), EigenMaxIterations, "EigenMaxIterations must be ≥ 1.");
+        if (KrylovDimension < 1) throw new ArgumentOutOfRangeException(nameof(KrylovDimension), KrylovDimension, "KrylovDimension must be ≥ 1.");
+        if (MaxIterationsPerEigenvalue < 1) throw new ArgumentOutOfRangeException(nameof(MaxIterationsPerEigenvalue), MaxIterationsPerEigenvalue, "MaxIterationsPerEigenvalue must be ≥ 1.");
         if (TraceProbes is < 0 or 1) throw new ArgumentOutOfRangeException(nameof(TraceProbes), TraceProbes, "TraceProbes must be 0 (skip) or ≥ 2.");
         if (!(WorstCaseRho >= 0)) throw new ArgumentOutOfRangeException(nameof(WorstCaseRho), WorstCaseRho, "WorstCaseRho must be ≥ 0 (0 skips it).");
         if (!(KeskarEpsilon >= 0)) throw new ArgumentOutOfRangeException(nameof(KeskarEpsilon), KeskarEpsilon, "KeskarEpsilon must be ≥ 0 (0 skips it).");

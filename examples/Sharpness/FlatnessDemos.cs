@@ -1,14 +1,20 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using FlatMinima.Torch.Diagnostics;
 using FlatMinima.Torch.Optimization;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace FlatMinima.Torch.Diagnostics;
+namespace FlatMinima.Examples.Sharpness;
 
-/// <summary>The two exact demonstrations of Schliserman, Vansover-Hager &amp; Koren (arXiv 2511.03548), shared/specs/sharpness.md §3.</summary>
+/// <summary>
+/// The two exact demonstrations of Schliserman, Vansover-Hager &amp; Koren, "Flat Minima and Generalization: Insights
+/// from Stochastic Convex Optimization" (arXiv 2511.03548): SAM can stay at a sharp point where SA-GD with the exact
+/// inner maximum reaches a flat region, and a flat empirical minimum can have a bad population risk. They run on the
+/// library's public API; <c>Program.cs</c> prints them and the Torch test project checks their numbers.
+/// </summary>
 public static class FlatnessDemos
 {
     /// <summary>Outcome of <see cref="SamVersusExactSaGd"/>.</summary>
