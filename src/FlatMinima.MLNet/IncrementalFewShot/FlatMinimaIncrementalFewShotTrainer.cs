@@ -74,8 +74,7 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
         if (o.CustomModelFactory is not null) FlatMinimaModelRegistry.Register(o.CustomModelName!, o.CustomModelFactory);
         manual_seed(o.Seed);
         var network = FlatMinimaImageClassifier.CreateNetwork(architecture, data.Channels, names.Length, data.Height, data.Width);
-        FlatRegionBounds? region = null;
-        Tensor prototypes;
+        FlatMinimaFewShotClassifier model;
         try
         {
             Prototypes.AsEmbedding(network);
@@ -92,20 +91,15 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
                 ? $" with the flat-region search (b = {o.Bound}, M = {o.NoiseSamples}, std weight {o.StdWeight}, {o.Noise} noise)."
                 : " with plain cross-entropy (FlatRegionSearch off)."));
             new ClassifierTrainer(training, device).Train(network, new TensorDataset(x, y));
-            network.eval();
-            region = new FlatRegionBounds(RangeParameters.Select(network, o.RangeLayerCount, o.RangeParameterNames), o.Bound);
-            prototypes = Prototypes.Compute(network, x, y, names.Length, o.ScoringBatchSize, device).DetachFromDisposeScope();
-            ch.Info(MessageSensitivity.None, $"Range parameters: {string.Join(", ", region.Names)}.");
+            var backbone = new FlatMinimaImageClassifier(network, architecture, data.Channels, data.Height, data.Width, names.Length, mean, std, device);
+            model = FlatMinimaFewShotClassifier.FromBaseSession(backbone, images, y, o.ToFlatRegionOptions(), o.PrototypeNormalization, o.DistanceScale, o.ScoringBatchSize);
+            ch.Info(MessageSensitivity.None, $"Range parameters: {string.Join(", ", model.FlatRegion.Names)}.");
         }
         catch
         {
-            region?.Dispose();
             network.Dispose();
             throw;
         }
-        var backbone = new FlatMinimaImageClassifier(network, architecture, data.Channels, data.Height, data.Width, names.Length, mean, std, device);
-        var model = new FlatMinimaFewShotClassifier(backbone, region, prototypes, names.Length, 0, o.PrototypeNormalization, o.DistanceScale,
-            zeros(0, data.Channels, data.Height, data.Width).DetachFromDisposeScope(), zeros(0, ScalarType.Int64).DetachFromDisposeScope());
         return CreateTransformer(model, imageInput, names);
     }
 
@@ -145,31 +139,23 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
         ch.Info(MessageSensitivity.None, $"Session {previous.SessionCount + 1}: {newCount} new class(es) [{string.Join(", ", names.Skip(oldCount))}] from {data.Labels.Length} rows" +
             (previous.ExemplarCount > 0 ? $", plus {previous.ExemplarCount} exemplars of earlier sessions." : "."));
 
-        var device = backbone.Device;
-        var copy = backbone.Clone();
-        var region = previous.FlatRegion.Clone();
+        var learner = previous.Learner.Clone();
         try
         {
-            using var scope = NewDisposeScope();
-            var rawX = cat(new[] { images, previous.ExemplarImages }, 0);
-            var allY = cat(new[] { tensor(rows), previous.ExemplarLabels }, 0);
-            var result = IncrementalSession.Run(copy.Network, region, previous.Prototypes, copy.Normalize(rawX), allY, o.ToSessionOptions() with
+            using var labels = tensor(rows);
+            var result = learner.AddSession(images, labels, o.ToSessionOptions() with
             {
                 Normalization = previous.Normalization,
                 DistanceScale = previous.DistanceScale,
-            });
+            }, o.ExemplarsPerClass);
+            result.NewPrototypes.Dispose();
             ch.Info(MessageSensitivity.None, $"Session losses per epoch: [{string.Join(", ", result.Losses.Select(l => l.ToString("F4")))}]; " +
-                $"largest |θ − θ_base| over the range parameters: {result.MaxDeviation:G4} (bound b/2 = {region.Bound / 2:G4}).");
-            var prototypes = cat(new[] { previous.Prototypes, result.NewPrototypes }, 0);
-            var (exemplarImages, exemplarLabels) = KeepExemplars(images, rows, oldCount, previous);
-            var model = new FlatMinimaFewShotClassifier(copy, region, prototypes.DetachFromDisposeScope(), previous.BaseClassCount, previous.SessionCount + 1,
-                previous.Normalization, previous.DistanceScale, exemplarImages.DetachFromDisposeScope(), exemplarLabels.DetachFromDisposeScope());
-            return CreateTransformer(model, imageInput, names);
+                $"largest |θ − θ_base| over the range parameters: {result.MaxDeviation:G4} (bound b/2 = {learner.FlatRegion.Bound / 2:G4}).");
+            return CreateTransformer(previous.WithLearner(learner), imageInput, names);
         }
         catch
         {
-            copy.Dispose();
-            region.Dispose();
+            learner.Dispose();
             throw;
         }
     }
@@ -250,15 +236,5 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
         if (names.Count == known.Count)
             throw new InvalidOperationException($"Label column '{o.LabelColumnName}': the session data has no new class; every class in it was already learned.");
         return (keys.Select(k => index[keyValues.Names[(int)k]]).ToArray(), names);
-    }
-
-    // The previous exemplars plus the first ExemplarsPerClass rows of each new class (raw images, CPU).
-    private (Tensor Images, Tensor Labels) KeepExemplars(Tensor images, long[] rows, int oldCount, FlatMinimaFewShotClassifier previous)
-    {
-        var keep = rows.Select((label, row) => (label, row)).Where(p => p.label >= oldCount)
-            .GroupBy(p => p.label).SelectMany(g => g.Take(_options.ExemplarsPerClass)).Select(p => (long)p.row).ToArray();
-        using var index = tensor(keep, ScalarType.Int64);
-        var labels = tensor(keep.Select(r => rows[r]).ToArray(), ScalarType.Int64);
-        return (cat(new[] { previous.ExemplarImages, images.index_select(0, index) }, 0), cat(new[] { previous.ExemplarLabels, labels }, 0));
     }
 }
