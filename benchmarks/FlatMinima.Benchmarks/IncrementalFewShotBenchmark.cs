@@ -62,22 +62,22 @@ internal static class IncrementalFewShotBenchmark
         var test = Select(testSet, BaseClasses.Concat(NovelClasses).ToArray(), o.TestPerClass, mean, std);
         var novelPool = Select(trainSet, NovelClasses, int.MaxValue, mean, std);
 
-        var bases = new Dictionary<bool, (nn.Module<Tensor, Tensor> Network, Tensor Prototypes, double HeadAccuracy, double Seconds)>();
+        var flatRegion = new FlatRegionOptions();
+        var bases = new Dictionary<bool, (IncrementalLearner Learner, double HeadAccuracy, double Seconds)>();
         foreach (bool flat in new[] { true, false })
         {
             var baseClock = Stopwatch.StartNew();
             manual_seed(1);
-            var network = ImageClassifierModels.Create(o.Architecture, 1, BaseClasses.Length, 28, 28);
+            var network = CreateNetwork(o.Architecture);
             var training = new ClassifierTrainingOptions
             {
                 Epochs = o.Epochs, BatchSize = 128, LearningRate = 0.1, WeightDecay = 5e-4, Seed = 1,
-                GradientStep = flat ? new FlatRegionOptions() : null,
+                GradientStep = flat ? flatRegion : null,
             };
             new ClassifierTrainer(training, CPU).Train(network, baseData);
             var head = ClassifierEvaluation.Evaluate(network, Restrict(test, BaseClasses.Length), 256, CPU).Accuracy;
-            network.eval();
-            var prototypes = Prototypes.Compute(network, baseData.Inputs, baseData.Labels, BaseClasses.Length, 256, CPU).DetachFromDisposeScope();
-            bases[flat] = (network, prototypes, head, baseClock.Elapsed.TotalSeconds);
+            var learner = IncrementalLearner.FromBaseSession(network, () => CreateNetwork(o.Architecture), baseData.Inputs, baseData.Labels, flatRegion);
+            bases[flat] = (learner, head, baseClock.Elapsed.TotalSeconds);
             Console.WriteLine($"base model ({(flat ? "flat-region search" : "plain cross-entropy")}): softmax-head test accuracy on the 6 base classes {head:P2}, " +
                               $"{baseClock.Elapsed.TotalSeconds:F0} s   [{clock.Elapsed.TotalMinutes:F1} min]");
         }
@@ -90,8 +90,7 @@ internal static class IncrementalFewShotBenchmark
                 var shots = DrawShots(novelPool, seed, o.Shots);
                 foreach (var method in Methods)
                 {
-                    var (network, prototypes, _, _) = bases[method == "F2M"];
-                    var accuracy = RunSessions(network, prototypes, method, shots, way, test, o.Architecture);
+                    var accuracy = RunSessions(bases[method == "F2M"].Learner, method, shots, way, test);
                     results.Add((protocol, method, seed, accuracy));
                     Console.WriteLine($"{protocol}, seed {seed}, {method}: [{string.Join(", ", accuracy.Select(a => a.ToString("P2")))}]   [{clock.Elapsed.TotalMinutes:F1} min]");
                 }
@@ -99,6 +98,7 @@ internal static class IncrementalFewShotBenchmark
                 shots.Labels.Dispose();
             }
 
+        foreach (var b in bases.Values) b.Learner.Dispose();
         string report = Report(results, protocols.Select(p => p.Item1).ToArray(), bases.ToDictionary(b => b.Key, b => (b.Value.HeadAccuracy, b.Value.Seconds)), o, clock.Elapsed);
         Console.WriteLine();
         Console.WriteLine(report);
@@ -110,63 +110,45 @@ internal static class IncrementalFewShotBenchmark
     }
 
     // One method on one shot draw: accuracy after the base session and after each incremental session.
-    private static double[] RunSessions(nn.Module<Tensor, Tensor> baseNetwork, Tensor basePrototypes, string method, TensorDataset shots, int way,
-        TensorDataset test, ImageClassifierArchitecture architecture)
+    private static double[] RunSessions(IncrementalLearner baseLearner, string method, TensorDataset shots, int way, TensorDataset test)
     {
         using var scope = NewDisposeScope();
-        using var network = Copy(baseNetwork, architecture);
-        network.eval();
-        using var region = new FlatRegionBounds(RangeParameters.Select(network, new FlatRegionOptions().RangeLayerCount), new FlatRegionOptions().Bound);
+        using var learner = baseLearner.Clone();
         var session = method switch
         {
             "Prototype only" => new IncrementalSessionOptions { Epochs = 0 },
             "Naive fine-tuning" => new IncrementalSessionOptions { TrainAllParameters = true, ClampToRegion = false },
             _ => new IncrementalSessionOptions(),
         };
-        var prototypes = basePrototypes.clone();
-        var accuracy = new List<double> { Accuracy(network, prototypes, test, BaseClasses.Length, session) };
-        var exemplarX = shots.Inputs.narrow(0, 0, 0);
-        var exemplarY = shots.Labels.narrow(0, 0, 0);
+        var accuracy = new List<double> { Accuracy(learner, test) };
         for (int first = 0; first < NovelClasses.Length; first += way)
         {
             var rows = shots.Labels.ge(first).logical_and(shots.Labels.lt(first + way)).nonzero().flatten();
             var x = shots.Inputs.index_select(0, rows);
             var y = shots.Labels.index_select(0, rows).add(BaseClasses.Length);
-            var result = IncrementalSession.Run(network, region, prototypes, cat(new[] { x, exemplarX }, 0), cat(new[] { y, exemplarY }, 0), session);
-            prototypes = cat(new[] { prototypes, result.NewPrototypes }, 0);
-            (exemplarX, exemplarY) = (cat(new[] { exemplarX, x }, 0), cat(new[] { exemplarY, y }, 0));
-            accuracy.Add(Accuracy(network, prototypes, test, BaseClasses.Length + first + way, session));
+            learner.AddSession(x, y, session, exemplarsPerClass: int.MaxValue); // every shot is replayed in later sessions
+            accuracy.Add(Accuracy(learner, test));
         }
         return accuracy.ToArray();
     }
 
-    // Nearest-prototype accuracy on the test images of the first `classCount` classes.
-    private static double Accuracy(nn.Module<Tensor, Tensor> network, Tensor prototypes, TensorDataset test, int classCount, IncrementalSessionOptions session)
+    // Nearest-prototype accuracy on the test images of the classes the learner has seen.
+    private static double Accuracy(IncrementalLearner learner, TensorDataset test)
     {
         using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        var embed = Prototypes.AsEmbedding(network);
-        var rows = test.Labels.lt(classCount).nonzero().flatten();
+        var rows = test.Labels.lt(learner.ClassCount).nonzero().flatten();
         long correct = 0;
         for (long start = 0; start < rows.shape[0]; start += 500)
         {
             using var batch = NewDisposeScope();
             var index = rows.narrow(0, start, Math.Min(500, rows.shape[0] - start));
-            var logits = Prototypes.Logits(embed.Embed(test.Inputs.index_select(0, index)), prototypes, session.Normalization, session.DistanceScale);
-            correct += logits.argmax(1).eq(test.Labels.index_select(0, index)).sum().item<long>();
+            correct += learner.Logits(test.Inputs.index_select(0, index)).argmax(1).eq(test.Labels.index_select(0, index)).sum().item<long>();
         }
         return (double)correct / rows.shape[0];
     }
 
-    private static nn.Module<Tensor, Tensor> Copy(nn.Module<Tensor, Tensor> network, ImageClassifierArchitecture architecture)
-    {
-        var copy = ImageClassifierModels.Create(architecture, 1, BaseClasses.Length, 28, 28);
-        using var stream = new MemoryStream();
-        network.save(new BinaryWriter(stream));
-        stream.Position = 0;
-        copy.load(new BinaryReader(stream));
-        return copy;
-    }
+    private static nn.Module<Tensor, Tensor> CreateNetwork(ImageClassifierArchitecture architecture) =>
+        ImageClassifierModels.Create(architecture, 1, BaseClasses.Length, 28, 28);
 
     private static IdxImageSet LoadSplit(string directory, bool train)
     {

@@ -180,6 +180,175 @@ public sealed class IncrementalFewShotTests
         Assert.IsFalse(net.named_parameters().First().parameter.eq(before[net.named_parameters().First().name]).all().item<bool>(), "the stem moved too");
     }
 
+    private const double LearnerBound = 0.01;
+
+    /// <summary>A learner over an untrained tiny network: 4 base classes of 12 random 12×12 images each (row i has class i mod 4).</summary>
+    private static IncrementalLearner BaseLearner(int seed, ChannelStandardization? standardization = null, Func<Tensor, Tensor>? rawToInputs = null)
+    {
+        manual_seed(seed);
+        var net = TinyResNet();
+        var x = randn(48, 1, 12, 12).mul(2).add(3);
+        var y = arange(48).remainder(4).to_type(ScalarType.Int64);
+        return IncrementalLearner.FromBaseSession(net, () => TinyResNet(), rawToInputs is null ? x : rawToInputs(x), y,
+            new FlatRegionOptions { RangeLayerCount = 2, Bound = LearnerBound }, standardization: standardization, batchSize: 16);
+    }
+
+    /// <summary><paramref name="shots"/> random images of each of <paramref name="classes"/>, class by class.</summary>
+    private static (Tensor Inputs, Tensor Labels) Session(int seed, int shots, params long[] classes)
+    {
+        manual_seed(seed);
+        return (randn(shots * classes.Length, 1, 12, 12).mul(2).add(3), tensor(classes.SelectMany(c => Enumerable.Repeat(c, shots)).ToArray()));
+    }
+
+    private static readonly IncrementalSessionOptions FastSession = new() { Epochs = 3, LearningRate = 0.5 };
+
+    private static void AssertBitIdentical(Tensor expected, Tensor actual, string message)
+    {
+        CollectionAssert.AreEqual(expected.shape, actual.shape, message + " (shape)");
+        Assert.IsTrue(expected.eq(actual).all().item<bool>(), message);
+    }
+
+    [TestMethod]
+    public void LearnerSessionsAddClassesKeepOldPrototypesAndStayInTheRegion()
+    {
+        using var learner = BaseLearner(21);
+        Assert.AreEqual((4, 4, 0, 0L), (learner.ClassCount, learner.BaseClassCount, learner.SessionCount, learner.Exemplars.Count));
+        CollectionAssert.AreEqual(new[] { "layer2.0.conv1.weight", "layer2.0.conv2.weight" }, learner.FlatRegion.Names.ToArray(), "the last 2 convolutions");
+        var range = learner.FlatRegion.ParametersOf(learner.Network);
+        for (int i = 0; i < range.Length; i++) AssertBitIdentical(range[i], learner.FlatRegion.BaseWeights[i], "θ_base is a copy of the base weights");
+        var basePrototypes = learner.Prototypes.clone();
+
+        // Session 1: classes 4 and 5 (5 shots each) plus 2 rows of the known class 1; keep 3 exemplars per new class.
+        var (x, y) = Session(22, 5, 4, 5);
+        var (old, oldLabels) = Session(23, 2, 1);
+        var result = learner.AddSession(cat(new[] { x, old }, 0), cat(new[] { y, oldLabels }, 0), FastSession, exemplarsPerClass: 3);
+        Assert.AreEqual((6, 1), (learner.ClassCount, learner.SessionCount));
+        Assert.AreEqual(3, result.Losses.Count);
+        Assert.IsTrue(result.MaxDeviation > 0 && result.MaxDeviation <= LearnerBound / 2 + 1e-7, $"moved inside the region: {result.MaxDeviation}");
+        AssertBitIdentical(basePrototypes, learner.Prototypes.narrow(0, 0, 4), "the base prototypes are not changed");
+        AssertBitIdentical(learner.Prototypes.narrow(0, 4, 2), result.NewPrototypes, "the result's new prototypes are the learner's last rows");
+        CollectionAssert.AreEqual(new long[] { 4, 4, 4, 5, 5, 5 }, learner.Exemplars.Labels.data<long>().ToArray(), "3 rows of each new class, none of the known class");
+        AssertBitIdentical(cat(new[] { x.narrow(0, 0, 3), x.narrow(0, 5, 3) }, 0), learner.Exemplars.Inputs, "the first rows of each new class");
+
+        // Session 2: class 6 from 2 shots; the exemplars of session 1 are replayed, θ_base stays the base weights.
+        var sessionOnePrototypes = learner.Prototypes.clone();
+        var (x2, y2) = Session(24, 2, 6);
+        learner.AddSession(x2, y2, FastSession, exemplarsPerClass: 3);
+        Assert.AreEqual((7, 2, 8L), (learner.ClassCount, learner.SessionCount, learner.Exemplars.Count));
+        AssertBitIdentical(sessionOnePrototypes, learner.Prototypes.narrow(0, 0, 6), "earlier prototypes are not changed");
+        Assert.IsTrue(learner.FlatRegion.MaxDeviation(learner.Network) <= LearnerBound / 2 + 1e-7, "still within b/2 of the base weights after two sessions");
+        using var logits = learner.Logits(x2);
+        CollectionAssert.AreEqual(new long[] { 2, 7 }, logits.shape);
+        using var probabilities = learner.PredictProbabilities(x2);
+        Assert.IsTrue(probabilities.sum(1).sub(1).abs().max().ToDouble() < 1e-5, "probabilities sum to 1");
+    }
+
+    [TestMethod]
+    public void LearnerKeepsExemplarsClassByClassInTheOrderOfTheirFirstRow()
+    {
+        using var learner = BaseLearner(25);
+        manual_seed(26);
+        var x = randn(7, 1, 12, 12);
+        var y = tensor(new long[] { 5, 4, 2, 5, 4, 5, 4 });
+        learner.AddSession(x, y, new IncrementalSessionOptions { Epochs = 0 }, exemplarsPerClass: 2);
+        CollectionAssert.AreEqual(new long[] { 5, 5, 4, 4 }, learner.Exemplars.Labels.data<long>().ToArray());
+        AssertBitIdentical(x.index_select(0, tensor(new long[] { 0, 3, 1, 4 })), learner.Exemplars.Inputs, "rows 0, 3 (class 5), then 1, 4 (class 4)");
+        learner.AddSession(randn(1, 1, 12, 12), tensor(new long[] { 6 }), new IncrementalSessionOptions { Epochs = 0 }, exemplarsPerClass: 0);
+        Assert.AreEqual(4L, learner.Exemplars.Count, "0 exemplars per class keeps none of the new class");
+    }
+
+    [TestMethod]
+    public void LearnerCloneIsIndependent()
+    {
+        using var learner = BaseLearner(27);
+        var (x, y) = Session(28, 3, 4);
+        learner.AddSession(x, y, FastSession);
+        var (probe, _) = Session(29, 4, 0);
+        using var before = learner.Logits(probe);
+        var weightsBefore = learner.Network.parameters().Select(p => p.detach().clone()).ToArray();
+
+        IncrementalLearner clone;
+        using (NewDisposeScope()) clone = learner.Clone();
+        AssertBitIdentical(before, clone.Logits(probe), "a clone (made inside a dispose scope, used after it) scores like the original");
+        Assert.AreEqual((learner.SessionCount, learner.Exemplars.Count), (clone.SessionCount, clone.Exemplars.Count));
+        var (x2, y2) = Session(30, 3, 5);
+        clone.AddSession(x2, y2, FastSession);
+        Assert.AreEqual((6, 5, 2), (clone.ClassCount, learner.ClassCount, clone.SessionCount));
+        Assert.IsTrue(clone.FlatRegion.MaxDeviation(clone.Network) > 0);
+        clone.Dispose();
+
+        AssertBitIdentical(before, learner.Logits(probe), "the original scores as before, after the clone's session and disposal");
+        foreach (var (p, w) in learner.Network.parameters().Zip(weightsBefore)) AssertBitIdentical(w, p, "the original's weights are unchanged");
+        Assert.AreEqual((1, 3L), (learner.SessionCount, learner.Exemplars.Count));
+        Assert.IsTrue(learner.FlatRegion.MaxDeviation(learner.Network) <= LearnerBound / 2 + 1e-7, "the original's region is intact");
+    }
+
+    [TestMethod]
+    public void LearnerSaveLoadRoundTripScoresAndContinuesIdentically()
+    {
+        using var learner = BaseLearner(31, new ChannelStandardization(new[] { 3f }, new[] { 2f }));
+        var (x, y) = Session(32, 3, 4, 5);
+        learner.AddSession(x, y, FastSession);
+        using var stream = new System.IO.MemoryStream();
+        learner.Save(new System.IO.BinaryWriter(stream));
+        stream.Position = 0;
+        using var loaded = IncrementalLearner.Load(new System.IO.BinaryReader(stream), () => TinyResNet());
+        Assert.AreEqual(stream.Length, stream.Position, "Load reads exactly what Save wrote");
+
+        Assert.AreEqual((learner.ClassCount, learner.BaseClassCount, learner.SessionCount, learner.Normalization, learner.DistanceScale),
+            (loaded.ClassCount, loaded.BaseClassCount, loaded.SessionCount, loaded.Normalization, loaded.DistanceScale));
+        CollectionAssert.AreEqual(learner.Standardization!.Std.ToArray(), loaded.Standardization!.Std.ToArray());
+        AssertBitIdentical(learner.Exemplars.Inputs, loaded.Exemplars.Inputs, "exemplars");
+        for (int i = 0; i < learner.FlatRegion.BaseWeights.Count; i++) AssertBitIdentical(learner.FlatRegion.BaseWeights[i], loaded.FlatRegion.BaseWeights[i], "θ_base");
+        var (probe, _) = Session(33, 4, 0);
+        AssertBitIdentical(learner.Logits(probe), loaded.Logits(probe), "the loaded learner scores identically");
+
+        var (x2, y2) = Session(34, 2, 6);
+        learner.AddSession(x2, y2, FastSession);
+        loaded.AddSession(x2, y2, FastSession);
+        AssertBitIdentical(learner.Logits(probe), loaded.Logits(probe), "a session after save/load equals one without");
+    }
+
+    [TestMethod]
+    public void StandardizedLearnerTakesRawImagesAndKeepsThemRaw()
+    {
+        var standardization = new ChannelStandardization(new[] { 3f }, new[] { 2f });
+        using var raw = BaseLearner(35, standardization);
+        using var plain = BaseLearner(35, rawToInputs: standardization.Apply);
+        AssertBitIdentical(plain.Prototypes, raw.Prototypes, "base prototypes of raw images = those of standardized images");
+        var (x, y) = Session(36, 3, 4);
+        raw.AddSession(x, y, FastSession);
+        plain.AddSession(standardization.Apply(x), y, FastSession);
+        AssertBitIdentical(x, raw.Exemplars.Inputs, "the raw learner keeps raw exemplars");
+        var (x2, y2) = Session(37, 3, 5);
+        raw.AddSession(x2, y2, FastSession);
+        plain.AddSession(standardization.Apply(x2), y2, FastSession);
+        var (probe, _) = Session(38, 4, 0);
+        AssertBitIdentical(plain.Logits(standardization.Apply(probe)), raw.Logits(probe), "the same model, fed raw or standardized images");
+    }
+
+    [TestMethod]
+    public void LearnerRejectsBadSessionsBeforeChangingAnything()
+    {
+        using var learner = BaseLearner(39);
+        using var before = learner.Prototypes.clone();
+        var images = randn(3, 1, 12, 12);
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => learner.AddSession(images, tensor(new long[] { 0, 1, 3 }), FastSession)).Message,
+            "no new class");
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => learner.AddSession(images, tensor(new long[] { 4, 6, 6 }), FastSession)).Message,
+            "class 5 has no example");
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => learner.AddSession(images, tensor(new long[] { -1, 4, 4 }), FastSession)).Message,
+            "≥ 0");
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => learner.AddSession(images, tensor(new int[] { 4, 4, 4 }), FastSession)).Message,
+            "int64");
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => learner.AddSession(randn(3, 1, 10, 10), tensor(new long[] { 4, 4, 4 }), FastSession)).Message,
+            "[1, 10, 10]");
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => learner.AddSession(images, tensor(new long[] { 4, 4, 4 }),
+            FastSession with { Normalization = PrototypeNormalization.Cosine })).Message, "Normalization = Prototypes");
+        Assert.AreEqual((4, 0), (learner.ClassCount, learner.SessionCount));
+        AssertBitIdentical(before, learner.Prototypes, "prototypes unchanged");
+    }
+
     [TestMethod]
     public void BadOptionsGiveClearErrors()
     {

@@ -1,5 +1,5 @@
 using System;
-using System.Collections.Generic;
+using System.Linq;
 using FlatMinima.MLNet.ImageClassification;
 using FlatMinima.Torch.IncrementalFewShot;
 using static TorchSharp.torch;
@@ -10,22 +10,17 @@ namespace FlatMinima.MLNet.IncrementalFewShot;
 /// An F2M incremental few-shot classifier: the backbone network (trained on the base session, its range parameters
 /// fine-tuned inside the flat region by later sessions), one prototype per class seen so far, the flat region (θ_base and
 /// the bound b) and the exemplars kept for later sessions. Classifies by the nearest prototype; the probabilities are a
-/// softmax over <c>−ω·‖f(x) − p_k‖²</c>. This is the <c>Model</c> of <see cref="FlatMinimaIncrementalFewShotTransformer"/>.
+/// softmax over <c>−ω·‖f(x) − p_k‖²</c>. This is the <c>Model</c> of <see cref="FlatMinimaIncrementalFewShotTransformer"/>;
+/// the state and the sessions are those of a TorchSharp <see cref="IncrementalLearner"/> that takes raw images.
 /// </summary>
 public sealed class FlatMinimaFewShotClassifier : IDisposable
 {
-    internal FlatMinimaFewShotClassifier(FlatMinimaImageClassifier backbone, FlatRegionBounds region, Tensor prototypes, int baseClassCount,
-        int sessionCount, PrototypeNormalization normalization, double distanceScale, Tensor exemplarImages, Tensor exemplarLabels)
+    private FlatMinimaFewShotClassifier(FlatMinimaImageClassifier backbone, IncrementalLearner learner)
     {
+        if (!ReferenceEquals(backbone.Network, learner.Network))
+            throw new ArgumentException("The backbone must wrap the learner's network.", nameof(learner));
         Backbone = backbone;
-        FlatRegion = region;
-        Prototypes = prototypes;
-        BaseClassCount = baseClassCount;
-        SessionCount = sessionCount;
-        Normalization = normalization;
-        DistanceScale = distanceScale;
-        ExemplarImages = exemplarImages;
-        ExemplarLabels = exemplarLabels;
+        Learner = learner;
     }
 
     /// <summary>The network with its input geometry and normalization. Its softmax head covers the base classes only
@@ -33,51 +28,67 @@ public sealed class FlatMinimaFewShotClassifier : IDisposable
     public FlatMinimaImageClassifier Backbone { get; }
 
     /// <summary>θ_base of the range parameters and the bound b; sessions keep the range parameters within ±b/2 of θ_base.</summary>
-    public FlatRegionBounds FlatRegion { get; }
+    public FlatRegionBounds FlatRegion => Learner.FlatRegion;
 
     /// <summary>The class prototypes <c>[K, D]</c> on the model's device, in class (score-slot) order. Read-only: do not modify.</summary>
-    public Tensor Prototypes { get; }
+    public Tensor Prototypes => Learner.Prototypes;
 
     /// <summary>Number of classes seen so far (K).</summary>
-    public int ClassCount => (int)Prototypes.shape[0];
+    public int ClassCount => Learner.ClassCount;
 
     /// <summary>Number of classes of the base session.</summary>
-    public int BaseClassCount { get; }
+    public int BaseClassCount => Learner.BaseClassCount;
 
     /// <summary>Number of incremental sessions applied after the base session.</summary>
-    public int SessionCount { get; }
+    public int SessionCount => Learner.SessionCount;
 
     /// <summary>Prototype normalisation used in sessions and prediction.</summary>
-    public PrototypeNormalization Normalization { get; }
+    public PrototypeNormalization Normalization => Learner.Normalization;
 
     /// <summary>ω in the logits <c>−ω·‖f − p‖²</c>.</summary>
-    public double DistanceScale { get; }
+    public double DistanceScale => Learner.DistanceScale;
 
     /// <summary>Number of stored exemplars (rows of earlier few-shot classes replayed in later sessions).</summary>
-    public long ExemplarCount => ExemplarLabels.shape[0];
+    public long ExemplarCount => Learner.Exemplars.Count;
 
-    /// <summary>Exemplar images, raw (not normalized) <c>[E, C, H, W]</c> on the CPU.</summary>
-    internal Tensor ExemplarImages { get; }
-
-    /// <summary>Exemplar class indices <c>[E]</c> (int64, CPU).</summary>
-    internal Tensor ExemplarLabels { get; }
+    /// <summary>The learner holding the state (its inputs are raw images, standardized with the backbone's normalization).
+    /// Sessions run on a clone of it, so this one is never changed.</summary>
+    internal IncrementalLearner Learner { get; }
 
     /// <summary>Softmax probabilities <c>[N, K]</c> (CPU) for a raw batch <c>[N, C, H, W]</c>.</summary>
     public Tensor PredictProbabilities(Tensor rawBatch)
     {
         using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        var embed = Torch.IncrementalFewShot.Prototypes.AsEmbedding(Backbone.Network);
-        var features = embed.Embed(Backbone.Normalize(rawBatch.to(Backbone.Device)));
-        var logits = Torch.IncrementalFewShot.Prototypes.Logits(features, Prototypes, Normalization, DistanceScale);
-        return nn.functional.softmax(logits, 1).cpu().MoveToOuterDisposeScope();
+        return Learner.PredictProbabilities(rawBatch).cpu().MoveToOuterDisposeScope();
     }
 
     /// <summary>Releases the network, prototypes, flat region and exemplars.</summary>
-    public void Dispose()
+    public void Dispose() => Learner.Dispose();
+
+    /// <summary>The classifier after the base session: a learner over <paramref name="backbone"/>'s network (which it
+    /// owns from then on), with prototypes of the raw base images <paramref name="images"/> labelled <paramref name="labels"/>.</summary>
+    internal static FlatMinimaFewShotClassifier FromBaseSession(FlatMinimaImageClassifier backbone, Tensor images, Tensor labels,
+        FlatRegionOptions flatRegion, PrototypeNormalization normalization, double distanceScale, int batchSize) =>
+        new(backbone, IncrementalLearner.FromBaseSession(backbone.Network, NetworkFactory(backbone), images, labels, flatRegion, normalization,
+            distanceScale, Standardization(backbone), batchSize));
+
+    /// <summary>The classifier of a loaded model, taking ownership of the parts.</summary>
+    internal static FlatMinimaFewShotClassifier FromParts(FlatMinimaImageClassifier backbone, FlatRegionBounds region, Tensor prototypes,
+        ExemplarMemory exemplars, int baseClassCount, int sessionCount, PrototypeNormalization normalization, double distanceScale) =>
+        new(backbone, new IncrementalLearner(backbone.Network, NetworkFactory(backbone), region, prototypes, exemplars, baseClassCount,
+            sessionCount, normalization, distanceScale, Standardization(backbone)));
+
+    /// <summary>A classifier with this one's backbone description (architecture, geometry, normalization) over
+    /// <paramref name="learner"/>, a session's result on a clone of <see cref="Learner"/>; it owns the learner.</summary>
+    internal FlatMinimaFewShotClassifier WithLearner(IncrementalLearner learner) =>
+        new(new FlatMinimaImageClassifier(learner.Network, Backbone.Architecture, Backbone.Channels, Backbone.Height, Backbone.Width,
+            Backbone.ClassCount, Backbone.Mean.ToArray(), Backbone.Std.ToArray(), Backbone.Device), learner);
+
+    private static Func<nn.Module<Tensor, Tensor>> NetworkFactory(FlatMinimaImageClassifier backbone)
     {
-        Backbone.Dispose();
-        FlatRegion.Dispose();
-        foreach (var t in new[] { Prototypes, ExemplarImages, ExemplarLabels }) t.Dispose();
+        var (architecture, channels, classes, height, width) = (backbone.Architecture, backbone.Channels, backbone.ClassCount, backbone.Height, backbone.Width);
+        return () => FlatMinimaImageClassifier.CreateNetwork(architecture, channels, classes, height, width);
     }
+
+    private static ChannelStandardization Standardization(FlatMinimaImageClassifier backbone) => new(backbone.Mean, backbone.Std);
 }

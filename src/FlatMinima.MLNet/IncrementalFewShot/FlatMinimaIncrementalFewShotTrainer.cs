@@ -63,7 +63,7 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
         using var y = tensor(data.Labels.Select(k => slot[k]).ToArray());
         var (network, architecture, device) = CreateNetwork(data.Channels, names.Length, data.Height, data.Width);
         var region = o.FlatRegion;
-        var (prototypes, bounds) = DisposeOnFailure(() =>
+        var model = DisposeOnFailure(() =>
         {
             Prototypes.AsEmbedding(network);
             var range = RangeParameters.Select(network, region.RangeLayerCount, region.RangeParameterNames);
@@ -71,13 +71,9 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
                 ? $" with the flat-region search (b = {region.Bound}, M = {region.NoiseSamples}, std weight {region.StdWeight}, {region.Noise} noise)."
                 : " with plain cross-entropy (FlatRegionSearch off).") + $" Range parameters: {string.Join(", ", range.Select(p => p.Name))}.");
             new ClassifierTrainer(TrainingOptions(ch), device).Train(network, new TensorDataset(x, y));
-            network.eval();
-            var means = Prototypes.Compute(network, x, y, names.Length, o.ScoringBatchSize, device).DetachFromDisposeScope();
-            return (means, new FlatRegionBounds(range, region.Bound));
+            var backbone = new FlatMinimaImageClassifier(network, architecture, data.Channels, data.Height, data.Width, names.Length, mean, std, device);
+            return FlatMinimaFewShotClassifier.FromBaseSession(backbone, images, y, region, o.Session.Normalization, o.Session.DistanceScale, o.ScoringBatchSize);
         }, network);
-        var backbone = new FlatMinimaImageClassifier(network, architecture, data.Channels, data.Height, data.Width, names.Length, mean, std, device);
-        var model = new FlatMinimaFewShotClassifier(backbone, bounds, prototypes, names.Length, 0, o.Session.Normalization, o.Session.DistanceScale,
-            zeros(0, data.Channels, data.Height, data.Width).DetachFromDisposeScope(), zeros(0, ScalarType.Int64).DetachFromDisposeScope());
         return CreateTransformer(model, imageInput, names);
     }
 
@@ -113,31 +109,23 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
         ch.Info(MessageSensitivity.None, $"Session {previous.SessionCount + 1}: {newCount} new class(es) [{string.Join(", ", names.Skip(oldCount))}] from {data.Labels.Length} rows" +
             (previous.ExemplarCount > 0 ? $", plus {previous.ExemplarCount} exemplars of earlier sessions." : "."));
 
-        var device = backbone.Device;
-        var copy = backbone.Clone();
-        var region = previous.FlatRegion.Clone();
+        var learner = previous.Learner.Clone();
         try
         {
-            using var scope = NewDisposeScope();
-            var rawX = cat(new[] { images, previous.ExemplarImages }, 0);
-            var allY = cat(new[] { tensor(rows), previous.ExemplarLabels }, 0);
-            var result = IncrementalSession.Run(copy.Network, region, previous.Prototypes, copy.Normalize(rawX), allY, o.Session with
+            using var labels = tensor(rows);
+            var result = learner.AddSession(images, labels, o.Session with
             {
                 Normalization = previous.Normalization,
                 DistanceScale = previous.DistanceScale,
-            });
+            }, o.ExemplarsPerClass);
+            result.NewPrototypes.Dispose();
             ch.Info(MessageSensitivity.None, $"Session losses per epoch: [{string.Join(", ", result.Losses.Select(l => l.ToString("F4")))}]; " +
-                $"largest |θ − θ_base| over the range parameters: {result.MaxDeviation:G4} (bound b/2 = {region.Bound / 2:G4}).");
-            var prototypes = cat(new[] { previous.Prototypes, result.NewPrototypes }, 0);
-            var (exemplarImages, exemplarLabels) = KeepExemplars(images, rows, oldCount, previous);
-            var model = new FlatMinimaFewShotClassifier(copy, region, prototypes.DetachFromDisposeScope(), previous.BaseClassCount, previous.SessionCount + 1,
-                previous.Normalization, previous.DistanceScale, exemplarImages.DetachFromDisposeScope(), exemplarLabels.DetachFromDisposeScope());
-            return CreateTransformer(model, imageInput, names);
+                $"largest |θ − θ_base| over the range parameters: {result.MaxDeviation:G4} (bound b/2 = {learner.FlatRegion.Bound / 2:G4}).");
+            return CreateTransformer(previous.WithLearner(learner), imageInput, names);
         }
         catch
         {
-            copy.Dispose();
-            region.Dispose();
+            learner.Dispose();
             throw;
         }
     }
@@ -219,15 +207,5 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
         if (names.Count == known.Count)
             throw new InvalidOperationException($"Label column '{o.LabelColumnName}': the session data has no new class; every class in it was already learned.");
         return (keys.Select(k => index[keyValues.Names[(int)k]]).ToArray(), names);
-    }
-
-    // The previous exemplars plus the first ExemplarsPerClass rows of each new class (raw images, CPU).
-    private (Tensor Images, Tensor Labels) KeepExemplars(Tensor images, long[] rows, int oldCount, FlatMinimaFewShotClassifier previous)
-    {
-        var keep = rows.Select((label, row) => (label, row)).Where(p => p.label >= oldCount)
-            .GroupBy(p => p.label).SelectMany(g => g.Take(TrainerOptions.ExemplarsPerClass)).Select(p => (long)p.row).ToArray();
-        using var index = tensor(keep, ScalarType.Int64);
-        var labels = tensor(keep.Select(r => rows[r]).ToArray(), ScalarType.Int64);
-        return (cat(new[] { previous.ExemplarImages, images.index_select(0, index) }, 0), cat(new[] { previous.ExemplarLabels, labels }, 0));
     }
 }

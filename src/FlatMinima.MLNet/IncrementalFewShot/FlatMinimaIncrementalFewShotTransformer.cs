@@ -91,11 +91,7 @@ public sealed class FlatMinimaIncrementalFewShotTransformer : ImageScoringTransf
         Model.Backbone.SaveWeights(ctx);
         ctx.SaveBinaryStream(RegionEntry, w => Model.FlatRegion.Save(w));
         ctx.SaveBinaryStream(PrototypesEntry, w => TensorIO.Write(w, Model.Prototypes));
-        ctx.SaveBinaryStream(ExemplarsEntry, w =>
-        {
-            TensorIO.Write(w, Model.ExemplarImages);
-            TensorIO.Write(w, Model.ExemplarLabels);
-        });
+        ctx.SaveBinaryStream(ExemplarsEntry, w => Model.Learner.Exemplars.Save(w));
     }
 
     private static FlatMinimaIncrementalFewShotTransformer Create(IHostEnvironment env, ModelLoadContext ctx)
@@ -115,29 +111,25 @@ public sealed class FlatMinimaIncrementalFewShotTransformer : ImageScoringTransf
         var device = Devices.Resolve(scoring.Device, scoring.CudaIndex);
         var backbone = header.LoadNetwork(env, ctx, device);
         FlatRegionBounds? region = null;
-        Tensor? prototypes = null, exemplarImages = null, exemplarLabels = null;
+        Tensor? prototypes = null;
+        ExemplarMemory? exemplars = null;
+        FlatMinimaFewShotClassifier model;
         try
         {
             Load(RegionEntry, r => region = FlatRegionBounds.Load(r, device));
             Load(PrototypesEntry, r => prototypes = TensorIO.Read(r).to(device).DetachFromDisposeScope());
-            Load(ExemplarsEntry, r =>
-            {
-                exemplarImages = TensorIO.Read(r);
-                exemplarLabels = TensorIO.Read(r);
-            });
-            env.CheckDecode(prototypes!.shape[0] == classes && exemplarImages!.shape[0] == exemplarLabels!.shape[0]);
-            region!.ParametersOf(backbone.Network);
+            Load(ExemplarsEntry, r => exemplars = ExemplarMemory.Load(r));
+            env.CheckDecode(prototypes!.shape[0] == classes);
+            model = FlatMinimaFewShotClassifier.FromParts(backbone, region!, prototypes, exemplars!, baseClasses, sessions, normalization, distanceScale);
         }
         catch
         {
             backbone.Dispose();
             region?.Dispose();
             prototypes?.Dispose();
-            exemplarImages?.Dispose();
-            exemplarLabels?.Dispose();
+            exemplars?.Dispose();
             throw;
         }
-        var model = new FlatMinimaFewShotClassifier(backbone, region!, prototypes!, baseClasses, sessions, normalization, distanceScale, exemplarImages!, exemplarLabels!);
         return new FlatMinimaIncrementalFewShotTransformer(env, model, columns.Input, columns.Image, columns.Label, columns.Score, columns.Predicted,
             scoring.KeyValues, scoring.BatchSize, scoring.Device, scoring.CudaIndex);
 

@@ -35,10 +35,13 @@ public static class Prototypes
         return sums.div(counts.unsqueeze(1)).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Prototypes of <paramref name="network"/>'s embeddings of normalized <paramref name="inputs"/> in eval mode,
-    /// in batches, without gradients; on the network's <paramref name="device"/>.</summary>
-    public static Tensor Compute(nn.Module<Tensor, Tensor> network, Tensor inputs, Tensor labels, long classCount, int batchSize, Device device)
+    /// <summary>Prototypes of <paramref name="network"/>'s embeddings of <paramref name="inputs"/> in eval mode, in batches,
+    /// without gradients; on the network's <paramref name="device"/>. The inputs are normalized network inputs, or raw
+    /// images that <paramref name="prepare"/> maps to them batch by batch (on the device), e.g. <see cref="ChannelStandardization.Apply"/>.</summary>
+    public static Tensor Compute(nn.Module<Tensor, Tensor> network, Tensor inputs, Tensor labels, long classCount, int batchSize, Device device,
+        Func<Tensor, Tensor>? prepare = null)
     {
+        if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "The batch size must be ≥ 1.");
         var embed = AsEmbedding(network);
         bool wasTraining = network.training;
         network.eval();
@@ -48,7 +51,10 @@ public static class Prototypes
             using var noGrad = no_grad();
             var parts = new System.Collections.Generic.List<Tensor>();
             for (long start = 0; start < inputs.shape[0]; start += batchSize)
-                parts.Add(embed.Embed(inputs.narrow(0, start, Math.Min(batchSize, inputs.shape[0] - start)).to(device)));
+            {
+                var batch = inputs.narrow(0, start, Math.Min(batchSize, inputs.shape[0] - start)).to(device);
+                parts.Add(embed.Embed(prepare is null ? batch : prepare(batch)));
+            }
             return ClassMeans(cat(parts, 0), labels.to(device), classCount).MoveToOuterDisposeScope();
         }
         finally
