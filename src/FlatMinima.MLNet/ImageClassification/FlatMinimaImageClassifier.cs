@@ -124,21 +124,6 @@ public sealed class FlatMinimaImageClassifier : IDisposable
         float[] mean = ReadFloats(), std = ReadFloats();
         return new ClassifierHeader(architecture, channels, height, width, classes, mean, std);
     }
-
-    /// <summary>A copy of this classifier (same architecture, weights and normalization) as a new network on <see cref="Device"/>.</summary>
-    internal FlatMinimaImageClassifier Clone()
-    {
-        var network = CreateNetwork(Architecture, Channels, ClassCount, Height, Width);
-        using (var stream = new MemoryStream())
-        {
-            Network.save(new BinaryWriter(stream));
-            stream.Position = 0;
-            network.load(new BinaryReader(stream));
-        }
-        network.to(Device);
-        network.train(Network.training);
-        return new FlatMinimaImageClassifier(network, Architecture, Channels, Height, Width, ClassCount, Mean.ToArray(), Std.ToArray(), Device);
-    }
 }
 
 /// <summary>The saved description of a <see cref="FlatMinimaImageClassifier"/>.</summary>
