@@ -78,6 +78,53 @@ public sealed class SharpnessAwareMinimizerTests
     }
 
     [TestMethod]
+    [DataRow("weight_ih_l0", true)]
+    [DataRow("rnn.weight_hh_l1", true)]
+    [DataRow("conv.weight_g", true)]
+    [DataRow("conv.weight_v", true)]
+    [DataRow("layer1.0.bn1.weight", true)]
+    [DataRow("bias_ih_l0", false)]
+    [DataRow("fc.bias", false)]
+    public void AdaptiveScopeWeightsOnlyScalesEveryNameContainingWeight(string name, bool adaptive)
+    {
+        // SamsungLabs/ASAM's asam.py scales a parameter when 'weight' in its name: LSTM/GRU and weight-norm parameters too.
+        var p = new Parameter(tensor(new[] { 2.0 }, ScalarType.Float64));
+        var other = new Parameter(tensor(new[] { 3.0 }, ScalarType.Float64));
+        using var sgd = optim.SGD(new[] { p, other }, 0.1);
+        using var sam = new SharpnessAwareMinimizer(new[] { (name, p), ("other.bias", other) }, sgd, SharpnessAwareOptions.Asam(0.5, 0.0));
+        (p.sum() + other.sum()).backward(); // g = (1, 1)
+        sam.FirstStep();
+        // T = (2, 1) if adaptive, else (1, 1): ε = ρ·T²g/‖Tg‖
+        double t = adaptive ? 2 : 1, norm = Math.Sqrt(t * t + 1);
+        Assert.AreEqual(2.0 + 0.5 * t * t / norm, p.item<double>(), 1e-12, name);
+        Assert.AreEqual(3.0 + 0.5 / norm, other.item<double>(), 1e-12, name);
+    }
+
+    [TestMethod]
+    public void AdaptiveScopeCoversTheWeightsOfAnLstm()
+    {
+        using var lstm = nn.LSTM(3, 2);
+        var names = lstm.named_parameters().Select(p => p.name).ToArray();
+        var perturbed = names.Where(n => n.Contains("weight", StringComparison.Ordinal)).ToArray();
+        CollectionAssert.IsSubsetOf(new[] { "weight_ih_l0", "weight_hh_l0" }, perturbed, string.Join(", ", names));
+        // One ASAM ascent with η = 0 moves a parameter by ρ·|w|²g/‖|w|g‖: zero entries of a weight stay exactly put, biases (T = 1) do not.
+        using (no_grad())
+            foreach (var (n, p) in lstm.named_parameters())
+                p.copy_(n.Contains("weight") ? zeros_like(p) : ones_like(p));
+        using var sgd = optim.SGD(lstm.parameters(), 0.1);
+        using var sam = new SharpnessAwareMinimizer(lstm, sgd, SharpnessAwareOptions.Asam(0.5, 0.0));
+        var before = lstm.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
+        var (output, _, _) = lstm.call(ones(4, 1, 3));
+        output.sum().backward();
+        sam.FirstStep();
+        foreach (var (n, p) in lstm.named_parameters())
+        {
+            bool moved = !p.detach().eq(before[n]).all().item<bool>();
+            Assert.AreEqual(!n.Contains("weight"), moved, $"{n}: a weight with T = |w| = 0 stays put; a bias moves");
+        }
+    }
+
+    [TestMethod]
     public void SaGdWithOneAscentStepEqualsSam()
     {
         var sam = OneStep(SharpnessAwareOptions.Sam(0.1));
