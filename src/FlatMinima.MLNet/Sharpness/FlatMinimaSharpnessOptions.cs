@@ -6,7 +6,7 @@ namespace FlatMinima.MLNet.Sharpness;
 /// <summary>What <see cref="SharpnessCatalog.EvaluateSharpness"/> measures, and how.</summary>
 public sealed class FlatMinimaSharpnessOptions
 {
-    /// <summary>Use at most this many rows of the data (the first ones). Default 500 (was 1,000).</summary>
+    /// <summary>Use at most this many rows of the data (the first ones). Default 500.</summary>
     public int MaxExamples { get; set; } = 500;
 
     /// <summary>Examples per batch; the loss is the size-weighted mean over batches. Default 250.</summary>
@@ -32,7 +32,7 @@ public sealed class FlatMinimaSharpnessOptions
     /// <summary>Iteration cap of the eigensolver (Lanczos: Krylov dimension; power iteration: per eigenvalue). Default 100.</summary>
     public int EigenMaxIterations { get; set; } = 100;
 
-    /// <summary>Hutchinson probes for the trace (0 skips it); the report gives the standard error. Default 30 (was 100).</summary>
+    /// <summary>Hutchinson probes for the trace (0 skips it); the report gives the standard error. Default 30.</summary>
     public int TraceProbes { get; set; } = 30;
 
     /// <summary>Probe distribution of the trace estimate. Default Rademacher.</summary>
@@ -47,16 +47,16 @@ public sealed class FlatMinimaSharpnessOptions
     /// <summary>Radius ρ of the adaptive (c = |w|) worst-case ℓ₂ and average-case sharpness (0 skips them). Default 0.5.</summary>
     public double AdaptiveRho { get; set; } = 0.5;
 
-    /// <summary>Monte-Carlo samples of the average-case adaptive sharpness; the report gives the standard error. Default 20 (was 50).</summary>
+    /// <summary>Monte-Carlo samples of the average-case adaptive sharpness; the report gives the standard error. Default 20.</summary>
     public int AverageCaseSamples { get; set; } = 20;
 
-    /// <summary>Projected ascent steps per start of the worst-case searches (worst-case ℓ₂, ε-sharpness, adaptive worst case). Default 5 (was 10).</summary>
+    /// <summary>Projected ascent steps per start of the worst-case searches (worst-case ℓ₂, ε-sharpness, adaptive worst case). Default 5.</summary>
     public int AscentSteps { get; set; } = 5;
 
     /// <summary>
     /// Random starts of the worst-case searches besides the start along the gradient (SAM's direction); the largest
     /// loss over all starts is kept. Each start costs <see cref="AscentSteps"/> gradient evaluations. The searches give
-    /// lower bounds of the true maxima; more starts and steps tighten them. Default 0 (was 3).
+    /// lower bounds of the true maxima; more starts and steps tighten them. Default 0.
     /// </summary>
     public int AscentRandomStarts { get; set; }
 
