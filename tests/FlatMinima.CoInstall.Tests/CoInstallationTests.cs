@@ -29,7 +29,7 @@ public sealed class CoInstallationTests
         var textEstimator = ml.MulticlassClassification.Trainers.TextClassification(labelColumnName: "Label", sentence1ColumnName: "Sentence");
         Assert.IsNotNull(textEstimator);
 
-        string root = FindRepoRoot();
+        string root = RepoRoot.Path;
         var rows = new[] { "Trouser", "Bag" }.SelectMany(c => System.IO.Directory.GetFiles(System.IO.Path.Combine(root, "data", "fashion-mnist-subset", "train", c))
             .OrderBy(f => f, StringComparer.Ordinal).Take(12)
             .Select(f => new Row { Label = c, ImageSource = System.IO.File.ReadAllBytes(f), Sentence = c })).ToArray();
@@ -44,12 +44,5 @@ public sealed class CoInstallationTests
         Assert.AreEqual(1, torchSharp.Length, "one TorchSharp assembly in the process");
         Assert.AreEqual(new Version(0, 107, 0, 0), torchSharp[0]);
         Assert.IsTrue(AppDomain.CurrentDomain.GetAssemblies().Any(a => a.GetName().Name == "Microsoft.ML.TorchSharp"));
-    }
-
-    private static string FindRepoRoot()
-    {
-        for (var dir = new System.IO.DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (System.IO.File.Exists(System.IO.Path.Combine(dir.FullName, "FlatMinima.MLNet.sln"))) return dir.FullName;
-        throw new InvalidOperationException("repository root not found");
     }
 }
