@@ -96,7 +96,7 @@ public abstract class ImageTrainerOptions
     /// <inheritdoc cref="ClassifierTrainingOptions.Beta2"/>
     public double Beta2 { get => Training.Beta2; set => Training = Training with { Beta2 = value }; }
 
-    /// <summary>The learning-rate schedule, e.g. <c>new LearningRateSchedule { Kind = LearningRateScheduleKind.Cosine, WarmupEpochs = 1 }</c>.</summary>
+    /// <summary>The learning-rate schedule: <c>LearningRateSchedule.CosineDecay(warmupEpochs: 1)</c>, <c>.Constant()</c>, <c>.StepDecay(new[] { 30, 60 })</c>.</summary>
     public LearningRateSchedule Schedule { get => Training.Schedule; set => Training = Training with { Schedule = value }; }
 
     /// <inheritdoc cref="ClassifierTrainingOptions.LabelSmoothing"/>
