@@ -194,6 +194,7 @@ public sealed class WeightAveragingTests
         Assert.AreEqual(10L, report.AveragedSteps);
         Assert.IsTrue(report.EarlyStopped);
         Assert.AreEqual(1.092, report.Threshold!.Value, 1e-12);
+        StringAssert.Contains(report.Detail, "segments 7–11 of", "segments numbered from 1, like steps: steps 13…22 are segments 7…11 of 2 steps");
     }
 
     [TestMethod]

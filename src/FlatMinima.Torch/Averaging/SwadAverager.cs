@@ -91,7 +91,7 @@ public sealed class SwadAverager : IValidationDrivenAverager
             Release();
             int start = _valley.Start!.Value, end = _valley.End!.Value;
             return new AveragingReport("SWAD", SegmentFirstStep(start), _segmentEnds[end], _finalCount, _valley.Threshold, dead,
-                $"segments {start}–{end} of {segments} (every {EvaluationFrequency} steps), N_s = {_options.OptimumPatience}, N_e = {_options.OverfitPatience}, tolerance ratio {_options.ToleranceRatio:G3}");
+                $"segments {start + 1}–{end + 1} of {segments} (1-based, every {EvaluationFrequency} steps), N_s = {_options.OptimumPatience}, N_e = {_options.OverfitPatience}, tolerance ratio {_options.ToleranceRatio:G3}");
         }
         if (segments > 0 && _kept.TryGetValue(segments - 1, out var last))
         {
