@@ -25,7 +25,7 @@ public sealed class ExponentialMovingAverager : IWeightAverager
     }
 
     /// <summary>The average (meaningless before the first update).</summary>
-    public FlatBuffer Average => _average;
+    internal FlatBuffer Average => _average;
 
     /// <summary>Number of updates so far.</summary>
     public long Updates => _updates;

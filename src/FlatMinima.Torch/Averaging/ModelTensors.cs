@@ -12,7 +12,7 @@ namespace FlatMinima.Torch.Averaging;
 /// contiguous tensor on the module's device with a view per model tensor, so averaging updates are one in-place native
 /// op per tensor (no allocation, no per-element .NET loop) and copies of a whole average are one <c>clone</c>.
 /// </summary>
-public sealed class ModelTensors
+internal sealed class ModelTensors
 {
     private readonly Tensor[] _tensors;
 
@@ -62,7 +62,7 @@ public sealed class ModelTensors
 }
 
 /// <summary>One flat float32 buffer shaped like a <see cref="ModelTensors"/>, with a view per model tensor.</summary>
-public sealed class FlatBuffer : IDisposable
+internal sealed class FlatBuffer : IDisposable
 {
     private readonly ModelTensors _layout;
     private readonly Tensor[] _views;

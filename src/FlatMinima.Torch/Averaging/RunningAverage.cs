@@ -7,7 +7,7 @@ namespace FlatMinima.Torch.Averaging;
 /// Equal-weight running mean of a model's weights, like <c>torch.optim.swa_utils.AveragedModel</c> with its default
 /// average: the first <see cref="Add"/> copies, later ones do <c>w̄ ← w̄ + (w − w̄)/(n + 1)</c> in place.
 /// </summary>
-public sealed class RunningAverage : IDisposable
+internal sealed class RunningAverage : IDisposable
 {
     /// <summary>An empty average over <paramref name="tensors"/>.</summary>
     public RunningAverage(ModelTensors tensors)

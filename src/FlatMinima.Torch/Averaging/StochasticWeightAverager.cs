@@ -37,7 +37,7 @@ public sealed class StochasticWeightAverager : IWeightAverager
     public long StartStep => _startStep;
 
     /// <summary>The running average.</summary>
-    public RunningAverage Average => _average;
+    internal RunningAverage Average => _average;
 
     /// <inheritdoc />
     public double LearningRate(long step, double scheduled)

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace FlatMinima.Torch.IncrementalFewShot;
 
 /// <summary>Draws F2M's weight noise: every element in [−b/2, +b/2], seeded by a generator on the CPU.</summary>
-public sealed class FlatRegionNoise
+internal sealed class FlatRegionNoise
 {
     private static readonly double[] BetaShapes = { 0.3, 0.5, 1, 2, 3, 4, 5 };
     private readonly FlatRegionOptions _options;

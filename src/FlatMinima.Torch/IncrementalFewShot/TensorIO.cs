@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace FlatMinima.Torch.IncrementalFewShot;
 
 /// <summary>Plain binary (de)serialisation of float32/int64 tensors: dtype, rank, shape, raw bytes.</summary>
-public static class TensorIO
+internal static class TensorIO
 {
     /// <summary>Writes <paramref name="value"/> (copied to the CPU, contiguous).</summary>
     public static void Write(BinaryWriter writer, Tensor value)

@@ -8,7 +8,7 @@ using static TorchSharp.torch.nn;
 namespace FlatMinima.Torch.Models;
 
 /// <summary>The basic residual block (two 3×3 convolutions with BatchNorm) with a 1×1 projection shortcut when the shape changes.</summary>
-public sealed class BasicBlock : Module<Tensor, Tensor>
+internal sealed class BasicBlock : Module<Tensor, Tensor>
 {
     private readonly Conv2d conv1;
     private readonly BatchNorm2d bn1;

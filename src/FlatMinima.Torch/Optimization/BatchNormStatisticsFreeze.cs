@@ -12,7 +12,7 @@ namespace FlatMinima.Torch.Optimization;
 /// back on <see cref="Unfreeze"/>). The forward pass still normalizes with batch statistics in training mode, as in
 /// davda54/sam's <c>disable_running_stats</c>, and the statistics stay bit-identical.
 /// </summary>
-public sealed class BatchNormStatisticsFreeze : IDisposable
+internal sealed class BatchNormStatisticsFreeze : IDisposable
 {
     private readonly BatchNorm[] _layers;
     private readonly double?[] _momentum;
