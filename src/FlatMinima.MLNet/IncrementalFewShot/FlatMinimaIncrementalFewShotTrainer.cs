@@ -29,7 +29,7 @@ namespace FlatMinima.MLNet.IncrementalFewShot;
 /// </remarks>
 public sealed partial class FlatMinimaIncrementalFewShotTrainer
     : ImageTrainerBase<FlatMinimaIncrementalFewShotTrainer.Options>,
-      ITrainerEstimator<FlatMinimaIncrementalFewShotTransformer, FlatMinimaFewShotClassifier>
+      ITrainerEstimator<FlatMinimaIncrementalFewShotTransformer, FlatMinimaIncrementalFewShotClassifier>
 {
     internal FlatMinimaIncrementalFewShotTrainer(IHostEnvironment env, Options options)
         : base(env, options, nameof(FlatMinimaIncrementalFewShotTrainer))
@@ -72,7 +72,7 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
                 : " with plain cross-entropy (FlatRegionSearch off).") + $" Range parameters: {string.Join(", ", range.Select(p => p.Name))}.");
             new ClassifierTrainer(TrainingOptions(ch), device).Train(network, new TensorDataset(x, y));
             var backbone = new FlatMinimaImageClassifier(network, architecture, data.Channels, data.Height, data.Width, names.Length, mean, std, device);
-            return FlatMinimaFewShotClassifier.FromBaseSession(backbone, images, y, region, o.Session.Normalization, o.Session.DistanceScale, o.ScoringBatchSize);
+            return FlatMinimaIncrementalFewShotClassifier.FromBaseSession(backbone, images, y, region, o.Session.Normalization, o.Session.DistanceScale, o.ScoringBatchSize);
         }, network);
         return CreateTransformer(model, imageInput, names);
     }
@@ -138,7 +138,7 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
         return ImageTrainingData.OutputSchema(inputSchema, o.LabelColumnName, o.ImageColumnName, o.ScoreColumnName, o.PredictedLabelColumnName, classNamesAsText: true);
     }
 
-    private FlatMinimaIncrementalFewShotTransformer CreateTransformer(FlatMinimaFewShotClassifier model, ImageInput input, IReadOnlyList<string> names)
+    private FlatMinimaIncrementalFewShotTransformer CreateTransformer(FlatMinimaIncrementalFewShotClassifier model, ImageInput input, IReadOnlyList<string> names)
     {
         var o = TrainerOptions;
         return new FlatMinimaIncrementalFewShotTransformer(Host, model, input, o.ImageColumnName, o.LabelColumnName, o.ScoreColumnName,

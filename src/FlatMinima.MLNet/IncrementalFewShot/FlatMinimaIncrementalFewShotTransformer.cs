@@ -16,20 +16,20 @@ using static TorchSharp.torch;
 namespace FlatMinima.MLNet.IncrementalFewShot;
 
 /// <summary>
-/// Scores images with an F2M <see cref="FlatMinimaFewShotClassifier"/>: <c>Score</c> has one slot per class seen so far
+/// Scores images with an F2M <see cref="FlatMinimaIncrementalFewShotClassifier"/>: <c>Score</c> has one slot per class seen so far
 /// (base classes, then each session's new classes; the class names are the slot names) and <c>PredictedLabel</c> is a key
 /// whose values are those class names. Pass it as <c>previousModel</c> to the trainer's session <c>Fit</c> to learn more
 /// classes. Saves and loads with <c>mlContext.Model.Save</c>/<c>Load</c>, keeping everything later sessions need (θ_base,
 /// the bound, prototypes, exemplars).
 /// </summary>
-public sealed class FlatMinimaIncrementalFewShotTransformer : ImageScoringTransformer<FlatMinimaFewShotClassifier>
+public sealed class FlatMinimaIncrementalFewShotTransformer : ImageScoringTransformer<FlatMinimaIncrementalFewShotClassifier>
 {
     internal const string LoaderSignature = "FlatMinimaF2MXf";
     private const string RegionEntry = "FlatRegion.bin";
     private const string PrototypesEntry = "Prototypes.bin";
     private const string ExemplarsEntry = "Exemplars.bin";
 
-    internal FlatMinimaIncrementalFewShotTransformer(IHostEnvironment env, FlatMinimaFewShotClassifier model, ImageInput input,
+    internal FlatMinimaIncrementalFewShotTransformer(IHostEnvironment env, FlatMinimaIncrementalFewShotClassifier model, ImageInput input,
         string imageColumn, string labelColumn, string scoreColumn, string predictedLabelColumn, LabelKeyValues keyValues,
         int scoringBatchSize, DeviceKind device, int cudaIndex)
         : base(env, nameof(FlatMinimaIncrementalFewShotTransformer), input, imageColumn, labelColumn, scoreColumn, predictedLabelColumn,
@@ -39,7 +39,7 @@ public sealed class FlatMinimaIncrementalFewShotTransformer : ImageScoringTransf
     }
 
     /// <summary>The prototype classifier.</summary>
-    public override FlatMinimaFewShotClassifier Model { get; }
+    public override FlatMinimaIncrementalFewShotClassifier Model { get; }
 
     /// <inheritdoc />
     public override int ClassCount => Model.ClassCount;
@@ -113,14 +113,14 @@ public sealed class FlatMinimaIncrementalFewShotTransformer : ImageScoringTransf
         FlatRegionBounds? region = null;
         Tensor? prototypes = null;
         ExemplarMemory? exemplars = null;
-        FlatMinimaFewShotClassifier model;
+        FlatMinimaIncrementalFewShotClassifier model;
         try
         {
             Load(RegionEntry, r => region = FlatRegionBounds.Load(r, device));
             Load(PrototypesEntry, r => prototypes = TensorIO.Read(r).to(device).DetachFromDisposeScope());
             Load(ExemplarsEntry, r => exemplars = ExemplarMemory.Load(r));
             env.CheckDecode(prototypes!.shape[0] == classes);
-            model = FlatMinimaFewShotClassifier.FromParts(backbone, region!, prototypes, exemplars!, baseClasses, sessions, normalization, distanceScale);
+            model = FlatMinimaIncrementalFewShotClassifier.FromParts(backbone, region!, prototypes, exemplars!, baseClasses, sessions, normalization, distanceScale);
         }
         catch
         {

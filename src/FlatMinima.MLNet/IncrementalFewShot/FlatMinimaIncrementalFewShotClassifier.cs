@@ -13,9 +13,9 @@ namespace FlatMinima.MLNet.IncrementalFewShot;
 /// softmax over <c>−ω·‖f(x) − p_k‖²</c>. This is the <c>Model</c> of <see cref="FlatMinimaIncrementalFewShotTransformer"/>;
 /// the state and the sessions are those of a TorchSharp <see cref="IncrementalLearner"/> that takes raw images.
 /// </summary>
-public sealed class FlatMinimaFewShotClassifier : IDisposable
+public sealed class FlatMinimaIncrementalFewShotClassifier : IDisposable
 {
-    private FlatMinimaFewShotClassifier(FlatMinimaImageClassifier backbone, IncrementalLearner learner)
+    private FlatMinimaIncrementalFewShotClassifier(FlatMinimaImageClassifier backbone, IncrementalLearner learner)
     {
         if (!ReferenceEquals(backbone.Network, learner.Network))
             throw new ArgumentException("The backbone must wrap the learner's network.", nameof(learner));
@@ -67,20 +67,20 @@ public sealed class FlatMinimaFewShotClassifier : IDisposable
 
     /// <summary>The classifier after the base session: a learner over <paramref name="backbone"/>'s network (which it
     /// owns from then on), with prototypes of the raw base images <paramref name="images"/> labelled <paramref name="labels"/>.</summary>
-    internal static FlatMinimaFewShotClassifier FromBaseSession(FlatMinimaImageClassifier backbone, Tensor images, Tensor labels,
+    internal static FlatMinimaIncrementalFewShotClassifier FromBaseSession(FlatMinimaImageClassifier backbone, Tensor images, Tensor labels,
         FlatRegionOptions flatRegion, PrototypeNormalization normalization, double distanceScale, int batchSize) =>
         new(backbone, IncrementalLearner.FromBaseSession(backbone.Network, NetworkFactory(backbone), images, labels, flatRegion, normalization,
             distanceScale, Standardization(backbone), batchSize));
 
     /// <summary>The classifier of a loaded model, taking ownership of the parts.</summary>
-    internal static FlatMinimaFewShotClassifier FromParts(FlatMinimaImageClassifier backbone, FlatRegionBounds region, Tensor prototypes,
+    internal static FlatMinimaIncrementalFewShotClassifier FromParts(FlatMinimaImageClassifier backbone, FlatRegionBounds region, Tensor prototypes,
         ExemplarMemory exemplars, int baseClassCount, int sessionCount, PrototypeNormalization normalization, double distanceScale) =>
         new(backbone, new IncrementalLearner(backbone.Network, NetworkFactory(backbone), region, prototypes, exemplars, baseClassCount,
             sessionCount, normalization, distanceScale, Standardization(backbone)));
 
     /// <summary>A classifier with this one's backbone description (architecture, geometry, normalization) over
     /// <paramref name="learner"/>, a session's result on a clone of <see cref="Learner"/>; it owns the learner.</summary>
-    internal FlatMinimaFewShotClassifier WithLearner(IncrementalLearner learner) =>
+    internal FlatMinimaIncrementalFewShotClassifier WithLearner(IncrementalLearner learner) =>
         new(new FlatMinimaImageClassifier(learner.Network, Backbone.Architecture, Backbone.Channels, Backbone.Height, Backbone.Width,
             Backbone.ClassCount, Backbone.Mean.ToArray(), Backbone.Std.ToArray(), Backbone.Device), learner);
 
