@@ -125,6 +125,19 @@ public sealed class OptionModelTests
     }
 
     [TestMethod]
+    public void ATrainerKeepsTheOptionsItWasCreatedWith()
+    {
+        var ml = new MLContext(seed: 1);
+        var options = new FlatMinimaImageClassificationTrainer.Options { ImageColumnName = "ImageSource", Epochs = 1, BatchSize = 8, Device = DeviceKind.Cpu };
+        var trainer = ml.MulticlassClassification.Trainers.FlatMinimaImageClassification(options);
+        options.BatchSize = 0;                                        // invalid, but the trainer was already created and validated
+        options.SharpnessAware = SharpnessAwareOptions.Sam(-1);
+        var rows = ml.Data.LoadFromEnumerable(TestData.Load("train", TestData.ThreeClasses, 4));
+        using var model = trainer.Fit(ml.Transforms.Conversion.MapValueToKey("Label").Fit(rows).Transform(rows));
+        Assert.AreEqual(3, model.ClassCount, "trained with the options as they were at creation");
+    }
+
+    [TestMethod]
     public void TheSimpleOverloadsKeepTheTrainersDefaults()
     {
         var ml = new MLContext(seed: 1);

@@ -43,4 +43,31 @@ public sealed class SavedModelCompatibilityTests
                 Assert.AreEqual(expected[i].Scores[k], scores[i][k], 1e-6f, $"{expected[i].File}, class {k}");
         }
     }
+
+    [TestMethod]
+    public void AnEarlierIncrementalModelContinuesWithANewSession()
+    {
+        var ml = new MLContext(seed: 1);
+        var previous = (FlatMinimaIncrementalFewShotTransformer)ml.Model.Load(Fixture("incremental-few-shot.zip"), out _);
+        var before = TestData.Scores(previous.Transform(Keyed(ml, previous, "Trouser", "Bag")));
+        var shots = ml.Data.LoadFromEnumerable(TestData.Load("train", new[] { "Dress" }, 3));
+        var trainer = ml.MulticlassClassification.Trainers.FlatMinimaIncrementalFewShot(new FlatMinimaIncrementalFewShotTrainer.Options
+        {
+            ImageColumnName = "ImageSource", Device = FlatMinima.Torch.Training.DeviceKind.Cpu,
+        });
+        using var next = trainer.Fit(ml.Transforms.Conversion.MapValueToKey("Label").Fit(shots).Transform(shots), previous);
+        CollectionAssert.AreEqual(new[] { "Trouser", "Bag", "Sneaker", "Sandal", "Dress" }, next.ClassNames.ToArray());
+        Assert.AreEqual(previous.Model.SessionCount + 1, next.Model.SessionCount);
+        Assert.AreEqual(previous.Model.ExemplarCount + 3, next.Model.ExemplarCount, "the saved exemplars are kept and the new shots added");
+        var scores = TestData.Scores(next.Transform(Keyed(ml, next, "Trouser", "Bag", "Dress")));
+        Assert.IsTrue(scores.All(r => r.Length == 5 && r.All(float.IsFinite) && Math.Abs(r.Sum() - 1) < 1e-4));
+        var after = TestData.Scores(previous.Transform(Keyed(ml, previous, "Trouser", "Bag")));
+        for (int i = 0; i < before.Length; i++) CollectionAssert.AreEqual(before[i], after[i], $"the loaded model is unchanged by the session (row {i})");
+    }
+
+    private static IDataView Keyed(MLContext ml, FlatMinimaIncrementalFewShotTransformer model, params string[] classes)
+    {
+        var rows = ml.Data.LoadFromEnumerable(TestData.Load("test", classes, 4));
+        return model.MapLabelToKey(ml, "Label").Fit(rows).Transform(rows);
+    }
 }

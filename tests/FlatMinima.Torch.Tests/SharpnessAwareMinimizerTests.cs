@@ -125,6 +125,17 @@ public sealed class SharpnessAwareMinimizerTests
     }
 
     [TestMethod]
+    public void ShardCountNeedsOneClosurePerShard()
+    {
+        var w = new Parameter(tensor(new[] { 1.5, -1.5, 2.25 }, ScalarType.Float64));
+        using var sgd = optim.SGD(new[] { w }, 0.1);
+        using var sam = new SharpnessAwareMinimizer(new[] { ("weight", w) }, sgd, SharpnessAwareOptions.Sam(0.1) with { ShardCount = 2 });
+        Func<Tensor> closure = () => { var l = QuadraticLoss(w); l.backward(); return l; };
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => sam.ComputeGradient(closure)).Message, "ShardCount = 2");
+        sam.ComputeGradient(new[] { closure, closure });
+    }
+
+    [TestMethod]
     public void SaGdWithOneAscentStepEqualsSam()
     {
         var sam = OneStep(SharpnessAwareOptions.Sam(0.1));

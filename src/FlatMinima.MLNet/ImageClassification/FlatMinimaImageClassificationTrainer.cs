@@ -89,13 +89,17 @@ public sealed partial class FlatMinimaImageClassificationTrainer
                 validation = validation with { Domains = tensor(DomainReader.Read(o.ValidationSet, o.DomainColumnName, domainNames, "ValidationSet")) };
         }
 
-        var (network, architecture, device) = CreateNetwork(train.Channels, classCount, train.Height, train.Width);
-        var training = TrainingOptions(ch);
-        ch.Info(MessageSensitivity.None, $"Training {architecture} on {device.type} with {training.GradientStep?.ToString() ?? "the base optimizer only"}" +
-            (o.Averaging is null ? "." : $" and weight averaging {o.Averaging}."));
+        nn.Module<Tensor, Tensor> network;
+        string architecture;
+        Device device;
         try
         {
-            DisposeOnFailure(() => new ClassifierTrainer(training, device).Train(network, new TensorDataset(trainX, trainY) { Domains = trainDomains }, validation), network);
+            (network, architecture, device) = CreateNetwork(train.Channels, classCount, train.Height, train.Width);
+            var training = TrainingOptions(ch);
+            ch.Info(MessageSensitivity.None, $"Training {architecture} on {device.type} with {training.GradientStep?.ToString() ?? "the base optimizer only"}" +
+                (o.Averaging is null ? "." : $" and weight averaging {o.Averaging}."));
+            var trained = network;
+            DisposeOnFailure(() => new ClassifierTrainer(training, device).Train(trained, new TensorDataset(trainX, trainY) { Domains = trainDomains }, validation), network);
         }
         finally
         {
@@ -127,8 +131,7 @@ public sealed partial class FlatMinimaImageClassificationTrainer
             throw new InvalidOperationException(
                 $"ValidationSet: label column '{o.LabelColumnName}' has classes [{string.Join(", ", validationKeys.Names)}] but the training data has " +
                 $"[{string.Join(", ", trainKeys.Names)}]. Transform the validation data with the same fitted MapValueToKey as the training data.");
-        var imageColumn = validationSet.Schema.GetColumnOrNull(o.ImageColumnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(o.ValidationSet), $"ValidationSet: image column '{o.ImageColumnName}' was not found.");
+        var imageColumn = FindImageColumn(validationSet.Schema, "ValidationSet", nameof(o.ValidationSet));
         var validationInput = trainInput.Matching(imageColumn);
         var data = ImageDataReader.Read(validationSet, validationInput, o.ImageColumnName, o.LabelColumnName, train.Channels, train.Height, train.Width);
         var seen = train.Labels.ToHashSet();

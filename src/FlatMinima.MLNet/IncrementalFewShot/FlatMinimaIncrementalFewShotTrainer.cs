@@ -46,7 +46,7 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
         Host.CheckValue(input, nameof(input));
         var o = TrainerOptions;
         var (keyValues, imageInput) = InspectTrainingData(input, "base-session data", "The base-session data is empty: it has no rows.");
-        CheckClassNames(keyValues, "base-session data");
+        CheckClassNames(keyValues, "base-session data", nameof(input));
 
         using var ch = Host.Start("Base session");
         var data = ReadImages(input, imageInput);
@@ -94,7 +94,7 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
         var backbone = previous.Backbone;
         CheckHasRows(sessionData, "The session data is empty: it has no rows; a session needs at least one shot of each new class.");
         var keyValues = ReadKeyValues(sessionData.Schema, "session data", minClasses: 1);
-        var imageColumn = FindImageColumn(sessionData.Schema, "session data");
+        var imageColumn = FindImageColumn(sessionData.Schema, "session data", nameof(sessionData));
         var imageInput = previousModel.Input.Matching(imageColumn);
 
         using var ch = Host.Start($"Session {previous.SessionCount + 1}");
@@ -150,20 +150,20 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
         var name = TrainerOptions.LabelColumnName;
         var (column, classCount) = ImageTrainingData.CheckLabel(schema, name, minClasses);
         var keyValues = LabelKeyValues.FromColumn(column, classCount);
-        CheckClassNames(keyValues, what);
+        CheckClassNames(keyValues, what, nameof(schema));
         return keyValues;
     }
 
     // Sessions recognise classes by name: the label key needs unique key values.
-    private void CheckClassNames(LabelKeyValues keyValues, string what)
+    private void CheckClassNames(LabelKeyValues keyValues, string what, string paramName)
     {
         var name = TrainerOptions.LabelColumnName;
         if (!keyValues.HasValues)
-            throw new ArgumentOutOfRangeException(nameof(keyValues),
+            throw new ArgumentOutOfRangeException(paramName,
                 $"Label column '{name}' of the {what} is a key without key values (class names); incremental sessions recognise classes by name. " +
                 $"Map the label with mlContext.Transforms.Conversion.MapValueToKey(\"{name}\").");
         if (keyValues.Names.Distinct().Count() != keyValues.Names.Count)
-            throw new ArgumentOutOfRangeException(nameof(keyValues), $"Label column '{name}' of the {what} has repeated class names among its key values; class names must be unique.");
+            throw new ArgumentOutOfRangeException(paramName, $"Label column '{name}' of the {what} has repeated class names among its key values; class names must be unique.");
     }
 
     private void CheckGeometry(ImageExamples data, FlatMinimaImageClassifier backbone)

@@ -23,8 +23,9 @@ public abstract class ImageTrainerBase<TOptions>
     {
         Contracts.CheckValue(env, nameof(env));
         Host = env.Register(name);
-        TrainerOptions = options ?? throw new ArgumentNullException(nameof(options));
+        ArgumentNullException.ThrowIfNull(options);
         options.Validate();
+        TrainerOptions = (TOptions)options.Snapshot();
     }
 
     private protected IHost Host { get; }
@@ -52,9 +53,9 @@ public abstract class ImageTrainerBase<TOptions>
     }
 
     /// <summary>The image column of <paramref name="schema"/>, or an error naming it and <paramref name="what"/>.</summary>
-    private protected DataViewSchema.Column FindImageColumn(DataViewSchema schema, string what) =>
+    private protected DataViewSchema.Column FindImageColumn(DataViewSchema schema, string what, string paramName = "input") =>
         schema.GetColumnOrNull(TrainerOptions.ImageColumnName)
-        ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Image column '{TrainerOptions.ImageColumnName}' was not found in the {what} (set ImageColumnName).");
+        ?? throw new ArgumentOutOfRangeException(paramName, $"Image column '{TrainerOptions.ImageColumnName}' was not found in the {what} (set ImageColumnName).");
 
     /// <summary>Decodes the images and labels of <paramref name="data"/> at the options' geometry.</summary>
     private protected ImageExamples ReadImages(IDataView data, ImageInput input) =>

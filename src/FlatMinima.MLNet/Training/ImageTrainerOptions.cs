@@ -139,7 +139,13 @@ public abstract class ImageTrainerOptions
         if (!Enum.IsDefined(Device)) throw new ArgumentOutOfRangeException(nameof(Device), Device, "Unknown device.");
         if (Schedule is null) throw new ArgumentNullException(nameof(Schedule), "Schedule must be set (e.g. LearningRateSchedule.CosineDecay()).");
         ValidateNested(nameof(Schedule), Schedule.Validate);
+        // The loop's own settings first, so that e.g. BatchSize = 0 is reported as BatchSize, not through a record that depends on it.
+        (Training with { GradientStep = null, Averaging = null }).Validate();
     }
+
+    /// <summary>A copy of these options, taken when a trainer is created, so later changes to the user's object do not
+    /// bypass validation or reach a trainer already created. The Torch records it holds are immutable.</summary>
+    internal ImageTrainerOptions Snapshot() => (ImageTrainerOptions)MemberwiseClone();
 
     /// <summary>
     /// Validates a Torch-layer record held by an option, naming the option: an invalid <c>Rho</c> of

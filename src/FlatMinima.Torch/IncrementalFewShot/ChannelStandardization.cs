@@ -45,8 +45,10 @@ public sealed class ChannelStandardization
         var shape = new long[images.dim()];
         Array.Fill(shape, 1L);
         shape[1] = _mean.Length;
-        using var mean = tensor(_mean, device: images.device).view(shape);
-        using var std = tensor(_std, device: images.device).view(shape);
+        using var meanValues = tensor(_mean, device: images.device);
+        using var stdValues = tensor(_std, device: images.device);
+        using var mean = meanValues.view(shape);
+        using var std = stdValues.view(shape);
         return images.sub(mean).div_(std);
     }
 

@@ -22,7 +22,15 @@ internal sealed class FlatRegionGradientStep : IGradientStep
     {
         _context = context ?? throw new ArgumentNullException(nameof(context));
         _noise = new Generator((ulong)context.Seed + NoiseSeedOffset, CPU);
-        _search = new FlatRegionSearch(context.Model, options, _noise);
+        try
+        {
+            _search = new FlatRegionSearch(context.Model, options, _noise);
+        }
+        catch
+        {
+            _noise.Dispose();
+            throw;
+        }
     }
 
     public GradientStepResult Compute(Tensor inputs, Tensor labels, long step)

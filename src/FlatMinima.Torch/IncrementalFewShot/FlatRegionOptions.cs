@@ -45,8 +45,16 @@ public sealed record FlatRegionOptions : GradientStepOptions
     /// <summary>Explicit range parameters by <c>named_parameters</c> name (e.g. <c>layer3.2.conv2.weight</c>); null selects by <see cref="RangeLayerCount"/>.</summary>
     public IReadOnlyList<string>? RangeParameterNames { get; init; }
 
+    /// <summary>Prints the settings, the range parameter names by content (the text identifies a run in checkpoints and logs).</summary>
+    protected override bool PrintMembers(System.Text.StringBuilder builder)
+    {
+        builder.Append($"Bound = {Bound}, NoiseSamples = {NoiseSamples}, StdWeight = {StdWeight}, Noise = {Noise}, ReductionFactor = {ReductionFactor}, ");
+        builder.Append(RangeParameterNames is null ? $"RangeLayerCount = {RangeLayerCount}" : $"RangeParameterNames = [{string.Join(", ", RangeParameterNames)}]");
+        return true;
+    }
+
     /// <inheritdoc />
-    internal override string DivergenceAdvice => " or the flat region's Bound, or set GradientClipNorm.";
+    protected internal override string DivergenceAdvice => " or the flat region's Bound, or set GradientClipNorm.";
 
     /// <inheritdoc />
     public override IGradientStep CreateStep(GradientStepContext context) => new FlatRegionGradientStep(context, this);

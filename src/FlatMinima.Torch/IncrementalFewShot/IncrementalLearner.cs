@@ -188,8 +188,8 @@ public sealed class IncrementalLearner : IDisposable
         var x = cat(new[] { inputs, Exemplars.Inputs.to(inputs.device) }, 0);
         var y = cat(new[] { labels, Exemplars.Labels.to(labels.device) }, 0);
         var result = IncrementalSession.Run(Network, FlatRegion, Prototypes, Prepare(x), y, options);
-        var prototypes = cat(new[] { Prototypes, result.NewPrototypes }, 0).DetachFromDisposeScope();
         var exemplars = Exemplars.WithNewClasses(inputs, labels, oldCount, exemplarsPerClass);
+        var prototypes = cat(new[] { Prototypes, result.NewPrototypes }, 0).DetachFromDisposeScope();
         Prototypes.Dispose();
         Exemplars.Dispose();
         Prototypes = prototypes;
@@ -231,6 +231,9 @@ public sealed class IncrementalLearner : IDisposable
     public IncrementalLearner Clone()
     {
         var network = _createNetwork();
+        FlatRegionBounds? region = null;
+        Tensor? prototypes = null;
+        ExemplarMemory? exemplars = null;
         try
         {
             using (var stream = new MemoryStream())
@@ -240,12 +243,18 @@ public sealed class IncrementalLearner : IDisposable
                 network.load(new BinaryReader(stream));
             }
             network.to(Device);
-            return new IncrementalLearner(network, _createNetwork, FlatRegion.Clone(), Prototypes.clone(), Exemplars.Clone(), BaseClassCount,
+            region = FlatRegion.Clone();
+            prototypes = Prototypes.clone().DetachFromDisposeScope();
+            exemplars = Exemplars.Clone();
+            return new IncrementalLearner(network, _createNetwork, region, prototypes, exemplars, BaseClassCount,
                 SessionCount, Normalization, DistanceScale, Standardization);
         }
         catch
         {
             network.Dispose();
+            region?.Dispose();
+            prototypes?.Dispose();
+            exemplars?.Dispose();
             throw;
         }
     }

@@ -164,6 +164,9 @@ public sealed class SharpnessAwareMinimizer : IDisposable
     {
         ArgumentNullException.ThrowIfNull(shardClosures);
         if (shardClosures.Count == 0) throw new ArgumentException("At least one closure is needed.", nameof(shardClosures));
+        if (Options.ShardCount > 1 && shardClosures.Count != Options.ShardCount)
+            throw new ArgumentException($"The options ask for m-sharpness with ShardCount = {Options.ShardCount}: pass {Options.ShardCount} closures, one per shard " +
+                $"(got {shardClosures.Count}), or set ShardCount = 1.", nameof(shardClosures));
         int m = shardClosures.Count;
         Tensor? cleanLoss = null;
         for (int s = 0; s < m; s++)
@@ -204,9 +207,11 @@ public sealed class SharpnessAwareMinimizer : IDisposable
     public void SaveState(BinaryWriter writer)
     {
         ArgumentNullException.ThrowIfNull(writer);
-        writer.Write("FlatMinima.SAM.v1");
+        writer.Write("FlatMinima.SAM.v2");
         writer.Write(Options.Rho); writer.Write(Options.Adaptive); writer.Write(Options.Eta);
         writer.Write((int)Options.AdaptiveScope); writer.Write(Options.AscentSteps);
+        writer.Write(Options.AscentStepSize ?? double.NaN); writer.Write(Options.Epsilon);
+        writer.Write(Options.FreezeBatchNormOnPerturbedPass); writer.Write(Options.ShardCount);
         BaseOptimizerHelper.save_state_dict(writer);
     }
 
@@ -214,12 +219,22 @@ public sealed class SharpnessAwareMinimizer : IDisposable
     public void LoadState(BinaryReader reader)
     {
         ArgumentNullException.ThrowIfNull(reader);
-        if (reader.ReadString() != "FlatMinima.SAM.v1") throw new InvalidDataException("Not a FlatMinima SAM state (wrong header).");
+        string header = reader.ReadString();
+        if (header is not ("FlatMinima.SAM.v1" or "FlatMinima.SAM.v2")) throw new InvalidDataException("Not a FlatMinima SAM state (wrong header).");
         var saved = Options with
         {
             Rho = reader.ReadDouble(), Adaptive = reader.ReadBoolean(), Eta = reader.ReadDouble(),
             AdaptiveScope = (AdaptiveScope)reader.ReadInt32(), AscentSteps = reader.ReadInt32(),
         };
+        if (header == "FlatMinima.SAM.v2")
+        {
+            double stepSize = reader.ReadDouble();
+            saved = saved with
+            {
+                AscentStepSize = double.IsNaN(stepSize) ? null : stepSize, Epsilon = reader.ReadDouble(),
+                FreezeBatchNormOnPerturbedPass = reader.ReadBoolean(), ShardCount = reader.ReadInt32(),
+            };
+        }
         if (saved != Options)
             throw new InvalidDataException($"The saved state was made with {saved}, but this minimizer has {Options}.");
         BaseOptimizerHelper.load_state_dict(reader);

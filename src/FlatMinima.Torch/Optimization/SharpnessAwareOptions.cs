@@ -65,7 +65,8 @@ public sealed record SharpnessAwareOptions : GradientStepOptions
 
     /// <summary>
     /// m-sharpness: split each batch into this many shards, perturb each separately and <b>average</b> the shard
-    /// gradients (1 = the whole batch). At most the batch size.
+    /// gradients (1 = the whole batch). At most the batch size. Used by the training loop's step; with
+    /// <see cref="SharpnessAwareMinimizer"/> directly, pass one closure per shard to <c>ComputeGradient</c>.
     /// </summary>
     public int ShardCount { get; init; } = 1;
 
@@ -80,15 +81,15 @@ public sealed record SharpnessAwareOptions : GradientStepOptions
     public static SharpnessAwareOptions SaGd(int ascentSteps = 3, double rho = DefaultRho) => new() { Rho = rho, AscentSteps = ascentSteps };
 
     /// <inheritdoc />
-    internal override string DivergenceAdvice => " or the sharpness radius Rho, or set GradientClipNorm.";
+    protected internal override string DivergenceAdvice => " or the sharpness radius Rho, or set GradientClipNorm.";
 
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid setting.</summary>
     public override void Validate()
     {
         if (!(Rho >= 0) || double.IsInfinity(Rho))
-            throw new ArgumentOutOfRangeException(nameof(Rho), Rho, "Rho (the SAM radius ρ) must be a finite number ≥ 0; the SAM default is 0.05, ASAM's 0.5.");
+            throw new ArgumentOutOfRangeException(nameof(Rho), Rho, $"Rho (the SAM radius ρ) must be a finite number ≥ 0; the SAM default is {DefaultRho}, ASAM's {DefaultAdaptiveRho}.");
         if (!(Eta >= 0) || double.IsInfinity(Eta))
-            throw new ArgumentOutOfRangeException(nameof(Eta), Eta, "Eta (ASAM's η in T = |w| + η) must be a finite number ≥ 0; the default is 0.01.");
+            throw new ArgumentOutOfRangeException(nameof(Eta), Eta, $"Eta (ASAM's η in T = |w| + η) must be a finite number ≥ 0; the default is {DefaultEta}.");
         if (AscentSteps < 1)
             throw new ArgumentOutOfRangeException(nameof(AscentSteps), AscentSteps, "AscentSteps must be ≥ 1 (1 is SAM; k > 1 is SA-GD).");
         if (AscentStepSize is double s && (!(s > 0) || double.IsInfinity(s)))

@@ -60,7 +60,7 @@ public abstract record GradientStepOptions
     internal const string PlainDivergenceAdvice = ", or set GradientClipNorm.";
 
     /// <summary>What to lower when the loss diverges with this step (completes "Lower LearningRate…").</summary>
-    internal virtual string DivergenceAdvice => PlainDivergenceAdvice;
+    protected internal virtual string DivergenceAdvice => PlainDivergenceAdvice;
 
     /// <summary>Creates the step for one training run.</summary>
     public abstract IGradientStep CreateStep(GradientStepContext context);
