@@ -130,7 +130,7 @@ public sealed partial class FlatMinimaImageClassificationTrainer
         var imageColumn = validationSet.Schema.GetColumnOrNull(o.ImageColumnName)
             ?? throw new ArgumentOutOfRangeException(nameof(o.ValidationSet), $"ValidationSet: image column '{o.ImageColumnName}' was not found.");
         var validationInput = trainInput.Matching(imageColumn);
-        var data = ImageDataReader.Read(validationSet, validationInput, o.ImageColumnName, o.LabelColumnName, train.Channels, train.Height, train.Width);
+        var data = ReadImages(validationSet, validationInput, "ValidationSet", train.Channels, train.Height, train.Width);
         var seen = train.Labels.ToHashSet();
         int unseen = Array.FindIndex(data.Labels, l => !seen.Contains(l));
         if (unseen >= 0)
