@@ -177,10 +177,10 @@ internal sealed class RowImageReader
         return null;
     }
 
-    private static DecodedImage FromImage(MLImage image)
+    private DecodedImage FromImage(MLImage image)
     {
         if (image.PixelFormat != MLPixelFormat.Bgra32 && image.PixelFormat != MLPixelFormat.Rgba32)
-            throw new NotSupportedException($"Unsupported pixel format {image.PixelFormat}.");
+            throw new NotSupportedException($"Image column '{_columnName}', row {_row.Position}: unsupported pixel format {image.PixelFormat} (Bgra32 or Rgba32 expected).");
         return new DecodedImage(image.Pixels.ToArray(), image.PixelFormat, null, 4, image.Height, image.Width);
     }
 }

@@ -11,6 +11,7 @@ using FlatMinima.Torch.Training;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
+using Microsoft.ML.Transforms.Image;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 using SkiaSharp;
 
@@ -390,6 +391,47 @@ public sealed class DataFaultTests
         var single = engine.Predict(rows[2]);
         Assert.IsTrue(single.Score.All(float.IsNaN));
         Assert.AreEqual(0u, single.PredictedLabel);
+    }
+
+    private sealed class PictureRow
+    {
+        public string Label { get; set; } = "";
+        [ImageType(28, 28)] public MLImage? Picture { get; set; }
+    }
+
+    [TestMethod]
+    public void NullMLImageFailsOrIsSkippedAndScoresAsMissing()
+    {
+        var ml = new MLContext(seed: 1);
+        var warnings = Warnings(ml);
+        var rows = Good().Select(r => new PictureRow { Label = r.Label, Picture = MLImage.CreateFromStream(new MemoryStream(r.ImageSource)) }).ToList();
+        rows[5].Picture = null;
+        var data = ml.Data.LoadFromEnumerable(rows);
+        var e = Assert.ThrowsExactly<InvalidOperationException>(() => KeyedPipeline(ml, Options(o => o.ImageColumnName = "Picture")).Fit(data));
+        StringAssert.StartsWith(e.Message, "Image column 'Picture', row 5: the value is missing (null image).");
+        var model = KeyedPipeline(ml, Options(o => { o.ImageColumnName = "Picture"; o.BadImagePolicy = BadImagePolicy.Skip; })).Fit(data);
+        StringAssert.Contains(warnings.Single(w => w.Contains("BadImagePolicy.Skip")), "left out 1 of 12 rows of the training data");
+        var scored = model.Transform(data);
+        var labels = scored.GetColumn<uint>("PredictedLabel").ToArray();
+        var scores = scored.GetColumn<float[]>("Score").ToArray();
+        Assert.AreEqual(0u, labels[5]);
+        Assert.IsTrue(scores[5].All(float.IsNaN));
+        Assert.IsTrue(labels.Where((_, i) => i != 5).All(l => l != 0), "every other row gets a label");
+    }
+
+    [TestMethod]
+    public void NonFiniteWeightsNeverGiveAConfidentLabel()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(PixelRows(4));
+        var model = KeyedPipeline(ml, PixelOptions()).Fit(data);
+        var classifier = ((IEnumerable<ITransformer>)model).OfType<FlatMinimaImageClassificationTransformer>().Single();
+        using (TorchSharp.torch.no_grad())
+            classifier.Model.Network.parameters().First().fill_(float.NaN);
+        var scored = model.Transform(data);
+        Assert.IsTrue(scored.GetColumn<float[]>("Score").All(s => s.All(float.IsNaN)));
+        Assert.IsTrue(scored.GetColumn<uint>("PredictedLabel").All(l => l == 0), "no argmax over NaN scores");
+        classifier.Dispose();
     }
 
     // ---- helpers --------------------------------------------------------------------------------------------------
