@@ -2,7 +2,7 @@ namespace FlatMinima.MLNet;
 
 /// <summary>
 /// What training does with a row whose image cannot be used: encoded bytes that are empty, not an image, truncated or
-/// damaged (the decoder reports incomplete or invalid data), larger than <see cref="EncodedImageDecoder.MaxPixels"/>
+/// damaged (the decoder reports incomplete or invalid data), larger than 100,000,000
 /// pixels, or a missing (null) <c>MLImage</c>. Pixel vectors of the wrong length and pixel vectors with NaN or infinity
 /// always fail, naming the row: fix them upstream (e.g. <c>ReplaceMissingValues</c> or <c>FilterRowsByMissingValues</c>).
 /// </summary>

@@ -108,21 +108,14 @@ public sealed class DataFaultTests
     // ---- wrong-length pixel vectors -------------------------------------------------------------------------------
 
     [TestMethod]
-    public void ShortPixelRowInTrainingNamesColumnRowAndShape()
+    [DataRow(3, 37, DisplayName = "short row: never uninitialized memory")]
+    [DataRow(1, 1000, DisplayName = "long row: never writes into its neighbour")]
+    public void WrongLengthPixelRowInTrainingFailsNamingColumnRowAndShape(int row, int length)
     {
         var rows = PixelRows(6);
-        rows[3].Pixels = new float[37];
+        rows[row].Pixels = new float[length];
         var e = FitThrows<InvalidOperationException>(_ml.Data.LoadFromEnumerable(rows), PixelOptions());
-        StringAssert.StartsWith(e.Message, "Image column 'Pixels', row 3: 37 values, expected 1×10×10 = 100.");
-    }
-
-    [TestMethod]
-    public void LongPixelRowInTrainingFailsBeforeOverwritingItsNeighbour()
-    {
-        var rows = PixelRows(6);
-        rows[1].Pixels = new float[1000];
-        var e = FitThrows<InvalidOperationException>(_ml.Data.LoadFromEnumerable(rows), PixelOptions());
-        StringAssert.StartsWith(e.Message, "Image column 'Pixels', row 1: 1000 values, expected 1×10×10 = 100.");
+        StringAssert.StartsWith(e.Message, $"Image column 'Pixels', row {row}: {length} values, expected 1×10×10 = 100.");
     }
 
     [TestMethod]
