@@ -147,8 +147,8 @@ public sealed class ImageClassificationPipelineTests
         var paths = _model.Transform(bad).GetColumn<string>("ImagePath").ToArray();
         Assert.AreEqual(1, paths.Length);
         Assert.AreEqual(90, scored.GetColumn<string>("ImagePath").Count());
-        var e = Assert.ThrowsExactly<InvalidOperationException>(() => _model.Transform(bad).GetColumn<float[]>("Score").ToArray());
-        StringAssert.Contains(e.Message, "'ImageSource', row 0");
+        // Scoring it gives NaN scores (and a missing PredictedLabel), not an exception that would end the whole cursor.
+        Assert.IsTrue(_model.Transform(bad).GetColumn<float[]>("Score").Single().All(float.IsNaN));
     }
 
     [TestMethod]

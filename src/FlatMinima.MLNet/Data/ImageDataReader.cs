@@ -7,21 +7,32 @@ using static TorchSharp.torch;
 
 namespace FlatMinima.MLNet;
 
-/// <summary>Images and 0-based labels read from an <see cref="IDataView"/>: float <c>[N, C, H, W]</c> (CPU, not yet normalized).</summary>
-internal sealed record ImageExamples(Tensor Images, long[] Labels, int Channels, int Height, int Width);
+/// <summary>
+/// Images and 0-based labels read from an <see cref="IDataView"/>: float <c>[N, C, H, W]</c> (CPU, not yet normalized).
+/// <see cref="SkippedRows"/> rows were left out under <see cref="BadImagePolicy.Skip"/>; <see cref="SkipReasons"/> holds the
+/// first few reasons.
+/// </summary>
+internal sealed record ImageExamples(Tensor Images, long[] Labels, int Channels, int Height, int Width)
+{
+    public long SkippedRows { get; init; }
+
+    public IReadOnlyList<string> SkipReasons { get; init; } = Array.Empty<string>();
+}
 
 /// <summary>Reads a whole image column (and a key label column) into tensors, in chunks, with errors that name the row.</summary>
 internal static class ImageDataReader
 {
     private const int ChunkSize = 256;
+    private const int KeptReasons = 3;
 
     /// <summary>
     /// Reads every row. The geometry is <paramref name="channels"/>/<paramref name="height"/>/<paramref name="width"/>
-    /// where given; otherwise height and width come from the first image (pixel vectors: their shape) and channels are 1
-    /// if every image is gray, else 3.
+    /// where given; otherwise height and width come from the first image (pixel vectors: their shape), within
+    /// <see cref="AutomaticGeometryBudget"/>, and channels are 1 if every image is gray, else 3. Rows whose image is not
+    /// usable fail or are skipped as <paramref name="badImages"/> says.
     /// </summary>
     public static ImageExamples Read(IDataView data, ImageInput input, string imageColumn, string labelColumn,
-        int? channels, int? height, int? width, long maxRows = long.MaxValue)
+        int? channels, int? height, int? width, long maxRows = long.MaxValue, BadImagePolicy badImages = BadImagePolicy.Error)
     {
         var imageCol = data.Schema[imageColumn];
         var labelCol = data.Schema[labelColumn];
@@ -31,44 +42,69 @@ internal static class ImageDataReader
         var labels = new List<long>();
         var chunks = new List<Tensor>();
         var pending = new List<DecodedImage>(ChunkSize);
-        int h = height ?? (input.Kind == ImageInputKind.PixelVector ? input.VectorHeight : 0);
-        int w = width ?? (input.Kind == ImageInputKind.PixelVector ? input.VectorWidth : 0);
+        var pendingRows = new List<long>(ChunkSize);
+        var reasons = new List<string>();
+        bool vector = input.Kind == ImageInputKind.PixelVector;
+        int h = height ?? (vector ? input.VectorHeight : 0);
+        int w = width ?? (vector ? input.VectorWidth : 0);
         bool allGray = true;
         uint key = 0;
-        long rows = 0;
-        while (rows < maxRows && cursor.MoveNext())
+        long rows = 0, skipped = 0;
+        try
         {
-            rows++;
-            getLabel(ref key);
-            if (key == 0)
-                throw new InvalidOperationException(
-                    $"Label column '{labelColumn}', row {cursor.Position}: the label is missing (key 0, e.g. a value MapValueToKey did not know). Remove such rows or map every label value.");
-            labels.Add(key - 1);
-            var image = reader.Read();
-            if (h == 0) (h, w) = (image.Height, image.Width);
-            pending.Add(image);
-            if (pending.Count == ChunkSize) Flush(rows - 1);
+            while (rows < maxRows && cursor.MoveNext())
+            {
+                rows++;
+                getLabel(ref key);
+                if (key == 0)
+                    throw new InvalidOperationException(
+                        $"Label column '{labelColumn}', row {cursor.Position}: the label is missing (key 0, e.g. a value MapValueToKey did not know). Remove such rows or map every label value.");
+                if (reader.TryRead(out var problem) is not DecodedImage image)
+                {
+                    if (badImages == BadImagePolicy.Error)
+                        throw new InvalidOperationException($"{problem} Fix or remove the row, or set BadImagePolicy = BadImagePolicy.Skip to leave such rows out.");
+                    skipped++;
+                    if (reasons.Count < KeptReasons) reasons.Add(problem);
+                    continue;
+                }
+                if (h == 0)
+                {
+                    (h, w) = (image.Height, image.Width);
+                    AutomaticGeometryBudget.Check(AutomaticGeometryBudget.CountRows(data, maxRows), channels ?? 3, h, w, imageColumn);
+                }
+                labels.Add(key - 1);
+                pending.Add(image);
+                pendingRows.Add(cursor.Position);
+                if (pending.Count == ChunkSize) Flush();
+            }
+            if (pending.Count > 0) Flush();
         }
-        if (pending.Count > 0) Flush(rows - 1);
+        catch
+        {
+            foreach (var chunk in chunks) chunk.Dispose();
+            throw;
+        }
         if (labels.Count == 0)
-            throw new InvalidOperationException($"The data is empty: no rows in columns '{imageColumn}' and '{labelColumn}'.");
+            throw new InvalidOperationException(skipped == 0
+                ? $"The data is empty: no rows in columns '{imageColumn}' and '{labelColumn}'."
+                : $"Every one of the {skipped} rows was skipped (BadImagePolicy.Skip): no usable image in column '{imageColumn}'. First: {reasons[0]}");
 
-        int c = channels ?? (input.Kind == ImageInputKind.PixelVector ? input.VectorChannels : allGray ? 1 : 3);
+        int c = channels ?? (vector ? input.VectorChannels : allGray ? 1 : 3);
         using var scope = NewDisposeScope();
-        var all = cat(chunks.Select(x => input.Kind == ImageInputKind.PixelVector ? x : ImageBatch.AdaptChannels(x, c)).ToArray(), 0);
+        var all = cat(chunks.Select(x => vector ? x : ImageBatch.AdaptChannels(x, c)).ToArray(), 0);
         foreach (var chunk in chunks) chunk.Dispose();
-        return new ImageExamples(all.MoveToOuterDisposeScope(), labels.ToArray(), c, h, w);
+        return new ImageExamples(all.MoveToOuterDisposeScope(), labels.ToArray(), c, h, w) { SkippedRows = skipped, SkipReasons = reasons };
 
-        void Flush(long lastRow)
+        void Flush()
         {
             using var chunkScope = NewDisposeScope();
             var x = ImageBatch.Stack(pending, h, w);
-            if (input.Kind == ImageInputKind.PixelVector)
+            if (vector)
             {
                 var finite = isfinite(x).flatten(1).all(1);
                 if (!finite.all().item<bool>())
                 {
-                    long bad = lastRow - pending.Count + 1 + logical_not(finite).nonzero()[0, 0].item<long>();
+                    long bad = pendingRows[(int)logical_not(finite).nonzero()[0, 0].item<long>()];
                     throw new InvalidOperationException(
                         $"Image column '{imageColumn}', row {bad}: the pixel vector contains NaN or infinity. Fix or remove that row (e.g. ReplaceMissingValues).");
                 }
@@ -81,6 +117,7 @@ internal static class ImageDataReader
             }
             chunks.Add(x.MoveToOuterDisposeScope());
             pending.Clear();
+            pendingRows.Clear();
         }
     }
 }

@@ -1,12 +1,10 @@
 using System;
 using System.Collections.Generic;
-using System.IO;
 using System.Linq;
 using System.Runtime.InteropServices;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Transforms.Image;
-using SkiaSharp;
 using static TorchSharp.torch;
 
 namespace FlatMinima.MLNet;
@@ -123,68 +121,68 @@ internal sealed class RowImageReader
         }
     }
 
-    /// <summary>Decodes the current row's image; errors name the column and the row.</summary>
-    public DecodedImage Read()
+    /// <summary>
+    /// Decodes the current row's image; throws naming the column and the row when the value is not a usable image
+    /// (see <see cref="TryRead"/>).
+    /// </summary>
+    public DecodedImage Read() => TryRead(out var problem) ?? throw new InvalidOperationException(problem);
+
+    /// <summary>
+    /// Decodes the current row's image, or returns null with <paramref name="problem"/> (a sentence naming the column
+    /// and the row) when the value is not a usable image: empty or undecodable, truncated or damaged bytes, a null
+    /// <c>MLImage</c>. A pixel vector of the wrong length is never returned: it throws, naming the column and the row,
+    /// before any value is copied.
+    /// </summary>
+    public DecodedImage? TryRead(out string problem)
     {
+        problem = "";
+        string what;
         switch (_input.Kind)
         {
             case ImageInputKind.EncodedBytes:
             {
                 _bytes!(ref _byteBuffer);
-                if (_byteBuffer.Length == 0) throw Error("is empty (no image bytes)");
+                if (_byteBuffer.Length == 0)
+                {
+                    what = "is empty (no image bytes)";
+                    break;
+                }
                 var dense = _byteBuffer.DenseValues().ToArray();
-                return Decode(dense) ?? throw Error("could not be decoded as an image; PNG, JPEG, BMP, GIF and WEBP are supported");
+                if (EncodedImageDecoder.Decode(dense, out what) is DecodedImage decoded) return decoded;
+                break;
             }
             case ImageInputKind.Image:
             {
                 MLImage image = null!;
                 _image!(ref image);
-                if (image is null) throw Error("is missing (null image)");
-                return FromImage(image);
+                if (image is not null) return FromImage(image);
+                what = "is missing (null image)";
+                break;
             }
             default:
             {
                 _vector!(ref _floatBuffer);
-                var values = new float[_floatBuffer.Length];
+                var (c, h, w) = (_input.VectorChannels, _input.VectorHeight, _input.VectorWidth);
+                long expected = (long)c * h * w;
+                if (_floatBuffer.Length != expected)
+                    throw new InvalidOperationException(
+                        $"Image column '{_columnName}', row {_row.Position}: {_floatBuffer.Length} values, expected {c}×{h}×{w} = {expected}. " +
+                        "Every row of a pixel-vector column must have the column's size.");
+                var values = new float[expected];
                 _floatBuffer.CopyTo(values);
-                return new DecodedImage(null, default, values, _input.VectorChannels, _input.VectorHeight, _input.VectorWidth);
+                return new DecodedImage(null, default, values, c, h, w);
             }
         }
+        problem = $"Image column '{_columnName}', row {_row.Position}: the value {what}.";
+        return null;
     }
 
-    // Encoded bytes are decoded with SkiaSharp's stable surface (Decode, Copy, Bytes), which is the same in SkiaSharp 2.88
-    // and 3.x, so this path keeps working when an app also uses SkiaSharp 3 (e.g. through ScottPlot 5), where ML.NET's
-    // own MLImage.Pixels throws MissingMethodException.
-    private static DecodedImage? Decode(byte[] encoded)
-    {
-        SKBitmap? decoded;
-        try
-        {
-            decoded = SKBitmap.Decode(encoded);
-        }
-        catch (ArgumentException)
-        {
-            decoded = null; // SkiaSharp 2.88 throws when no codec recognizes the bytes
-        }
-        using var bitmap = decoded;
-        if (bitmap is null) return null;
-        bool ready = bitmap.ColorType is SKColorType.Rgba8888 or SKColorType.Bgra8888 && bitmap.RowBytes == bitmap.Width * 4;
-        using var converted = ready ? null : bitmap.Copy(SKColorType.Rgba8888);
-        var source = converted ?? bitmap;
-        if (source is null || source.RowBytes != source.Width * 4) return null;
-        var format = source.ColorType == SKColorType.Bgra8888 ? MLPixelFormat.Bgra32 : MLPixelFormat.Rgba32;
-        return new DecodedImage(source.Bytes, format, null, 4, source.Height, source.Width);
-    }
-
-    private static DecodedImage FromImage(MLImage image)
+    private DecodedImage FromImage(MLImage image)
     {
         if (image.PixelFormat != MLPixelFormat.Bgra32 && image.PixelFormat != MLPixelFormat.Rgba32)
-            throw new NotSupportedException($"Unsupported pixel format {image.PixelFormat}.");
+            throw new NotSupportedException($"Image column '{_columnName}', row {_row.Position}: unsupported pixel format {image.PixelFormat} (Bgra32 or Rgba32 expected).");
         return new DecodedImage(image.Pixels.ToArray(), image.PixelFormat, null, 4, image.Height, image.Width);
     }
-
-    private InvalidOperationException Error(string what, Exception? inner = null) =>
-        new($"Image column '{_columnName}', row {_row.Position}: the value {what}.", inner);
 }
 
 /// <summary>Turns decoded images into model-ready batches <c>[B, C, H, W]</c> with torch operations (no per-pixel .NET loops).</summary>

@@ -133,7 +133,7 @@ public sealed partial class FlatMinimaImageClassificationTrainer
                 $"[{string.Join(", ", trainKeys.Names)}]. Transform the validation data with the same fitted MapValueToKey as the training data.");
         var imageColumn = FindImageColumn(validationSet.Schema, "ValidationSet", nameof(o.ValidationSet));
         var validationInput = trainInput.Matching(imageColumn);
-        var data = ImageDataReader.Read(validationSet, validationInput, o.ImageColumnName, o.LabelColumnName, train.Channels, train.Height, train.Width);
+        var data = ReadImages(validationSet, validationInput, "ValidationSet", train.Channels, train.Height, train.Width);
         var seen = train.Labels.ToHashSet();
         int unseen = Array.FindIndex(data.Labels, l => !seen.Contains(l));
         if (unseen >= 0)

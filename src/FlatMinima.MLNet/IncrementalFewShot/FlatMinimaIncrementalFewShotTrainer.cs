@@ -98,7 +98,7 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
         var imageInput = previousModel.Input.Matching(imageColumn);
 
         using var ch = Host.Start($"Session {previous.SessionCount + 1}");
-        var data = ImageDataReader.Read(sessionData, imageInput, o.ImageColumnName, o.LabelColumnName, null, null, null);
+        var data = ReadImages(sessionData, imageInput, "session data", null, null, null);
         using var read = data.Images;
         CheckGeometry(data, backbone);
         var adapted = ImageBatch.AdaptChannels(read, backbone.Channels);

@@ -14,7 +14,7 @@ internal sealed class BatchScores
     private readonly IImageScorer _parent;
     private readonly float[] _probabilities;
     private readonly int[] _predicted;
-    private readonly List<DecodedImage> _images;
+    private readonly List<DecodedImage?> _images;
     private int _count;
     private int _current = -1;
 
@@ -23,17 +23,21 @@ internal sealed class BatchScores
         _parent = parent;
         _probabilities = new float[capacity * parent.ClassCount];
         _predicted = new int[capacity];
-        _images = new List<DecodedImage>(capacity);
+        _images = new List<DecodedImage?>(capacity);
         Capacity = capacity;
     }
 
     public int Capacity { get; }
 
-    /// <summary>Reads up to <see cref="Capacity"/> images (while <paramref name="next"/> yields) and scores them; returns how many.</summary>
-    public int Fill(Func<DecodedImage?> next)
+    /// <summary>
+    /// Reads up to <see cref="Capacity"/> rows (while <paramref name="moveNext"/> finds one, each with
+    /// <paramref name="read"/>: the image, or null when the row's value is not a usable image) and scores them; returns
+    /// how many rows were read.
+    /// </summary>
+    public int Fill(Func<bool> moveNext, Func<DecodedImage?> read)
     {
         _images.Clear();
-        while (_images.Count < Capacity && next() is DecodedImage image) _images.Add(image);
+        while (_images.Count < Capacity && moveNext()) _images.Add(read());
         _count = _images.Count;
         _current = -1;
         if (_count > 0) _parent.Score(_images, _probabilities, _predicted);
@@ -64,6 +68,6 @@ internal sealed class BatchScores
     private ValueGetter<uint> PredictedLabelGetter(Action ensureCurrent) => (ref uint dst) =>
     {
         ensureCurrent();
-        dst = (uint)_predicted[_current] + 1;
+        dst = (uint)(_predicted[_current] + 1); // -1 (no usable input) is the missing key 0
     };
 }

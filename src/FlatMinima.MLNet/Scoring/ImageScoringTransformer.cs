@@ -21,14 +21,21 @@ internal interface IImageScorer
 
     DataViewSchema.Column CheckImageColumn(DataViewSchema schema);
 
-    void Score(IReadOnlyList<DecodedImage> images, float[] probabilities, int[] predicted);
+    /// <summary>
+    /// Scores a batch: probabilities <c>[B·K]</c> and 0-based argmax; a row without a usable image (null), with a
+    /// non-finite pixel or with non-finite probabilities gets NaN probabilities and −1.
+    /// </summary>
+    void Score(IReadOnlyList<DecodedImage?> images, float[] probabilities, int[] predicted);
 }
 
 /// <summary>
 /// The shared part of FlatMinima's image transformers: reads an image column and adds a <c>Score</c> column (class
 /// probabilities, one slot per class, the class names as slot names) and a <c>PredictedLabel</c> key column whose key
 /// values are the class names. <c>Transform</c> scores lazily in batches of <see cref="ScoringBatchSize"/> rows; the
-/// row-to-row mapper (used by <c>PredictionEngine</c>) scores one row at a time.
+/// row-to-row mapper (used by <c>PredictionEngine</c>) scores one row at a time. A row whose image is not usable (empty,
+/// undecodable, truncated or damaged bytes, a null image) or has a NaN or infinite pixel gets NaN scores and a missing
+/// <c>PredictedLabel</c> (key 0), as ML.NET's own scorers do for NaN features; the other rows of its batch are scored
+/// normally. A pixel vector of the wrong length throws, naming the column and the row.
 /// </summary>
 /// <typeparam name="TModel">The model type (<see cref="Model"/>).</typeparam>
 public abstract class ImageScoringTransformer<TModel> : ISingleFeaturePredictionTransformer<TModel>, IImageScorer, IDisposable
@@ -133,15 +140,32 @@ public abstract class ImageScoringTransformer<TModel> : ISingleFeaturePrediction
 
     DataViewSchema.Column IImageScorer.CheckImageColumn(DataViewSchema schema) => CheckImageColumn(schema);
 
-    /// <summary>Scores decoded images: probabilities <c>[B·K]</c> into <paramref name="probabilities"/>, argmax into <paramref name="predicted"/> (0-based).</summary>
-    void IImageScorer.Score(IReadOnlyList<DecodedImage> images, float[] probabilities, int[] predicted)
+    /// <inheritdoc cref="IImageScorer.Score"/>
+    void IImageScorer.Score(IReadOnlyList<DecodedImage?> images, float[] probabilities, int[] predicted)
     {
         using var scope = NewDisposeScope();
-        var (channels, height, width) = Geometry;
-        var raw = ImageBatch.AdaptChannels(ImageBatch.Stack(images, height, width), channels);
-        var p = PredictProbabilities(raw);
+        var usable = new List<DecodedImage>(images.Count);
+        var rows = new List<long>(images.Count);
+        for (int i = 0; i < images.Count; i++)
+        {
+            if (images[i] is not DecodedImage image) continue;
+            usable.Add(image);
+            rows.Add(i);
+        }
+        var p = full(images.Count, ClassCount, float.NaN);
+        var label = full(images.Count, -1, ScalarType.Int32);
+        if (usable.Count > 0)
+        {
+            var (channels, height, width) = Geometry;
+            var raw = ImageBatch.AdaptChannels(ImageBatch.Stack(usable, height, width), channels);
+            var scored = PredictProbabilities(raw);
+            var finite = isfinite(raw).flatten(1).all(1).logical_and_(isfinite(scored).all(1));
+            var index = tensor(rows.ToArray());
+            p.index_copy_(0, index, scored.masked_fill(finite.logical_not().unsqueeze(1), float.NaN));
+            label.index_copy_(0, index, where(finite, scored.argmax(1), -1).to_type(ScalarType.Int32));
+        }
         p.data<float>().CopyTo(probabilities.AsSpan(0, images.Count * ClassCount));
-        p.argmax(1).to_type(ScalarType.Int32).data<int>().CopyTo(predicted.AsSpan(0, images.Count));
+        label.data<int>().CopyTo(predicted.AsSpan(0, images.Count));
     }
 
     /// <summary>The model's input geometry.</summary>

@@ -89,7 +89,7 @@ internal sealed class ScoredDataView : IDataView
             if (!_main.MoveNext()) return false;
             if (_scores is not null && !_scores.Advance())
             {
-                if (_scores.Fill(() => _lookahead!.MoveNext() ? _reader!.Read() : null) == 0 || !_scores.Advance())
+                if (_scores.Fill(_lookahead!.MoveNext, () => _reader!.TryRead(out _)) == 0 || !_scores.Advance())
                     throw new InvalidOperationException("The input data gave fewer rows on a second cursor; scoring needs an input that can be cursored repeatably.");
             }
             return true;

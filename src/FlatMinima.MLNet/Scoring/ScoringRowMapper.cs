@@ -78,13 +78,8 @@ internal sealed class ScoringRowMapper : IRowToRowMapper
         private void EnsureScored()
         {
             if (_scoredPosition == _input.Position && _input.Position >= 0) return;
-            bool read = false;
-            _scores.Fill(() =>
-            {
-                if (read) return null;
-                read = true;
-                return _reader!.Read();
-            });
+            bool moved = false;
+            _scores.Fill(() => !moved && (moved = true), () => _reader!.TryRead(out _));
             _scores.Advance();
             _scoredPosition = _input.Position;
         }

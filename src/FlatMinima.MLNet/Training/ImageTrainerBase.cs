@@ -57,9 +57,27 @@ public abstract class ImageTrainerBase<TOptions>
         schema.GetColumnOrNull(TrainerOptions.ImageColumnName)
         ?? throw new ArgumentOutOfRangeException(paramName, $"Image column '{TrainerOptions.ImageColumnName}' was not found in the {what} (set ImageColumnName).");
 
-    /// <summary>Decodes the images and labels of <paramref name="data"/> at the options' geometry.</summary>
-    private protected ImageExamples ReadImages(IDataView data, ImageInput input) =>
-        ImageDataReader.Read(data, input, TrainerOptions.ImageColumnName, TrainerOptions.LabelColumnName, TrainerOptions.ImageChannels, TrainerOptions.ImageHeight, TrainerOptions.ImageWidth);
+    /// <summary>Decodes the images and labels of <paramref name="data"/> at the options' geometry and <see cref="ImageTrainerOptions.BadImagePolicy"/>.</summary>
+    private protected ImageExamples ReadImages(IDataView data, ImageInput input, string what = "training data") =>
+        ReadImages(data, input, what, TrainerOptions.ImageChannels, TrainerOptions.ImageHeight, TrainerOptions.ImageWidth);
+
+    /// <summary>
+    /// Decodes the images and labels of <paramref name="data"/> (<paramref name="what"/>, in the log) at the given geometry
+    /// under <see cref="ImageTrainerOptions.BadImagePolicy"/>; skipped rows are logged as a warning.
+    /// </summary>
+    private protected ImageExamples ReadImages(IDataView data, ImageInput input, string what, int? channels, int? height, int? width)
+    {
+        var o = TrainerOptions;
+        var examples = ImageDataReader.Read(data, input, o.ImageColumnName, o.LabelColumnName, channels, height, width, badImages: o.BadImagePolicy);
+        if (examples.SkippedRows > 0)
+        {
+            using var ch = Host.Start("Reading images");
+            ch.Warning(MessageSensitivity.None,
+                $"BadImagePolicy.Skip: left out {examples.SkippedRows} of {examples.SkippedRows + examples.Labels.Length} rows of the {what} whose image could not be used. " +
+                string.Join(" ", examples.SkipReasons) + (examples.SkippedRows > examples.SkipReasons.Count ? " …" : ""));
+        }
+        return examples;
+    }
 
     /// <summary>
     /// Resolves the device, registers a custom network, seeds TorchSharp with <see cref="ImageTrainerOptions.Seed"/> and

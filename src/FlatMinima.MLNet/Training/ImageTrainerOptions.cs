@@ -48,17 +48,33 @@ public abstract class ImageTrainerOptions
     /// <summary>The name under which <see cref="CustomModelFactory"/> is saved with the model.</summary>
     public string? CustomModelName { get; set; }
 
-    /// <summary>Model input height in pixels; null takes the first training image's height (vector inputs: the
-    /// vector's dimensions). Images of other sizes are resized (bilinear).</summary>
+    /// <summary>The largest <see cref="ImageHeight"/> and <see cref="ImageWidth"/>: 4,096 pixels.</summary>
+    public const int MaxImageSize = 4096;
+
+    /// <summary>Model input height in pixels, 1 to <see cref="MaxImageSize"/>; set together with <see cref="ImageWidth"/>.
+    /// Null (both null) takes the first training image's size (vector inputs: the vector's dimensions), as long as the
+    /// decoded training set then needs at most 1 GiB (rows × channels × height × width × 4 bytes, 3 channels assumed
+    /// unless <see cref="ImageChannels"/> is set); above that, training fails before decoding the set and asks for an
+    /// explicit size. Images of other sizes are resized (bilinear).</summary>
     public int? ImageHeight { get; set; }
 
-    /// <summary>Model input width in pixels; null as for <see cref="ImageHeight"/>.</summary>
+    /// <summary>Model input width in pixels, 1 to <see cref="MaxImageSize"/>; set together with <see cref="ImageHeight"/>
+    /// (null as for <see cref="ImageHeight"/>).</summary>
     public int? ImageWidth { get; set; }
 
     /// <summary>Model input channels, 1 (grayscale) or 3 (RGB); null detects: 1 if every training image is gray (pixel
     /// vectors without dimensions: the vector's length / (<see cref="ImageHeight"/> × <see cref="ImageWidth"/>)).
     /// Color images given to a grayscale model are converted by luminance; gray images to an RGB model are replicated.</summary>
     public int? ImageChannels { get; set; }
+
+    /// <summary>
+    /// What training does with a row whose image cannot be used (empty, undecodable, truncated or damaged bytes, a null
+    /// <c>MLImage</c>): <see cref="MLNet.BadImagePolicy.Error"/> (default) fails naming the column and the row;
+    /// <see cref="MLNet.BadImagePolicy.Skip"/> leaves the row out and logs the skipped count as a warning to
+    /// <c>MLContext.Log</c>. Applies to the training data, <c>ValidationSet</c> and session data; when scoring, such a row
+    /// gets NaN scores and a missing <c>PredictedLabel</c> (key 0) whatever the policy.
+    /// </summary>
+    public BadImagePolicy BadImagePolicy { get; set; } = BadImagePolicy.Error;
 
     /// <summary>Where to train and score: Auto (CUDA if available), Cpu or Cuda (fails if no GPU backend).</summary>
     public DeviceKind Device { get; set; } = DeviceKind.Auto;
@@ -129,8 +145,8 @@ public abstract class ImageTrainerOptions
         if (ScoreColumnName == PredictedLabelColumnName)
             throw new ArgumentException($"ScoreColumnName and PredictedLabelColumnName are both '{ScoreColumnName}'; give them different names.", nameof(PredictedLabelColumnName));
         if (!Enum.IsDefined(Architecture)) throw new ArgumentOutOfRangeException(nameof(Architecture), Architecture, "Unknown architecture.");
-        if (ImageHeight is int h && h < 1) throw new ArgumentOutOfRangeException(nameof(ImageHeight), h, "ImageHeight must be ≥ 1 or null.");
-        if (ImageWidth is int w && w < 1) throw new ArgumentOutOfRangeException(nameof(ImageWidth), w, "ImageWidth must be ≥ 1 or null.");
+        ValidateImageSize();
+        if (!Enum.IsDefined(BadImagePolicy)) throw new ArgumentOutOfRangeException(nameof(BadImagePolicy), BadImagePolicy, "Unknown BadImagePolicy.");
         if (ImageChannels is int c && c != 1 && c != 3) throw new ArgumentOutOfRangeException(nameof(ImageChannels), c, "ImageChannels must be 1, 3 or null.");
         if (ScoringBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(ScoringBatchSize), ScoringBatchSize, "ScoringBatchSize must be ≥ 1.");
         if (CudaDeviceIndex < 0) throw new ArgumentOutOfRangeException(nameof(CudaDeviceIndex), CudaDeviceIndex, "CudaDeviceIndex must be ≥ 0.");
@@ -146,6 +162,18 @@ public abstract class ImageTrainerOptions
     /// <summary>A copy of these options, taken when a trainer is created, so later changes to the user's object do not
     /// bypass validation or reach a trainer already created. The Torch records it holds are immutable.</summary>
     internal ImageTrainerOptions Snapshot() => (ImageTrainerOptions)MemberwiseClone();
+
+    private void ValidateImageSize()
+    {
+        foreach (var (name, value) in new[] { (nameof(ImageHeight), ImageHeight), (nameof(ImageWidth), ImageWidth) })
+            if (value is int size && (size < 1 || size > MaxImageSize))
+                throw new ArgumentOutOfRangeException(name, size, $"{name} must be 1 to {MaxImageSize} pixels, or null (with the other size) to take the first image's size.");
+        if (ImageHeight is null != ImageWidth is null)
+        {
+            var (missing, set, value) = ImageHeight is null ? (nameof(ImageHeight), nameof(ImageWidth), ImageWidth) : (nameof(ImageWidth), nameof(ImageHeight), ImageHeight);
+            throw new ArgumentException($"{missing} is not set but {set} is {value}; set both (or neither, to take the first training image's size).", missing);
+        }
+    }
 
     /// <summary>
     /// Validates a Torch-layer record held by an option, naming the option: an invalid <c>Rho</c> of
