@@ -230,16 +230,9 @@ public sealed class IncrementalLearner : IDisposable
     /// the region, prototypes and exemplars.</summary>
     public IncrementalLearner Clone()
     {
-        var network = _createNetwork();
+        var network = NetworkCopy.Create(Network, _createNetwork, Device);
         try
         {
-            using (var stream = new MemoryStream())
-            {
-                Network.save(new BinaryWriter(stream));
-                stream.Position = 0;
-                network.load(new BinaryReader(stream));
-            }
-            network.to(Device);
             return new IncrementalLearner(network, _createNetwork, FlatRegion.Clone(), Prototypes.clone(), Exemplars.Clone(), BaseClassCount,
                 SessionCount, Normalization, DistanceScale, Standardization);
         }
