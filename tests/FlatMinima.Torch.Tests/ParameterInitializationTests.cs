@@ -83,6 +83,19 @@ public sealed class ParameterInitializationTests
         Assert.IsTrue(Same(kept, model.named_parameters().Single(p => p.name == "scale.gain").parameter));
     }
 
+    [TestMethod]
+    public void SeededGlobalGeneratorSeedsTheCallAndRestoresTheGlobalState()
+    {
+        manual_seed(12);
+        using var before = get_rng_state();
+        using var drawn = SeededGlobalGenerator.Run(5, () => rand(8));
+        using var after = get_rng_state();
+        Assert.IsTrue(Same(before, after), "the global generator's state is restored");
+        manual_seed(5);
+        using var expected = rand(8);
+        Assert.IsTrue(Same(expected, drawn), "the call ran with the global generator seeded");
+    }
+
     private static bool Same(Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && a.eq(b).all().ToBoolean();
 
     // All values within ±bound and (for large tensors) spread over most of it with a mean near 0.

@@ -114,11 +114,47 @@ public sealed class ConcurrencyFaultTests
         for (int i = 0; i < scoresBefore.Length; i++) CollectionAssert.AreEqual(scoresBefore[i], scoresAfter[i], $"row {i}");
     }
 
+    [TestMethod]
+    public void CustomNetworkWithAnUnknownLayerIsReproducibleWhateverTheGlobalGeneratorHolds()
+    {
+        Dictionary<string, double[]> Run(long globalSeed)
+        {
+            manual_seed(globalSeed);
+            return Weights(Train(ImageClassifierArchitecture.SmallCnn, seed: 4, o =>
+            {
+                o.CustomModelName = "ConcurrencyFaultTests.ScaledCnn";
+                o.CustomModelFactory = (channels, classes) => new ScaledCnn(channels, classes);
+            }));
+        }
+        var first = Run(1);
+        AssertIdentical(first, Run(2), "same Seed, another global generator state");
+        Assert.AreEqual(1, first["temperature"].Length);
+    }
+
+    // A custom network with a parameter of its own (no initialization scheme: built with the global generator seeded).
+    private sealed class ScaledCnn : TorchSharp.torch.nn.Module<Tensor, Tensor>
+    {
+        private readonly TorchSharp.Modules.Conv2d conv;
+        private readonly TorchSharp.Modules.Linear fc;
+        private readonly TorchSharp.Modules.Parameter temperature = TorchSharp.torch.nn.Parameter(rand(1).add_(0.5));
+
+        public ScaledCnn(int channels, int classes) : base(nameof(ScaledCnn))
+        {
+            conv = TorchSharp.torch.nn.Conv2d(channels, 4, 3, stride: 2);
+            fc = TorchSharp.torch.nn.Linear(4 * 13 * 13, classes);
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor input) =>
+            fc.call(TorchSharp.torch.nn.functional.relu(conv.call(input)).flatten(1)).mul(temperature);
+    }
+
     // One epoch on 24 images (own MLContext and data view, so threads share nothing but the rows).
-    private static TransformerChain<FlatMinimaImageClassificationTransformer> Train(ImageClassifierArchitecture architecture, int seed)
+    private static TransformerChain<FlatMinimaImageClassificationTransformer> Train(ImageClassifierArchitecture architecture, int seed,
+        Action<FlatMinimaImageClassificationTrainer.Options>? change = null)
     {
         var ml = new MLContext(seed: 1);
-        var options = TestData.FastOptions(epochs: 1, batchSize: 16, o => { o.Architecture = architecture; o.Seed = seed; });
+        var options = TestData.FastOptions(epochs: 1, batchSize: 16, o => { o.Architecture = architecture; o.Seed = seed; change?.Invoke(o); });
         return ml.Transforms.Conversion.MapValueToKey("Label")
             .Append(ml.MulticlassClassification.Trainers.FlatMinimaImageClassification(options))
             .Fit(ml.Data.LoadFromEnumerable(Rows));
