@@ -81,7 +81,7 @@ public sealed class FlatMinimaSharpnessOptions
     /// </summary>
     public bool TrainMode { get; set; }
 
-    /// <summary>Compute in float64 (the network is converted for the measurement and converted back exactly afterwards).</summary>
+    /// <summary>Compute in float64 (the measurement's copy of the network is converted; the model is not).</summary>
     public bool Float64 { get; set; }
 
     /// <summary>Seed of every random start and probe. Default 0.</summary>

@@ -20,7 +20,8 @@ public static class SharpnessCatalog
     /// model was trained with, as a key): loss, accuracy, top Hessian eigenvalues, trace ± SE, worst-case ℓ₂,
     /// ε-sharpness and adaptive sharpness, optionally per layer. <paramref name="model"/> is a
     /// <see cref="FlatMinimaImageClassificationTransformer"/> or a chain containing one; the chain's earlier steps
-    /// (e.g. <c>MapValueToKey</c>) are applied to the data first. The model's weights are left unchanged.
+    /// (e.g. <c>MapValueToKey</c>) are applied to the data first. The measures run on a copy of the network (perturbed
+    /// weights, BatchNorm mode, float64), so the model is never changed and can keep scoring on other threads meanwhile.
     /// </summary>
     public static SharpnessReport EvaluateSharpness(this MulticlassClassificationCatalog catalog, ITransformer model, IDataView data,
         FlatMinimaSharpnessOptions? options = null)
@@ -58,7 +59,8 @@ public static class SharpnessCatalog
     /// <summary>
     /// A loss-landscape slice around the model's weights along filter-normalized random directions (Li et al., 2018):
     /// 1-D (<paramref name="dimensions"/> = 1, <paramref name="points"/> values) or 2-D (a points×points grid), over
-    /// [−span, span]. Write it as a PNG with <c>FlatMinima.Plotting</c>. The weights are left unchanged.
+    /// [−span, span]. Write it as a PNG with <c>FlatMinima.Plotting</c>. The slice is computed on a copy of the network,
+    /// so the model is never changed and can keep scoring on other threads meanwhile.
     /// </summary>
     public static LandscapeGrid LossLandscape(this MulticlassClassificationCatalog catalog, ITransformer model, IDataView data,
         int dimensions = 1, double span = 1.0, int points = 21, int maxExamples = 1000, int seed = 0)
@@ -75,19 +77,21 @@ public static class SharpnessCatalog
     }
 }
 
-/// <summary>The examples of an IDataView as model-ready batches, and a loss objective over the model's parameters.</summary>
+/// <summary>
+/// The examples of an IDataView as model-ready batches, and a loss objective over the parameters of a copy of the
+/// model's network. Diagnostics perturb the copy's weights, switch its mode and dtype; the model itself is only read
+/// while the copy is made, so it can keep scoring on other threads.
+/// </summary>
 internal sealed class DiagnosticsSession : IDisposable
 {
-    private readonly FlatMinimaImageClassificationTransformer _transformer;
-    private readonly bool _float64;
     private readonly DisposeScope _scope;
 
-    private DiagnosticsSession(FlatMinimaImageClassificationTransformer transformer, TensorDataset examples, LossObjective objective, bool float64, DisposeScope scope)
+    private DiagnosticsSession(nn.Module<Tensor, Tensor> network, Device device, TensorDataset examples, LossObjective objective, DisposeScope scope)
     {
-        _transformer = transformer;
+        Network = network;
+        Device = device;
         Examples = examples;
         Objective = objective;
-        _float64 = float64;
         _scope = scope;
     }
 
@@ -95,9 +99,10 @@ internal sealed class DiagnosticsSession : IDisposable
 
     public LossObjective Objective { get; }
 
-    public nn.Module<Tensor, Tensor> Network => _transformer.Model.Network;
+    /// <summary>The session's own copy of the model's network (float64 when asked for).</summary>
+    public nn.Module<Tensor, Tensor> Network { get; }
 
-    public Device Device => _transformer.Model.Device;
+    public Device Device { get; }
 
     public static DiagnosticsSession Open(ITransformer model, IDataView data, int maxExamples, int batchSize, bool trainMode, bool float64)
     {
@@ -112,26 +117,41 @@ internal sealed class DiagnosticsSession : IDisposable
                 $"{transformer.Model.ClassCount} classes (as at training; apply the same MapValueToKey).", nameof(data));
         var m = transformer.Model;
         var read = ImageDataReader.Read(view, transformer.Input, transformer.FeatureColumnName, transformer.LabelColumnName, m.Channels, m.Height, m.Width, maxExamples);
-        var scope = NewDisposeScope();
-        var dtype = float64 ? ScalarType.Float64 : ScalarType.Float32;
-        var x = m.Normalize(read.Images).to(dtype).to(m.Device);
-        read.Images.Dispose();
-        var y = tensor(read.Labels).to(m.Device);
-        if (float64) m.Network.to(ScalarType.Float64);
-        var batches = new List<(Tensor, Tensor)>();
-        for (long start = 0; start < y.shape[0]; start += batchSize)
+        nn.Module<Tensor, Tensor>? network = null;
+        DisposeScope? scope = null;
+        try
         {
-            long n = Math.Min(batchSize, y.shape[0] - start);
-            batches.Add((x.narrow(0, start, n), y.narrow(0, start, n)));
+            network = m.CopyNetwork();
+            if (float64) network.to(ScalarType.Float64);
+            scope = NewDisposeScope();
+            var dtype = float64 ? ScalarType.Float64 : ScalarType.Float32;
+            var x = m.Normalize(read.Images).to(dtype).to(m.Device);
+            var y = tensor(read.Labels).to(m.Device);
+            var batches = new List<(Tensor, Tensor)>();
+            for (long start = 0; start < y.shape[0]; start += batchSize)
+            {
+                long n = Math.Min(batchSize, y.shape[0] - start);
+                batches.Add((x.narrow(0, start, n), y.narrow(0, start, n)));
+            }
+            var objective = LossObjective.ForModel(network, (logits, target) => nn.functional.cross_entropy(logits, target), batches, trainMode);
+            return new DiagnosticsSession(network, m.Device, new TensorDataset(x, y), objective, scope);
         }
-        var objective = LossObjective.ForModel(m.Network, (logits, target) => nn.functional.cross_entropy(logits, target), batches, trainMode);
-        return new DiagnosticsSession(transformer, new TensorDataset(x, y), objective, float64, scope);
+        catch
+        {
+            scope?.Dispose();
+            network?.Dispose();
+            throw;
+        }
+        finally
+        {
+            read.Images.Dispose();
+        }
     }
 
     public void Dispose()
     {
         Objective.Dispose();
-        if (_float64) _transformer.Model.Network.to(ScalarType.Float32); // float32 → float64 → float32 is exact
+        Network.Dispose();
         _scope.Dispose();
     }
 

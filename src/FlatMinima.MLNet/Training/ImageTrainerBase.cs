@@ -80,8 +80,8 @@ public abstract class ImageTrainerBase<TOptions>
     }
 
     /// <summary>
-    /// Resolves the device, registers a custom network, seeds TorchSharp with <see cref="ImageTrainerOptions.Seed"/> and
-    /// creates the network on the device.
+    /// Resolves the device, registers a custom network and creates the network on the device, its weights drawn from a
+    /// generator of its own seeded with <see cref="ImageTrainerOptions.Seed"/> (not TorchSharp's global generator).
     /// </summary>
     private protected (nn.Module<Tensor, Tensor> Network, string Architecture, Device Device) CreateNetwork(int channels, int classCount, int height, int width)
     {
@@ -89,8 +89,7 @@ public abstract class ImageTrainerBase<TOptions>
         var device = Devices.Resolve(o.Device, o.CudaDeviceIndex);
         string architecture = o.CustomModelFactory is null ? o.Architecture.ToString() : o.CustomModelName!;
         if (o.CustomModelFactory is not null) FlatMinimaModelRegistry.Register(o.CustomModelName!, o.CustomModelFactory);
-        manual_seed(o.Seed);
-        var network = FlatMinimaImageClassifier.CreateNetwork(architecture, channels, classCount, height, width);
+        var network = FlatMinimaImageClassifier.CreateInitialNetwork(architecture, channels, classCount, height, width, o.Seed);
         network.to(device);
         return (network, architecture, device);
     }

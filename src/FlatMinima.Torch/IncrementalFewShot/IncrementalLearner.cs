@@ -230,19 +230,12 @@ public sealed class IncrementalLearner : IDisposable
     /// the region, prototypes and exemplars.</summary>
     public IncrementalLearner Clone()
     {
-        var network = _createNetwork();
+        var network = NetworkCopy.Create(Network, _createNetwork, Device);
         FlatRegionBounds? region = null;
         Tensor? prototypes = null;
         ExemplarMemory? exemplars = null;
         try
         {
-            using (var stream = new MemoryStream())
-            {
-                Network.save(new BinaryWriter(stream));
-                stream.Position = 0;
-                network.load(new BinaryReader(stream));
-            }
-            network.to(Device);
             region = FlatRegion.Clone();
             prototypes = Prototypes.clone().DetachFromDisposeScope();
             exemplars = Exemplars.Clone();
