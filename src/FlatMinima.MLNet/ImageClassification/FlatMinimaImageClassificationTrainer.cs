@@ -95,7 +95,7 @@ public sealed partial class FlatMinimaImageClassificationTrainer
             (o.Averaging is null ? "." : $" and weight averaging {o.Averaging}."));
         try
         {
-            DisposeOnFailure(() => new ClassifierTrainer(training, device).Train(network, new TensorDataset(trainX, trainY) { Domains = trainDomains }, validation), network);
+            DisposeOnFailure(() => TrainNetwork(training, device, network, new TensorDataset(trainX, trainY) { Domains = trainDomains }, validation, ch), network);
         }
         finally
         {
