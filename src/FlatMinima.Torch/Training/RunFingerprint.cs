@@ -93,8 +93,8 @@ internal sealed class RunFingerprint
         return differences;
     }
 
-    // Values print with the invariant culture; records of this library print their properties (collections by content);
-    // other objects (a custom GradientStepOptions) by their ToString.
+    // Values print with the invariant culture; records of this assembly print their settable properties (collections by
+    // content); other objects (a custom GradientStepOptions) by their ToString, which identifies them.
     private static string Describe(object? value, int depth) => value switch
     {
         null => "null",
@@ -103,7 +103,7 @@ internal sealed class RunFingerprint
         float f => f.ToString("R", CultureInfo.InvariantCulture),
         IFormattable formattable => formattable.ToString(null, CultureInfo.InvariantCulture),
         IEnumerable items => "[" + string.Join(", ", items.Cast<object?>().Select(i => Describe(i, depth + 1))) + "]",
-        _ when depth < 4 && value.GetType().Namespace?.StartsWith("FlatMinima.Torch", StringComparison.Ordinal) == true =>
+        _ when depth < 4 && value.GetType().Assembly == typeof(RunFingerprint).Assembly =>
             value.GetType().Name + " { " + string.Join(", ", value.GetType().GetProperties(BindingFlags.Public | BindingFlags.Instance)
                 .Where(p => p.CanWrite && p.GetIndexParameters().Length == 0)
                 .Select(p => $"{p.Name} = {Describe(p.GetValue(value), depth + 1)}")) + " }",
