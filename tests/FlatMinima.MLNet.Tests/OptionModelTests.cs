@@ -123,6 +123,7 @@ public sealed class OptionModelTests
         Assert.AreEqual("Momentum", Fails(o => o.Momentum = 1));
         Assert.AreEqual("Beta2", Fails(o => o.Beta2 = -0.5));
         Assert.AreEqual("LabelSmoothing", Fails(o => o.LabelSmoothing = 1));
+        Assert.AreEqual("OnFailure", Fails(o => o.OnFailure = (TrainingFailurePolicy)7));
     }
 
     [TestMethod]

@@ -43,6 +43,20 @@ public sealed class CheckpointTests
 
     private static string NewPath() => Path.Combine(Path.GetTempPath(), $"flatminima-ckpt-{Guid.NewGuid():N}", "run.ckpt");
 
+    // Runs test with a checkpoint path in a new temporary folder, and deletes the folder afterwards.
+    private static void WithCheckpointPath(Action<string> test)
+    {
+        string path = NewPath();
+        try
+        {
+            test(path);
+        }
+        finally
+        {
+            CleanUp(path);
+        }
+    }
+
     private static void CleanUp(string path)
     {
         var folder = Path.GetDirectoryName(path)!;
@@ -68,8 +82,7 @@ public sealed class CheckpointTests
     [DataRow("empty")]
     public void ADamagedCheckpointIsRejectedBeforeAnythingIsApplied(string damage)
     {
-        string path = NewPath();
-        try
+        WithCheckpointPath(path =>
         {
             var data = Blobs(40, 1);
             WriteCheckpoint(path, data);
@@ -92,18 +105,13 @@ public sealed class CheckpointTests
             StringAssert.Contains(e.Message, path, "the message names the file");
             StringAssert.Contains(e.Message, "Delete it");
             CollectionAssert.AreEqual(before, State(model), $"{damage}: nothing was applied");
-        }
-        finally
-        {
-            CleanUp(path);
-        }
+        });
     }
 
     [TestMethod]
     public void ConcurrentWritersOfOnePathDoNotCollideAndLeaveNoTemporaryFiles()
     {
-        string path = NewPath();
-        try
+        WithCheckpointPath(path =>
         {
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
             Parallel.For(0, 8, new ParallelOptions { MaxDegreeOfParallelism = 8 }, writer =>
@@ -118,18 +126,13 @@ public sealed class CheckpointTests
                 Assert.AreEqual(10_000 + writer * 100, reader.BaseStream.Length - reader.BaseStream.Position);
             }
             CollectionAssert.AreEqual(new[] { "run.ckpt" }, Directory.GetFiles(Path.GetDirectoryName(path)!).Select(Path.GetFileName).ToArray());
-        }
-        finally
-        {
-            CleanUp(path);
-        }
+        });
     }
 
     [TestMethod]
     public void StaleTemporaryFilesAreRemovedAndAFailedWriteLeavesNone()
     {
-        string path = NewPath();
-        try
+        WithCheckpointPath(path =>
         {
             var folder = Path.GetDirectoryName(path)!;
             Directory.CreateDirectory(folder);
@@ -148,11 +151,7 @@ public sealed class CheckpointTests
             Assert.ThrowsExactly<IOException>(() => CheckpointFile.Write(path, w => { w.Write(2); throw new IOException("disk full"); }));
             CollectionAssert.AreEqual(good, File.ReadAllBytes(path), "a failed write leaves the previous checkpoint");
             Assert.AreEqual(4, Directory.GetFiles(folder).Length, "and no temporary file of its own (checkpoint, fresh, open, other)");
-        }
-        finally
-        {
-            CleanUp(path);
-        }
+        });
     }
 
     [TestMethod]
@@ -163,8 +162,7 @@ public sealed class CheckpointTests
     [DataRow("Model", "Model: checkpoint has conv.weight:Float32[4,1,3,3], this run conv.weight:Float32[5,1,3,3]")]
     public void AFingerprintMismatchNamesWhatDiffers(string change, string expected)
     {
-        string path = NewPath();
-        try
+        WithCheckpointPath(path =>
         {
             var sam = Options with { GradientStep = SharpnessAwareOptions.Sam() };
             WriteCheckpoint(path, Blobs(40, 1), sam);
@@ -180,11 +178,7 @@ public sealed class CheckpointTests
             StringAssert.Contains(e.Message, "different run");
             StringAssert.Contains(e.Message, expected);
             Assert.IsFalse(e.Message.Contains("Epochs:") || e.Message.Contains("Seed:"), "settings that did not change are not listed");
-        }
-        finally
-        {
-            CleanUp(path);
-        }
+        });
     }
 
     [TestMethod]
@@ -273,8 +267,7 @@ public sealed class CheckpointTests
     [TestMethod]
     public void ACancelledRunReturnsTheLastGoodEpochAndItsCheckpointResumes()
     {
-        string path = NewPath();
-        try
+        WithCheckpointPath(path =>
         {
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
             var data = Blobs(40, 1);
@@ -298,10 +291,6 @@ public sealed class CheckpointTests
             var resumed = Net();
             new ClassifierTrainer(constant, CPU).Train(resumed, data, resumeFrom: path);
             CollectionAssert.AreEqual(State(full), State(resumed), "resuming the kept checkpoint = the uninterrupted run");
-        }
-        finally
-        {
-            CleanUp(path);
-        }
+        });
     }
 }

@@ -47,6 +47,20 @@ public sealed class CheckpointFaultTests
         return Path.Combine(folder, "fit.ckpt");
     }
 
+    // Runs test with a checkpoint path in a new temporary folder, and deletes the folder afterwards.
+    private static void WithCheckpointPath(Action<string> test)
+    {
+        string path = NewPath();
+        try
+        {
+            test(path);
+        }
+        finally
+        {
+            CleanUp(path);
+        }
+    }
+
     private static void CleanUp(string path) => Directory.Delete(Path.GetDirectoryName(path)!, recursive: true);
 
     // Fit with CheckpointPath, cancelled by the token after epoch 1 (its checkpoint is written by then).
@@ -64,8 +78,7 @@ public sealed class CheckpointFaultTests
     [TestMethod]
     public void AFitInterruptedAfterEpochOneResumesToTheUninterruptedModel()
     {
-        string path = NewPath();
-        try
+        WithCheckpointPath(path =>
         {
             var uninterrupted = FitAndScore(Options());
             var options = Options(o => o.CheckpointPath = path);
@@ -77,36 +90,26 @@ public sealed class CheckpointFaultTests
             CollectionAssert.AreEqual(new[] { 2, 3 }, epochs, "the second Fit resumed after epoch 1");
             AssertSameScores(uninterrupted, resumed, "resumed = uninterrupted, bit for bit");
             Assert.IsFalse(File.Exists(path), "a completed Fit removes its checkpoint");
-        }
-        finally
-        {
-            CleanUp(path);
-        }
+        });
     }
 
     [TestMethod]
     public void ACheckpointOfAnotherRunIsRefusedNamingTheDifference()
     {
-        string path = NewPath();
-        try
+        WithCheckpointPath(path =>
         {
             FitCancelledAfterEpochOne(Options(o => o.CheckpointPath = path));
             var e = Assert.ThrowsExactly<InvalidDataException>(() => FitAndScore(Options(o => { o.CheckpointPath = path; o.LearningRate = 0.02; })));
             StringAssert.Contains(e.Message, path);
             StringAssert.Contains(e.Message, "LearningRate: checkpoint 0.05, this run 0.02");
             Assert.IsTrue(File.Exists(path), "the other run's checkpoint is left alone");
-        }
-        finally
-        {
-            CleanUp(path);
-        }
+        });
     }
 
     [TestMethod]
     public void ADamagedCheckpointMakesFitFailNamingTheFile()
     {
-        string path = NewPath();
-        try
+        WithCheckpointPath(path =>
         {
             FitCancelledAfterEpochOne(Options(o => o.CheckpointPath = path));
             var bytes = File.ReadAllBytes(path);
@@ -115,11 +118,7 @@ public sealed class CheckpointFaultTests
             var e = Assert.ThrowsExactly<InvalidDataException>(() => FitAndScore(Options(o => o.CheckpointPath = path)));
             StringAssert.Contains(e.Message, path);
             StringAssert.Contains(e.Message, "checksum");
-        }
-        finally
-        {
-            CleanUp(path);
-        }
+        });
     }
 
     [TestMethod]
@@ -151,8 +150,7 @@ public sealed class CheckpointFaultTests
     [TestMethod]
     public void ACancelledFitReturnsTheLastGoodEpochAndKeepsItsCheckpointForResuming()
     {
-        string path = NewPath();
-        try
+        WithCheckpointPath(path =>
         {
             var oneEpoch = FitAndScore(Options(o => { o.Schedule = LearningRateSchedule.Constant(); o.Epochs = 1; }));
             var uninterrupted = FitAndScore(Options(o => o.Schedule = LearningRateSchedule.Constant()));
@@ -172,10 +170,6 @@ public sealed class CheckpointFaultTests
             options.CancellationToken = CancellationToken.None;
             options.Progress = null;
             AssertSameScores(uninterrupted, FitAndScore(options), "the next Fit resumes to the uninterrupted model");
-        }
-        finally
-        {
-            CleanUp(path);
-        }
+        });
     }
 }
