@@ -219,6 +219,18 @@ public sealed class CheckpointTests
     }
 
     [TestMethod]
+    public void TheDataDigestDoesNotDependOnHowTheBytesAreSliced()
+    {
+        var data = Blobs(10, 1, domains: true);
+        string whole = RunFingerprint.DataDigest(data);
+        StringAssert.StartsWith(whole, "inputs Float32[10,1,4,4], labels Int64[10], domains Int64[10], sha256 ");
+        Assert.AreEqual(whole, RunFingerprint.DataDigest(data, sliceBytes: 12), "slices of 3 floats");
+        Assert.AreEqual(whole, RunFingerprint.DataDigest(data, sliceBytes: 1), "one element at a time");
+        Assert.AreEqual(whole, RunFingerprint.DataDigest(data with { Inputs = data.Inputs.permute(0, 1, 3, 2).contiguous().permute(0, 1, 3, 2) }),
+            "a non-contiguous view of the same values");
+    }
+
+    [TestMethod]
     public void DamagedCountsAreRejectedBeforeAllocating()
     {
         var data = Blobs(12, 1, domains: true);

@@ -30,6 +30,9 @@ internal sealed class RunFingerprint
     private const int MaxEntries = 256;
     private const int MaxValueLength = 1 << 20;
 
+    // Data is hashed in slices of at most this many bytes (a span per slice; tensors may exceed 2 GB).
+    private const long HashChunkBytes = 1 << 26;
+
     private RunFingerprint(IReadOnlyList<KeyValuePair<string, string>> entries) => Entries = entries;
 
     /// <summary>Name and description of every identifying value, in a fixed order.</summary>
@@ -124,8 +127,9 @@ internal sealed class RunFingerprint
         return $"checkpoint has {a.Length - 1} tensors, this run {b.Length - 1}";
     }
 
-    // Shape of every tensor and a SHA-256 of their bytes (inputs, labels, domains).
-    private static string DataDigest(TensorDataset data)
+    /// <summary>Shape of every tensor and a SHA-256 of their bytes (inputs, labels, domains), hashed in slices of at
+    /// most <paramref name="sliceBytes"/> bytes.</summary>
+    internal static string DataDigest(TensorDataset data, long sliceBytes = HashChunkBytes)
     {
         using var scope = NewDisposeScope();
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -134,7 +138,11 @@ internal sealed class RunFingerprint
         {
             if (tensor is null) continue;
             parts.Add($"{name} {tensor.dtype}[{string.Join(",", tensor.shape)}]");
-            hash.AppendData(tensor.detach().cpu().contiguous().bytes);
+            var flat = tensor.detach().cpu().contiguous().view(-1);
+            long chunk = Math.Max(1, sliceBytes / flat.element_size());
+            for (long start = 0; start < flat.numel(); start += chunk)
+                using (var part = flat.narrow(0, start, Math.Min(chunk, flat.numel() - start)))
+                    hash.AppendData(part.bytes);
         }
         return string.Join(", ", parts) + ", sha256 " + Convert.ToHexStringLower(hash.GetHashAndReset());
     }
