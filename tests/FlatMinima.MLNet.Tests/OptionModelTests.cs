@@ -26,7 +26,6 @@ public sealed class OptionModelTests
     {
         [nameof(ClassifierTrainingOptions.GradientStep)] = "SharpnessAware (image classification) / FlatRegion + FlatRegionSearch (incremental few-shot)",
         [nameof(ClassifierTrainingOptions.Averaging)] = "image classification only: SWAD needs its ValidationSet / ValidationFraction",
-        [nameof(ClassifierTrainingOptions.CheckpointPath)] = "resuming is a Torch-layer feature (ClassifierTrainer.Train's resumeFrom)",
     };
 
     private static IEnumerable<PropertyInfo> TorchSettings() =>
@@ -42,6 +41,8 @@ public sealed class OptionModelTests
         _ when type == typeof(LearningRateSchedule) => LearningRateSchedule.StepDecay(new[] { 2 }, 0.5, warmupEpochs: 1),
         _ when type == typeof(Action<EpochReport>) => new Action<EpochReport>(_ => { }),
         _ when type == typeof(CancellationToken) => new CancellationTokenSource().Token,
+        _ when type == typeof(string) => "run.checkpoint",
+        _ when type == typeof(TrainingFailurePolicy) => TrainingFailurePolicy.ReturnLastGoodEpoch,
         _ => throw new AssertFailedException($"No distinct test value for {type.Name}; add one."),
     };
 
@@ -122,6 +123,7 @@ public sealed class OptionModelTests
         Assert.AreEqual("Momentum", Fails(o => o.Momentum = 1));
         Assert.AreEqual("Beta2", Fails(o => o.Beta2 = -0.5));
         Assert.AreEqual("LabelSmoothing", Fails(o => o.LabelSmoothing = 1));
+        Assert.AreEqual("OnFailure", Fails(o => o.OnFailure = (TrainingFailurePolicy)7));
     }
 
     [TestMethod]

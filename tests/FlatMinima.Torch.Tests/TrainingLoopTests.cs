@@ -115,7 +115,6 @@ public sealed class TrainingLoopTests
         finally
         {
             File.Delete(path);
-            File.Delete(path + ".tmp");
         }
     }
 

@@ -99,7 +99,7 @@ public sealed partial class FlatMinimaImageClassificationTrainer
             ch.Info(MessageSensitivity.None, $"Training {architecture} on {device.type} with {training.GradientStep?.ToString() ?? "the base optimizer only"}" +
                 (o.Averaging is null ? "." : $" and weight averaging {o.Averaging}."));
             var trained = network;
-            DisposeOnFailure(() => new ClassifierTrainer(training, device).Train(trained, new TensorDataset(trainX, trainY) { Domains = trainDomains }, validation), network);
+            DisposeOnFailure(() => TrainNetwork(training, device, trained, new TensorDataset(trainX, trainY) { Domains = trainDomains }, validation, ch), network);
         }
         finally
         {

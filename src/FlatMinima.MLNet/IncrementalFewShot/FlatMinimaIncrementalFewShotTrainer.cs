@@ -70,7 +70,7 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
             ch.Info(MessageSensitivity.None, $"Training {architecture} on {device.type}" + (o.FlatRegionSearch
                 ? $" with the flat-region search (b = {region.Bound}, M = {region.NoiseSamples}, std weight {region.StdWeight}, {region.Noise} noise)."
                 : " with plain cross-entropy (FlatRegionSearch off).") + $" Range parameters: {string.Join(", ", range.Select(p => p.Name))}.");
-            new ClassifierTrainer(TrainingOptions(ch), device).Train(network, new TensorDataset(x, y));
+            TrainNetwork(TrainingOptions(ch), device, network, new TensorDataset(x, y), null, ch);
             var backbone = new FlatMinimaImageClassifier(network, architecture, data.Channels, data.Height, data.Width, names.Length, mean, std, device);
             return FlatMinimaIncrementalFewShotClassifier.FromBaseSession(backbone, images, y, region, o.Session.Normalization, o.Session.DistanceScale, o.ScoringBatchSize);
         }, network);

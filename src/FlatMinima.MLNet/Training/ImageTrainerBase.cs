@@ -1,4 +1,6 @@
 using System;
+using System.Collections.Generic;
+using System.IO;
 using FlatMinima.MLNet.ImageClassification;
 using FlatMinima.Torch.Training;
 using Microsoft.ML;
@@ -103,10 +105,27 @@ public abstract class ImageTrainerBase<TOptions>
         {
             Progress = report =>
             {
-                channel.Info(MessageSensitivity.None, report.ToString());
+                if (report.Interruption is null) channel.Info(MessageSensitivity.None, report.ToString());
+                else channel.Warning(MessageSensitivity.None, $"Training stopped early and returns the model of epoch {report.Interruption.ReturnedEpoch}: {report}");
                 callback?.Invoke(report);
             },
         };
+    }
+
+    /// <summary>
+    /// Trains <paramref name="network"/> with <paramref name="training"/>: resumes from
+    /// <see cref="ImageTrainerOptions.CheckpointPath"/> when that file exists, and deletes it once every epoch completed
+    /// (it stays when training stopped early, so that the next <c>Fit</c> resumes).
+    /// </summary>
+    private protected static IReadOnlyList<EpochReport> TrainNetwork(ClassifierTrainingOptions training, Device device, nn.Module<Tensor, Tensor> network,
+        TensorDataset train, TensorDataset? validation, IChannel channel)
+    {
+        string? checkpoint = training.CheckpointPath;
+        bool resume = checkpoint is not null && File.Exists(checkpoint);
+        if (resume) channel.Info(MessageSensitivity.None, $"Resuming from the checkpoint '{checkpoint}' (CheckpointPath).");
+        var reports = new ClassifierTrainer(training, device).Train(network, train, validation, resume ? checkpoint : null);
+        if (checkpoint is not null && (reports.Count == 0 || reports[^1].Interruption is null)) File.Delete(checkpoint);
+        return reports;
     }
 
     /// <summary>Runs <paramref name="body"/>; if it throws, disposes <paramref name="owned"/> (the network being trained, …) first.</summary>

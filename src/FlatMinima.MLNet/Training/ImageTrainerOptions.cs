@@ -133,6 +133,26 @@ public abstract class ImageTrainerOptions
     /// <inheritdoc cref="ClassifierTrainingOptions.CancellationToken"/>
     public CancellationToken CancellationToken { get => Training.CancellationToken; set => Training = Training with { CancellationToken = value }; }
 
+    /// <summary>
+    /// A file for the training state, written after every epoch but the last (atomically, flushed, with a SHA-256
+    /// checksum). When the file exists, <c>Fit</c> resumes from it: a <c>Fit</c> with the same options and data continues
+    /// where an interrupted one stopped and returns the same model as an uninterrupted run (bit-identical on CPU). A file
+    /// written by a different run (a setting that changes the result, the network or the data differs) or a damaged one
+    /// makes <c>Fit</c> throw <see cref="System.IO.InvalidDataException"/> naming the file and what differs; delete it to
+    /// start afresh. The file is deleted when <c>Fit</c> completes every epoch, and kept when it stops early. Null (the
+    /// default) writes no checkpoints. Incremental few-shot: the base session (<c>Fit(baseData)</c>) only.
+    /// </summary>
+    public string? CheckpointPath { get => Training.CheckpointPath; set => Training = Training with { CheckpointPath = value }; }
+
+    /// <summary>
+    /// When the loss diverges or <see cref="CancellationToken"/> is cancelled: <see cref="TrainingFailurePolicy.Throw"/>
+    /// (the default) makes <c>Fit</c> throw; <see cref="TrainingFailurePolicy.ReturnLastGoodEpoch"/> makes it return the
+    /// model of the last completed epoch, with a warning in <c>MLContext.Log</c> and <see cref="EpochReport.Interruption"/>
+    /// on the last report given to <see cref="Progress"/> (with no completed epoch it still throws). A
+    /// <see cref="CheckpointPath"/> is kept, so a later <c>Fit</c> resumes after a cancellation.
+    /// </summary>
+    public TrainingFailurePolicy OnFailure { get => Training.OnFailure; set => Training = Training with { OnFailure = value }; }
+
     /// <summary>The Torch layer's training settings these options describe.</summary>
     internal virtual ClassifierTrainingOptions ToTrainingOptions() => Training;
 

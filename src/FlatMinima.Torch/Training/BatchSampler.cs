@@ -97,11 +97,22 @@ internal sealed class BatchSampler : IDisposable
             throw new System.IO.InvalidDataException($"The checkpoint's sampler has {domains} domains; this data has {_orders.Length}.");
         for (int d = 0; d < domains; d++)
         {
-            var order = new long[reader.ReadInt32()];
-            for (int i = 0; i < order.Length; i++) order[i] = reader.ReadInt64();
+            int length = CheckpointFile.ReadCount(reader, sizeof(long), $"the sampler's order of domain {d}");
+            long members = _members![d].shape[0];
+            if (length != 0 && length != members)
+                throw new System.IO.InvalidDataException($"The checkpoint's sampler orders {length} rows of domain {d}; this data has {members}.");
+            var order = new long[length];
+            for (int i = 0; i < order.Length; i++)
+            {
+                order[i] = reader.ReadInt64();
+                if ((ulong)order[i] >= (ulong)_count)
+                    throw new System.IO.InvalidDataException($"The checkpoint's sampler holds row {order[i]}; this data has {_count} rows.");
+            }
             _orders[d]?.Dispose();
             _orders[d] = order.Length == 0 ? null : tensor(order).DetachFromDisposeScope();
             _cursors[d] = reader.ReadInt64();
+            if (_cursors[d] < 0 || _cursors[d] > length)
+                throw new System.IO.InvalidDataException($"The checkpoint's sampler cursor {_cursors[d]} of domain {d} is outside its {length} rows.");
         }
     }
 

@@ -39,8 +39,16 @@ public sealed class ClassifierTrainer
     /// A checkpoint written by an earlier run with the same options and data (<see cref="ClassifierTrainingOptions.CheckpointPath"/>):
     /// the model's weights and buffers, the optimizer (and SAM) state, the averaging state, the completed epochs and steps
     /// and the sampler's random state are restored and training continues with the next epoch, exactly as the
-    /// uninterrupted run (bit-identical on CPU). The reports returned are those of the epochs run now.
+    /// uninterrupted run (bit-identical on CPU). The reports returned are those of the epochs run now. The file's
+    /// SHA-256 and the run's fingerprint (options that change the result, the model's architecture, the data) are checked
+    /// before anything is restored: a damaged file or one written by another run gives an <see cref="System.IO.InvalidDataException"/>
+    /// naming the file and what differs.
     /// </param>
+    /// <remarks>
+    /// With <see cref="ClassifierTrainingOptions.OnFailure"/> = <see cref="TrainingFailurePolicy.ReturnLastGoodEpoch"/>, a
+    /// divergence or cancellation after at least one completed epoch (counting a resumed checkpoint's) restores that
+    /// epoch's weights and buffers and returns; the last report carries <see cref="EpochReport.Interruption"/>.
+    /// </remarks>
     public IReadOnlyList<EpochReport> Train(nn.Module<Tensor, Tensor> model, TensorDataset train, TensorDataset? validation = null, string? resumeFrom = null)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -63,9 +71,11 @@ public sealed class ClassifierTrainer
         using var averager = o.Averaging?.CreateAverager(model, new TrainingPlan(stepsPerEpoch, o.Epochs));
         var validationDriven = averager as IValidationDrivenAverager;
 
-        var run = new TrainingCheckpoint.Fingerprint(o.Epochs, stepsPerEpoch, o.BatchSize, o.Seed, train.Count, o.GradientStep?.ToString(), o.Averaging?.ToString());
+        var run = o.CheckpointPath is null && resumeFrom is null ? null : RunFingerprint.Of(o, stepsPerEpoch, model, train, hasValidation ? validation : null);
         var state = new TrainingCheckpoint.State(generator, sampler, model, optimizer, gradientStep, averager);
-        var done = resumeFrom is null ? default : TrainingCheckpoint.Load(resumeFrom, run, state);
+        var done = resumeFrom is null ? default : TrainingCheckpoint.Load(resumeFrom, run!, o.Epochs, state);
+        using var lastGood = o.OnFailure == TrainingFailurePolicy.ReturnLastGoodEpoch ? new LastGoodEpoch(model) : null;
+        if (done.CompletedEpochs > 0) lastGood?.Capture(done.CompletedEpochs);
 
         var reports = new List<EpochReport>();
         long step = done.CompletedSteps;
@@ -78,37 +88,54 @@ public sealed class ClassifierTrainer
             double lossSum = 0;
             long correct = 0, seen = 0;
             int b = 0;
-            using (var epochScope = NewDisposeScope())
+            try
             {
-                foreach (var index in sampler.Epoch())
+                using (var epochScope = NewDisposeScope())
                 {
-                    o.CancellationToken.ThrowIfCancellationRequested();
-                    using var scope = NewDisposeScope();
-                    long size = index.shape[0];
-                    b++;
-                    var x = train.Inputs.index_select(0, index).to(_device);
-                    var y = train.Labels.index_select(0, index).to(_device);
-
-                    rate = o.Schedule.At(o.LearningRate, step, stepsPerEpoch, o.Epochs);
-                    if (averager is not null) rate = averager.LearningRate(step, rate);
-                    LearningRateSchedule.Apply(optimizer, rate);
-                    var (loss, hits) = gradientStep.Compute(x, y, step);
-                    double lossValue = loss.item<float>();
-                    if (!double.IsFinite(lossValue))
-                        throw new TrainingDivergedException(epoch, b, lossValue, o.GradientStep?.DivergenceAdvice ?? GradientStepOptions.PlainDivergenceAdvice);
-                    if (o.GradientClipNorm is double clip) nn.utils.clip_grad_norm_(parameters, clip);
-                    optimizer.step();
-                    step++;
-                    lossSum += lossValue * size;
-                    correct += hits.item<long>();
-                    seen += size;
-                    averager?.AfterStep(step);
-                    if (validationDriven is not null && step % validationDriven.EvaluationFrequency == 0)
+                    foreach (var index in sampler.Epoch())
                     {
-                        validationDriven.AfterEvaluation(ClassifierEvaluation.Evaluate(model, validation!, o.BatchSize, _device).Loss);
-                        if (stop = validationDriven.StopRequested) break;
+                        o.CancellationToken.ThrowIfCancellationRequested();
+                        using var scope = NewDisposeScope();
+                        long size = index.shape[0];
+                        b++;
+                        var x = train.Inputs.index_select(0, index).to(_device);
+                        var y = train.Labels.index_select(0, index).to(_device);
+
+                        rate = o.Schedule.At(o.LearningRate, step, stepsPerEpoch, o.Epochs);
+                        if (averager is not null) rate = averager.LearningRate(step, rate);
+                        LearningRateSchedule.Apply(optimizer, rate);
+                        var (loss, hits) = gradientStep.Compute(x, y, step);
+                        double lossValue = loss.item<float>();
+                        if (!double.IsFinite(lossValue))
+                            throw new TrainingDivergedException(epoch, b, lossValue, o.GradientStep?.DivergenceAdvice ?? GradientStepOptions.PlainDivergenceAdvice);
+                        if (o.GradientClipNorm is double clip) nn.utils.clip_grad_norm_(parameters, clip);
+                        optimizer.step();
+                        step++;
+                        lossSum += lossValue * size;
+                        correct += hits.item<long>();
+                        seen += size;
+                        averager?.AfterStep(step);
+                        if (validationDriven is not null && step % validationDriven.EvaluationFrequency == 0)
+                        {
+                            validationDriven.AfterEvaluation(ClassifierEvaluation.Evaluate(model, validation!, o.BatchSize, _device).Loss);
+                            if (stop = validationDriven.StopRequested) break;
+                        }
                     }
                 }
+            }
+            catch (Exception e) when (lastGood is { Epoch: > 0 } && e is TrainingDivergedException or OperationCanceledException)
+            {
+                lastGood.Restore();
+                var reason = e is TrainingDivergedException ? TrainingInterruptionReason.Diverged : TrainingInterruptionReason.Cancelled;
+                var interrupted = new EpochReport(epoch, o.Epochs, seen > 0 ? lossSum / seen : double.NaN, seen > 0 ? (double)correct / seen : double.NaN,
+                    null, null, rate, clock.Elapsed)
+                {
+                    Interruption = new TrainingInterruption(reason, epoch, b, lastGood.Epoch, e.Message),
+                };
+                reports.Add(interrupted);
+                o.Progress?.Invoke(interrupted);
+                model.eval();
+                return reports;
             }
             averager?.AfterEpoch(epoch);
             AveragingReport? averaging = null;
@@ -123,7 +150,8 @@ public sealed class ClassifierTrainer
             };
             reports.Add(report);
             if (o.CheckpointPath is string path && !stop && epoch < o.Epochs)
-                TrainingCheckpoint.Save(path, run, new(epoch, step), state);
+                TrainingCheckpoint.Save(path, run!, new(epoch, step), state);
+            if (!stop && epoch < o.Epochs) lastGood?.Capture(epoch);
             o.Progress?.Invoke(report);
         }
         model.eval();

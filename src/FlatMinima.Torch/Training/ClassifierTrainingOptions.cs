@@ -78,11 +78,23 @@ public sealed record ClassifierTrainingOptions
     public CancellationToken CancellationToken { get; init; }
 
     /// <summary>
-    /// When set, the whole training state is written to this file (atomically) after every epoch except the last: weights
-    /// and buffers, optimizer (and SAM) state, averaging state, completed epochs and steps, the sampler's random state.
-    /// Pass the file to <see cref="ClassifierTrainer.Train"/>'s <c>resumeFrom</c> to continue an interrupted run.
+    /// When set, the whole training state is written to this file after every epoch except the last: weights and
+    /// buffers, optimizer (and SAM) state, averaging state, completed epochs and steps, the sampler's random state, and
+    /// the run's fingerprint (every setting that changes the result, the model's architecture, a SHA-256 of the data).
+    /// Each write goes to a unique temporary file in the same folder, is flushed to disk and renamed over the file; the
+    /// contents carry a SHA-256 checksum verified before a resume applies anything. Pass the file to
+    /// <see cref="ClassifierTrainer.Train"/>'s <c>resumeFrom</c> to continue an interrupted run (the ML.NET trainers
+    /// resume from it automatically).
     /// </summary>
     public string? CheckpointPath { get; init; }
+
+    /// <summary>
+    /// What happens when the loss diverges or <see cref="CancellationToken"/> is cancelled: <see cref="TrainingFailurePolicy.Throw"/>
+    /// (the default) throws; <see cref="TrainingFailurePolicy.ReturnLastGoodEpoch"/> restores the weights of the last
+    /// completed epoch and returns normally, with <see cref="EpochReport.Interruption"/> on the last report. Other
+    /// exceptions always propagate.
+    /// </summary>
+    public TrainingFailurePolicy OnFailure { get; init; } = TrainingFailurePolicy.Throw;
 
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid setting.</summary>
     public void Validate()
@@ -100,6 +112,9 @@ public sealed record ClassifierTrainingOptions
             throw new ArgumentOutOfRangeException(nameof(LabelSmoothing), LabelSmoothing, "LabelSmoothing must be in [0, 1).");
         if (GradientClipNorm is double c && !(c > 0))
             throw new ArgumentOutOfRangeException(nameof(GradientClipNorm), c, "GradientClipNorm must be > 0, or null to disable clipping.");
+        if (!Enum.IsDefined(OnFailure)) throw new ArgumentOutOfRangeException(nameof(OnFailure), OnFailure, "Unknown failure policy.");
+        if (CheckpointPath is not null && string.IsNullOrWhiteSpace(CheckpointPath))
+            throw new ArgumentException("CheckpointPath must be a file path, or null for no checkpoints.", nameof(CheckpointPath));
         ArgumentNullException.ThrowIfNull(Schedule, nameof(Schedule));
         Schedule.Validate();
         GradientStep?.Validate();

@@ -19,11 +19,20 @@ public sealed record EpochReport(int Epoch, int Epochs, double TrainLoss, double
     /// The validation metrics of that report are then the averaged model's.</summary>
     public AveragingReport? Averaging { get; init; }
 
+    /// <summary>
+    /// On the last report of a run that stopped early under <see cref="TrainingFailurePolicy.ReturnLastGoodEpoch"/>: why,
+    /// and which epoch's weights the model holds. That report describes the interrupted epoch (its training loss and
+    /// accuracy over the batches that ran, no validation metrics); the returned model's metrics are those of the report of
+    /// <see cref="TrainingInterruption.ReturnedEpoch"/>.
+    /// </summary>
+    public TrainingInterruption? Interruption { get; init; }
+
     /// <summary>A one-line summary.</summary>
     public override string ToString() =>
         $"epoch {Epoch}/{Epochs}: train loss {TrainLoss:F4} acc {TrainAccuracy:P2}" +
         (ValidationLoss is double vl ? $", validation loss {vl:F4} acc {ValidationAccuracy:P2}" : "") +
-        $", lr {LearningRate:G4}, {Elapsed.TotalSeconds:F1} s" + (Averaging is null ? "" : $"; {Averaging}");
+        $", lr {LearningRate:G4}, {Elapsed.TotalSeconds:F1} s" + (Averaging is null ? "" : $"; {Averaging}") +
+        (Interruption is null ? "" : $"; {Interruption}");
 }
 
 /// <summary>Training produced a non-finite loss.</summary>
