@@ -173,13 +173,23 @@ public abstract class ImageScoringTransformer<TModel> : ISingleFeaturePrediction
         ctx.Writer.Write(Input.VectorWidth);
     }
 
-    /// <summary>Reads what <see cref="SaveColumns"/> wrote.</summary>
-    private protected static SavedColumns LoadColumns(ModelLoadContext ctx)
+    /// <summary>Reads what <see cref="SaveColumns"/> wrote; names, the input kind and the vector shape are checked.</summary>
+    private protected static SavedColumns LoadColumns(ModelReading reading)
     {
-        string image = ctx.LoadNonEmptyString(), label = ctx.LoadNonEmptyString(), score = ctx.LoadNonEmptyString(), predicted = ctx.LoadNonEmptyString();
-        var kind = (ImageInputKind)ctx.Reader.ReadInt32();
-        var input = new ImageInput(kind, ctx.Reader.ReadInt32(), ctx.Reader.ReadInt32(), ctx.Reader.ReadInt32());
-        return new SavedColumns(image, label, score, predicted, input);
+        string image = reading.ReadName("image column name"), label = reading.ReadName("label column name"),
+            score = reading.ReadName("score column name"), predicted = reading.ReadName("predicted-label column name");
+        int rawKind = reading.Reader.ReadInt32();
+        var kind = (ImageInputKind)rawKind;
+        reading.Check(Enum.IsDefined(kind), $"the image input kind {rawKind} is not one of {string.Join(", ", Enum.GetNames<ImageInputKind>())}.");
+        int c = reading.Reader.ReadInt32(), h = reading.Reader.ReadInt32(), w = reading.Reader.ReadInt32();
+        if (kind == ImageInputKind.PixelVector)
+            reading.Check(c is >= 1 and <= FlatMinimaModelLoading.MaxVectorChannels && h is >= 1 and <= FlatMinimaModelLoading.MaxImageSide
+                && w is >= 1 and <= FlatMinimaModelLoading.MaxImageSide && (long)c * h * w <= FlatMinimaModelLoading.MaxInputValues,
+                $"the pixel-vector shape {c}×{h}×{w} is outside the accepted limits (channels 1 to {FlatMinimaModelLoading.MaxVectorChannels}, " +
+                $"sides 1 to {FlatMinimaModelLoading.MaxImageSide}, at most {FlatMinimaModelLoading.MaxInputValues} values).");
+        else
+            reading.Check(c == 0 && h == 0 && w == 0, $"an input of kind {kind} stores a vector shape {c}×{h}×{w}; expected 0×0×0.");
+        return new SavedColumns(image, label, score, predicted, new ImageInput(kind, c, h, w));
     }
 
     /// <summary>Writes the device preference, the scoring batch size and the class key values.</summary>
@@ -191,13 +201,38 @@ public abstract class ImageScoringTransformer<TModel> : ISingleFeaturePrediction
         KeyValues.Save(Host, ctx.Writer);
     }
 
-    /// <summary>Reads what <see cref="SaveScoringSettings"/> wrote, for a model of <paramref name="classes"/> classes.</summary>
-    private protected static SavedScoring LoadScoringSettings(IHostEnvironment env, ModelLoadContext ctx, int classes)
+    /// <summary>Reads what <see cref="SaveScoringSettings"/> wrote, for a model of <paramref name="classes"/> classes
+    /// (already bounded); the device kind, CUDA index and batch size are checked.</summary>
+    private protected static SavedScoring LoadScoringSettings(IHostEnvironment env, ModelReading reading, int classes)
     {
-        var device = (DeviceKind)ctx.Reader.ReadInt32();
-        int cudaIndex = ctx.Reader.ReadInt32();
-        int batchSize = ctx.Reader.ReadInt32();
-        return new SavedScoring(device, cudaIndex, batchSize, LabelKeyValues.Load(env, ctx.Reader, classes));
+        var reader = reading.Reader;
+        int rawDevice = reader.ReadInt32();
+        var device = (DeviceKind)rawDevice;
+        reading.Check(Enum.IsDefined(device), $"the saved device kind {rawDevice} is not one of {string.Join(", ", Enum.GetNames<DeviceKind>())}.");
+        int cudaIndex = reader.ReadInt32();
+        reading.Check(cudaIndex is >= 0 and < 1024, $"the saved CUDA device index {cudaIndex} is outside 0 to 1023.");
+        int batchSize = reader.ReadInt32();
+        reading.Check(batchSize is >= 1 and <= FlatMinimaModelLoading.MaxScoringBatchSize,
+            $"the scoring batch size {batchSize} is outside 1 to {FlatMinimaModelLoading.MaxScoringBatchSize}.");
+        return new SavedScoring(device, cudaIndex, batchSize, LabelKeyValues.Load(env, reader, classes));
+    }
+
+    /// <summary>Writes SHA-256 checksums (32 bytes each, format 0x00010002 and later) of binary entries.</summary>
+    private protected static void SaveChecksums(ModelSaveContext ctx, params byte[][] entries)
+    {
+        foreach (var bytes in entries) ctx.Writer.Write(System.Security.Cryptography.SHA256.HashData(bytes));
+    }
+
+    /// <summary>Reads <paramref name="count"/> checksums written by <see cref="SaveChecksums"/>.</summary>
+    private protected static byte[][] LoadChecksums(ModelReading reading, int count)
+    {
+        var result = new byte[count][];
+        for (int i = 0; i < count; i++)
+        {
+            result[i] = reading.Reader.ReadBytes(32);
+            reading.Check(result[i].Length == 32, "the entry ends inside the stored checksums.");
+        }
+        return result;
     }
 }
 
