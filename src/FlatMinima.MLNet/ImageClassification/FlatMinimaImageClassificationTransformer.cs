@@ -50,12 +50,12 @@ public sealed class FlatMinimaImageClassificationTransformer : ImageScoringTrans
 
     private protected override Tensor PredictProbabilities(Tensor rawBatch) => Model.PredictProbabilities(rawBatch);
 
-    /// <summary>The format written: 0x00010002 adds the SHA-256 of the weights entry to 0x00010001.</summary>
+    /// <summary>The format written: 0x00010002 adds the SHA-256 of the settings and of the weights entry to 0x00010001.</summary>
     internal const uint FormatWithChecksums = 0x00010002;
 
     private static VersionInfo GetVersionInfo() => new(
         modelSignature: "FMIMGCLS",
-        verWrittenCur: FormatWithChecksums, // 0x00010001: initial format; 0x00010002: SHA-256 of the weights entry
+        verWrittenCur: FormatWithChecksums, // 0x00010001: initial format; 0x00010002: SHA-256 of the settings and the weights entry
         verReadableCur: FormatWithChecksums,
         verWeCanReadBack: 0x00010001,
         loaderSignature: LoaderSignature,
@@ -65,13 +65,15 @@ public sealed class FlatMinimaImageClassificationTransformer : ImageScoringTrans
     {
         ctx.SetVersionInfo(GetVersionInfo());
         // Format 0x00010002: column names; input kind and vector shape; architecture; geometry, classes, normalization;
-        // device; scoring batch size; label key values (BinarySaver type + value, optional); SHA-256 of the weights entry;
+        // device; scoring batch size; label key values (BinarySaver type + value, optional); SHA-256 of these settings
+        // (HeaderDigest) and of the weights entry;
         // weights as a zip entry. (0x00010001: the same without the checksum.)
         var weights = Model.WeightsBytes();
         SaveColumns(ctx);
         Model.SaveHeader(ctx);
         SaveScoringSettings(ctx);
-        SaveChecksums(ctx, weights);
+        var (columns, scoring) = SavedSettings();
+        SaveChecksums(ctx, HeaderDigest(columns, Model.Header(), scoring), weights);
         ctx.SaveBinaryStream(FlatMinimaImageClassifier.WeightsEntry, w => w.Write(weights));
     }
 
@@ -86,7 +88,7 @@ public sealed class FlatMinimaImageClassificationTransformer : ImageScoringTrans
             var columns = LoadColumns(reading);
             var header = FlatMinimaImageClassifier.LoadHeader(reading, columns.Input);
             var scoring = LoadScoringSettings(env, reading, header.Classes);
-            var checksum = ctx.Header.ModelVerWritten >= FormatWithChecksums ? LoadChecksums(reading, 1)[0] : null;
+            var checksum = ctx.Header.ModelVerWritten >= FormatWithChecksums ? LoadChecksums(reading, HeaderDigest(columns, header, scoring), 1)[0] : null;
             var device = FlatMinimaModelLoading.ResolveLoadDevice(scoring.CudaIndex);
             var model = header.LoadNetwork(reading, checksum, device);
             return new FlatMinimaImageClassificationTransformer(env, model, columns.Input, columns.Image, columns.Label, columns.Score, columns.Predicted,

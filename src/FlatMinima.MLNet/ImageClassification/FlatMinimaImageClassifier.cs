@@ -107,6 +107,9 @@ public sealed class FlatMinimaImageClassifier : IDisposable
         }
     }
 
+    /// <summary>The saved description of this classifier (what <see cref="LoadHeader"/> returns).</summary>
+    internal ClassifierHeader Header() => new(Architecture, Channels, Height, Width, ClassCount, Mean.ToArray(), Std.ToArray());
+
     /// <summary>The network weights in TorchSharp's <c>Module.save</c> format (the content of <see cref="WeightsEntry"/>).</summary>
     internal byte[] WeightsBytes()
     {

@@ -67,12 +67,12 @@ public sealed class FlatMinimaIncrementalFewShotTransformer : ImageScoringTransf
 
     private protected override Tensor PredictProbabilities(Tensor rawBatch) => Model.PredictProbabilities(rawBatch);
 
-    /// <summary>The format written: 0x00010002 adds the SHA-256 of the four binary entries to 0x00010001.</summary>
+    /// <summary>The format written: 0x00010002 adds the SHA-256 of the settings and of the four binary entries to 0x00010001.</summary>
     internal const uint FormatWithChecksums = 0x00010002;
 
     private static VersionInfo GetVersionInfo() => new(
         modelSignature: "FMF2MXFM",
-        verWrittenCur: FormatWithChecksums, // 0x00010001: initial format; 0x00010002: SHA-256 of each binary entry
+        verWrittenCur: FormatWithChecksums, // 0x00010001: initial format; 0x00010002: SHA-256 of the settings and of each binary entry
         verReadableCur: FormatWithChecksums,
         verWeCanReadBack: 0x00010001,
         loaderSignature: LoaderSignature,
@@ -83,7 +83,7 @@ public sealed class FlatMinimaIncrementalFewShotTransformer : ImageScoringTransf
         ctx.SetVersionInfo(GetVersionInfo());
         // Format 0x00010002: column names and input; backbone header (architecture, geometry, base classes, normalization);
         // class count; device, scoring batch size, class names (text key values); base class count, session count,
-        // prototype normalisation, distance scale; SHA-256 of the four entries below; zip entries: network weights, flat
+        // prototype normalisation, distance scale; SHA-256 of these settings (HeaderDigest) and of the four entries below; zip entries: network weights, flat
         // region (b, names, θ_base), prototypes, exemplars. (0x00010001: the same without the checksums.)
         var entries = new[]
         {
@@ -100,7 +100,9 @@ public sealed class FlatMinimaIncrementalFewShotTransformer : ImageScoringTransf
         ctx.Writer.Write(Model.SessionCount);
         ctx.Writer.Write((int)Model.Normalization);
         ctx.Writer.Write(Model.DistanceScale);
-        SaveChecksums(ctx, entries);
+        var (columns, scoring) = SavedSettings();
+        SaveChecksums(ctx, HeaderDigest(columns, Model.Backbone.Header(), scoring,
+            Extra(ClassCount, Model.BaseClassCount, Model.SessionCount, Model.Normalization, Model.DistanceScale)), entries);
         ctx.SaveBinaryStream(FlatMinimaImageClassifier.WeightsEntry, w => w.Write(entries[0]));
         ctx.SaveBinaryStream(RegionEntry, w => w.Write(entries[1]));
         ctx.SaveBinaryStream(PrototypesEntry, w => w.Write(entries[2]));
@@ -140,7 +142,9 @@ public sealed class FlatMinimaIncrementalFewShotTransformer : ImageScoringTransf
         reading.Check(sessions >= 0 && sessions <= classes, $"the session count {sessions} is outside 0 to {classes}.");
         reading.Check(Enum.IsDefined(normalization), $"the prototype normalisation {rawNormalization} is not one of {string.Join(", ", Enum.GetNames<PrototypeNormalization>())}.");
         reading.Check(distanceScale > 0 && double.IsFinite(distanceScale), $"the distance scale {distanceScale} is not a finite number > 0.");
-        var checksums = ctx.Header.ModelVerWritten >= FormatWithChecksums ? LoadChecksums(reading, 4) : new byte[]?[4];
+        var checksums = ctx.Header.ModelVerWritten >= FormatWithChecksums
+            ? LoadChecksums(reading, HeaderDigest(columns, header, scoring, Extra(classes, baseClasses, sessions, normalization, distanceScale)), 4)
+            : new byte[]?[4];
 
         var device = FlatMinimaModelLoading.ResolveLoadDevice(scoring.CudaIndex);
         var backbone = header.LoadNetwork(reading, checksums[0], device);
@@ -188,6 +192,16 @@ public sealed class FlatMinimaIncrementalFewShotTransformer : ImageScoringTransf
         return new FlatMinimaIncrementalFewShotTransformer(env, model, columns.Input, columns.Image, columns.Label, columns.Score, columns.Predicted,
             scoring.KeyValues, scoring.BatchSize, scoring.Device, scoring.CudaIndex);
     }
+
+    // The F2M settings covered by the header digest.
+    private static Action<BinaryWriter> Extra(int classes, int baseClasses, int sessions, PrototypeNormalization normalization, double distanceScale) => w =>
+    {
+        w.Write(classes);
+        w.Write(baseClasses);
+        w.Write(sessions);
+        w.Write((int)normalization);
+        w.Write(distanceScale);
+    };
 
     private sealed class ClassNameRow
     {

@@ -1,5 +1,7 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
+using FlatMinima.MLNet.ImageClassification;
 using FlatMinima.Torch.Training;
 using Microsoft.ML;
 using Microsoft.ML.Data;
@@ -70,8 +72,9 @@ public abstract class ImageScoringTransformer<TModel> : ISingleFeaturePrediction
     /// <summary>Rows per forward pass in <see cref="Transform"/>.</summary>
     public int ScoringBatchSize { get; }
 
-    /// <summary>The device preference saved with the model (Auto picks CUDA when available when loading).</summary>
-    public DeviceKind DeviceKind { get; }
+    /// <summary>The device the model was trained with (<c>Options.Device</c>), saved with it as metadata. Loading does not
+    /// require it: a loaded model lives on the device <see cref="FlatMinimaModelLoading.EffectiveDevice"/> picks.</summary>
+    public DeviceKind DeviceKind { get; internal set; }
 
     /// <summary>CUDA device index.</summary>
     public int CudaDeviceIndex { get; }
@@ -217,22 +220,59 @@ public abstract class ImageScoringTransformer<TModel> : ISingleFeaturePrediction
         return new SavedScoring(device, cudaIndex, batchSize, LabelKeyValues.Load(env, reader, classes));
     }
 
-    /// <summary>Writes SHA-256 checksums (32 bytes each, format 0x00010002 and later) of binary entries.</summary>
-    private protected static void SaveChecksums(ModelSaveContext ctx, params byte[][] entries)
+    /// <summary>
+    /// Writes the checksums of format 0x00010002 and later: the SHA-256 of the header values (<paramref name="headerDigest"/>,
+    /// see <see cref="HeaderDigest"/>), then the SHA-256 of each binary entry, 32 bytes each.
+    /// </summary>
+    private protected static void SaveChecksums(ModelSaveContext ctx, byte[] headerDigest, params byte[][] entries)
     {
+        ctx.Writer.Write(headerDigest);
         foreach (var bytes in entries) ctx.Writer.Write(System.Security.Cryptography.SHA256.HashData(bytes));
     }
 
-    /// <summary>Reads <paramref name="count"/> checksums written by <see cref="SaveChecksums"/>.</summary>
-    private protected static byte[][] LoadChecksums(ModelReading reading, int count)
+    /// <summary>
+    /// Reads the checksums written by <see cref="SaveChecksums"/>, checks the header's against <paramref name="headerDigest"/>
+    /// (computed from the values just read) and returns the <paramref name="entries"/> entry checksums.
+    /// </summary>
+    private protected static byte[][] LoadChecksums(ModelReading reading, byte[] headerDigest, int entries)
     {
-        var result = new byte[count][];
-        for (int i = 0; i < count; i++)
+        var result = new byte[entries + 1][];
+        for (int i = 0; i <= entries; i++)
         {
             result[i] = reading.Reader.ReadBytes(32);
             reading.Check(result[i].Length == 32, "the entry ends inside the stored checksums.");
         }
-        return result;
+        reading.Check(result[0].AsSpan().SequenceEqual(headerDigest),
+            "the SHA-256 of the model's settings (column names, geometry, normalization, scoring settings, class names) does not match the stored one; the entry is damaged.");
+        return result[1..];
+    }
+
+    /// <summary>The saved settings of this transformer, as <see cref="LoadColumns"/> and <see cref="LoadScoringSettings"/> return them.</summary>
+    private protected (SavedColumns Columns, SavedScoring Scoring) SavedSettings() =>
+        (new SavedColumns(FeatureColumnName, LabelColumnName, ScoreColumnName, PredictedLabelColumnName, Input),
+         new SavedScoring(DeviceKind, CudaDeviceIndex, ScoringBatchSize, KeyValues));
+
+    /// <summary>
+    /// SHA-256 over a canonical encoding of the settings stored in <c>Model.key</c> (strings by value, so the string
+    /// table is covered; class names as text) plus what <paramref name="extra"/> writes; computed the same way at save
+    /// and at load.
+    /// </summary>
+    private protected static byte[] HeaderDigest(SavedColumns columns, ClassifierHeader header, SavedScoring scoring, Action<System.IO.BinaryWriter>? extra = null)
+    {
+        using var stream = new System.IO.MemoryStream();
+        using (var w = new System.IO.BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true))
+        {
+            foreach (var name in new[] { columns.Image, columns.Label, columns.Score, columns.Predicted, header.Architecture }) w.Write(name);
+            foreach (int v in new[] { (int)columns.Input.Kind, columns.Input.VectorChannels, columns.Input.VectorHeight, columns.Input.VectorWidth,
+                header.Channels, header.Height, header.Width, header.Classes, (int)scoring.Device, scoring.CudaIndex, scoring.BatchSize })
+                w.Write(v);
+            foreach (float v in header.Mean.Concat(header.Std)) w.Write(v);
+            w.Write(scoring.KeyValues.HasValues);
+            w.Write(scoring.KeyValues.Names.Count);
+            foreach (var name in scoring.KeyValues.Names) w.Write(name);
+            extra?.Invoke(w);
+        }
+        return System.Security.Cryptography.SHA256.HashData(stream.ToArray());
     }
 }
 
