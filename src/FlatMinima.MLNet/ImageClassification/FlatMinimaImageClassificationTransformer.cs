@@ -65,7 +65,7 @@ public sealed class FlatMinimaImageClassificationTransformer : ImageScoringTrans
     {
         ctx.SetVersionInfo(GetVersionInfo());
         // Format 0x00010002: column names; input kind and vector shape; architecture; geometry, classes, normalization;
-        // device; scoring batch size; label key values (BinarySaver type + value, optional); SHA-256 of these settings
+        // device; scoring batch size; label key values (since 0x00010002: length, SHA-256, then BinarySaver type + value, optional); SHA-256 of these settings
         // (HeaderDigest) and of the weights entry;
         // weights as a zip entry. (0x00010001: the same without the checksum.)
         var weights = Model.WeightsBytes();
@@ -87,7 +87,7 @@ public sealed class FlatMinimaImageClassificationTransformer : ImageScoringTrans
             ctx.CheckAtModel(GetVersionInfo());
             var columns = LoadColumns(reading);
             var header = FlatMinimaImageClassifier.LoadHeader(reading, columns.Input);
-            var scoring = LoadScoringSettings(env, reading, header.Classes);
+            var scoring = LoadScoringSettings(env, reading, header.Classes, ctx.Header.ModelVerWritten >= FormatWithChecksums);
             var checksum = ctx.Header.ModelVerWritten >= FormatWithChecksums ? LoadChecksums(reading, HeaderDigest(columns, header, scoring), 1)[0] : null;
             var device = FlatMinimaModelLoading.ResolveLoadDevice(scoring.CudaIndex);
             var model = header.LoadNetwork(reading, checksum, device);

@@ -82,7 +82,7 @@ public sealed class FlatMinimaIncrementalFewShotTransformer : ImageScoringTransf
     {
         ctx.SetVersionInfo(GetVersionInfo());
         // Format 0x00010002: column names and input; backbone header (architecture, geometry, base classes, normalization);
-        // class count; device, scoring batch size, class names (text key values); base class count, session count,
+        // class count; device, scoring batch size, class names (text key values; since 0x00010002 length-prefixed with their SHA-256); base class count, session count,
         // prototype normalisation, distance scale; SHA-256 of these settings (HeaderDigest) and of the four entries below; zip entries: network weights, flat
         // region (b, names, θ_base), prototypes, exemplars. (0x00010001: the same without the checksums.)
         var entries = new[]
@@ -133,7 +133,7 @@ public sealed class FlatMinimaIncrementalFewShotTransformer : ImageScoringTransf
         int classes = reader.ReadInt32();
         reading.Check(classes >= header.Classes && classes <= FlatMinimaModelLoading.MaxClassCount,
             $"the model declares {classes} classes for {header.Classes} base classes; {header.Classes} to {FlatMinimaModelLoading.MaxClassCount} are accepted.");
-        var scoring = LoadScoringSettings(env, reading, classes);
+        var scoring = LoadScoringSettings(env, reading, classes, ctx.Header.ModelVerWritten >= FormatWithChecksums);
         int baseClasses = reader.ReadInt32(), sessions = reader.ReadInt32();
         int rawNormalization = reader.ReadInt32();
         var normalization = (PrototypeNormalization)rawNormalization;

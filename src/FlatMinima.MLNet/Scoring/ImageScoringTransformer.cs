@@ -195,18 +195,31 @@ public abstract class ImageScoringTransformer<TModel> : ISingleFeaturePrediction
         return new SavedColumns(image, label, score, predicted, new ImageInput(kind, c, h, w));
     }
 
-    /// <summary>Writes the device preference, the scoring batch size and the class key values.</summary>
+    /// <summary>The largest saved class key values blob read (bytes).</summary>
+    private const int MaxKeyValuesBytes = 64 << 20;
+
+    /// <summary>
+    /// Writes the device the model was trained with, the scoring batch size and the class key values — since format
+    /// 0x00010002 as a length-prefixed blob followed by its SHA-256, so that damaged key values are caught before ML.NET's
+    /// <c>BinarySaver</c> decodes them.
+    /// </summary>
     private protected void SaveScoringSettings(ModelSaveContext ctx)
     {
         ctx.Writer.Write((int)DeviceKind);
         ctx.Writer.Write(CudaDeviceIndex);
         ctx.Writer.Write(ScoringBatchSize);
-        KeyValues.Save(Host, ctx.Writer);
+        using var blob = new System.IO.MemoryStream();
+        using (var writer = new System.IO.BinaryWriter(blob, System.Text.Encoding.UTF8, leaveOpen: true)) KeyValues.Save(Host, writer);
+        var bytes = blob.ToArray();
+        ctx.Writer.Write(bytes.Length);
+        ctx.Writer.Write(System.Security.Cryptography.SHA256.HashData(bytes));
+        ctx.Writer.Write(bytes);
     }
 
     /// <summary>Reads what <see cref="SaveScoringSettings"/> wrote, for a model of <paramref name="classes"/> classes
-    /// (already bounded); the device kind, CUDA index and batch size are checked.</summary>
-    private protected static SavedScoring LoadScoringSettings(IHostEnvironment env, ModelReading reading, int classes)
+    /// (already bounded); the device kind, CUDA index and batch size are checked, and with
+    /// <paramref name="checksummed"/> (format 0x00010002 and later) the key values' length and SHA-256.</summary>
+    private protected static SavedScoring LoadScoringSettings(IHostEnvironment env, ModelReading reading, int classes, bool checksummed)
     {
         var reader = reading.Reader;
         int rawDevice = reader.ReadInt32();
@@ -217,7 +230,21 @@ public abstract class ImageScoringTransformer<TModel> : ISingleFeaturePrediction
         int batchSize = reader.ReadInt32();
         reading.Check(batchSize is >= 1 and <= FlatMinimaModelLoading.MaxScoringBatchSize,
             $"the scoring batch size {batchSize} is outside 1 to {FlatMinimaModelLoading.MaxScoringBatchSize}.");
-        return new SavedScoring(device, cudaIndex, batchSize, LabelKeyValues.Load(env, reader, classes));
+        if (!checksummed)
+            return new SavedScoring(device, cudaIndex, batchSize, LabelKeyValues.Load(env, reader, classes));
+        int length = reader.ReadInt32();
+        var stream = reader.BaseStream;
+        reading.Check(length >= 1 && length <= MaxKeyValuesBytes && (!stream.CanSeek || length <= stream.Length - stream.Position),
+            $"the class key values are stored with length {length}, outside the entry.");
+        var sha256 = reader.ReadBytes(32);
+        var bytes = reader.ReadBytes(length);
+        reading.Check(bytes.Length == length && sha256.Length == 32, "the entry ends inside the class key values.");
+        reading.Check(System.Security.Cryptography.SHA256.HashData(bytes).AsSpan().SequenceEqual(sha256),
+            "the SHA-256 of the class key values does not match the stored one; the entry is damaged.");
+        using var blob = new System.IO.BinaryReader(new System.IO.MemoryStream(bytes, writable: false));
+        var keyValues = LabelKeyValues.Load(env, blob, classes);
+        reading.Check(blob.BaseStream.Position == length, "the class key values do not fill their stored length.");
+        return new SavedScoring(device, cudaIndex, batchSize, keyValues);
     }
 
     /// <summary>

@@ -116,6 +116,7 @@ internal static class FaultModels
         var model = FlatMinimaModelLoading.Load(ml, new MemoryStream(zip), out _);
         try
         {
+            if (!ContainsFlatMinima(model)) throw new ForeignModelException();
             var data = ml.Data.LoadFromEnumerable(rows);
             if (model is FlatMinimaIncrementalFewShotTransformer fewShot)
                 data = fewShot.MapLabelToKey(ml, "Label").Fit(data).Transform(data);
@@ -127,10 +128,20 @@ internal static class FaultModels
         }
     }
 
+    private static bool ContainsFlatMinima(ITransformer model) =>
+        model is ImageScoringTransformer<ImageClassification.FlatMinimaImageClassifier> or FlatMinimaIncrementalFewShotTransformer
+        || model is IEnumerable<ITransformer> chain && chain.Any(ContainsFlatMinima);
+
     private static void DisposeAll(ITransformer model)
     {
         if (model is IEnumerable<ITransformer> chain)
             foreach (var t in chain) (t as IDisposable)?.Dispose();
         (model as IDisposable)?.Dispose();
     }
+}
+
+/// <summary>The zip loaded, but as a model without a FlatMinima transformer (e.g. an entry swapped in from another model).</summary>
+internal sealed class ForeignModelException : Exception
+{
+    public ForeignModelException() : base("The zip loaded as a model without a FlatMinima transformer.") { }
 }
