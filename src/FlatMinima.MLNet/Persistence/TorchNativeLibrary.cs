@@ -63,7 +63,7 @@ internal static class TorchNativeLibrary
         else if (OperatingSystem.IsLinux())
             text += "On Linux, a \"GLIBCXX_… not found\" error means the system libstdc++ is older than libtorch's: applications that " +
                 "reference the FlatMinima.MLNet package get the fix from its build targets; with a ProjectReference, import " +
-                "build/FlatMinima.NativeFix.targets in the application's project (see the README's platform section). ";
+                "FlatMinima's build/FlatMinima.NativeFix.targets in the application's project (an MSBuild <Import>). ";
         text += "Also check that the application references exactly one libtorch backend package and targets a 64-bit runtime.";
         return text;
     }
