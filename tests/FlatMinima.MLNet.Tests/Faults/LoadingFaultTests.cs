@@ -36,15 +36,18 @@ public sealed class LoadingFaultTests
         (_rows, _expected) = FaultModels.Rows(Image, 4);
     }
 
+    public TestContext TestContext { get; set; } = null!;
+
     private static ModelZip Zip(string name, bool newFormat) => ModelZip.Read(newFormat ? (name == Image ? _imageNew : _fewShotNew) : FaultModels.OldFormat(name));
 
     /// <summary>Loading <paramref name="zip"/> throws an InvalidDataException naming <paramref name="entry"/> and containing every one of <paramref name="words"/>, with printable text only.</summary>
-    private static InvalidDataException AssertRejected(ModelZip zip, string entry, params string[] words)
+    private InvalidDataException AssertRejected(ModelZip zip, string entry, params string[] words)
     {
         var bytes = zip.ToBytes();
         var watch = Stopwatch.StartNew();
         var e = Assert.ThrowsExactly<InvalidDataException>(() => FaultModels.LoadAndScore(bytes, _rows));
         watch.Stop();
+        TestContext.WriteLine($"{watch.ElapsedMilliseconds} ms: {e.Message}");
         StringAssert.Contains(e.Message, $"'{entry}'");
         foreach (var w in words) StringAssert.Contains(e.Message, w);
         Assert.IsTrue(e.Message.All(c => !char.IsControl(c) && c != '\uFFFD'), "The message holds control or replacement characters: " + e.Message);
