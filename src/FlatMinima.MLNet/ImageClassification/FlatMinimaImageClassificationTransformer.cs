@@ -50,10 +50,13 @@ public sealed class FlatMinimaImageClassificationTransformer : ImageScoringTrans
 
     private protected override Tensor PredictProbabilities(Tensor rawBatch) => Model.PredictProbabilities(rawBatch);
 
+    /// <summary>The format written: 0x00010002 adds the SHA-256 of the settings and of the weights entry to 0x00010001.</summary>
+    internal const uint FormatWithChecksums = 0x00010002;
+
     private static VersionInfo GetVersionInfo() => new(
         modelSignature: "FMIMGCLS",
-        verWrittenCur: 0x00010001, // initial format
-        verReadableCur: 0x00010001,
+        verWrittenCur: FormatWithChecksums, // 0x00010001: initial format; 0x00010002: SHA-256 of the settings and the weights entry
+        verReadableCur: FormatWithChecksums,
         verWeCanReadBack: 0x00010001,
         loaderSignature: LoaderSignature,
         loaderAssemblyName: typeof(FlatMinimaImageClassificationTransformer).Assembly.FullName);
@@ -61,24 +64,35 @@ public sealed class FlatMinimaImageClassificationTransformer : ImageScoringTrans
     private protected override void SaveModel(ModelSaveContext ctx)
     {
         ctx.SetVersionInfo(GetVersionInfo());
-        // Format 0x00010001: column names; input kind and vector shape; architecture; geometry, classes, normalization;
-        // device; scoring batch size; label key values (BinarySaver type + value, optional); weights as a zip entry.
+        // Format 0x00010002: column names; input kind and vector shape; architecture; geometry, classes, normalization;
+        // device; scoring batch size; label key values (since 0x00010002: length, SHA-256, then BinarySaver type + value, optional); SHA-256 of these settings
+        // (HeaderDigest) and of the weights entry;
+        // weights as a zip entry. (0x00010001: the same without the checksum.)
+        var weights = Model.WeightsBytes();
         SaveColumns(ctx);
         Model.SaveHeader(ctx);
         SaveScoringSettings(ctx);
-        Model.SaveWeights(ctx);
+        var (columns, scoring) = SavedSettings();
+        SaveChecksums(ctx, HeaderDigest(columns, Model.Header(), scoring), weights);
+        ctx.SaveBinaryStream(FlatMinimaImageClassifier.WeightsEntry, w => w.Write(weights));
     }
 
     private static FlatMinimaImageClassificationTransformer Create(IHostEnvironment env, ModelLoadContext ctx)
     {
         Contracts.CheckValue(env, nameof(env));
         env.CheckValue(ctx, nameof(ctx));
-        ctx.CheckAtModel(GetVersionInfo());
-        var columns = LoadColumns(ctx);
-        var header = FlatMinimaImageClassifier.LoadHeader(env, ctx);
-        var scoring = LoadScoringSettings(env, ctx, header.Classes);
-        var model = header.LoadNetwork(env, ctx, Devices.Resolve(scoring.Device, scoring.CudaIndex));
-        return new FlatMinimaImageClassificationTransformer(env, model, columns.Input, columns.Image, columns.Label, columns.Score, columns.Predicted,
-            scoring.KeyValues, scoring.BatchSize, scoring.Device, scoring.CudaIndex);
+        TorchNativeLibrary.EnsureLoaded();
+        return ModelReading.Run(ctx, reading =>
+        {
+            ctx.CheckAtModel(GetVersionInfo());
+            var columns = LoadColumns(reading);
+            var header = FlatMinimaImageClassifier.LoadHeader(reading, columns.Input);
+            var scoring = LoadScoringSettings(env, reading, header.Classes, ctx.Header.ModelVerWritten >= FormatWithChecksums);
+            var checksum = ctx.Header.ModelVerWritten >= FormatWithChecksums ? LoadChecksums(reading, HeaderDigest(columns, header, scoring), 1)[0] : null;
+            var device = FlatMinimaModelLoading.ResolveLoadDevice(scoring.CudaIndex);
+            var model = header.LoadNetwork(reading, checksum, device);
+            return new FlatMinimaImageClassificationTransformer(env, model, columns.Input, columns.Image, columns.Label, columns.Score, columns.Predicted,
+                scoring.KeyValues, scoring.BatchSize, scoring.Device, scoring.CudaIndex);
+        });
     }
 }

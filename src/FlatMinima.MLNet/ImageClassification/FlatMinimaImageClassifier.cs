@@ -150,21 +150,43 @@ public sealed class FlatMinimaImageClassifier : IDisposable
         }
     }
 
-    /// <summary>Writes the network weights as the zip entry <see cref="WeightsEntry"/>.</summary>
-    internal void SaveWeights(ModelSaveContext ctx) => ctx.SaveBinaryStream(WeightsEntry, w => Network.save(w));
+    /// <summary>The saved description of this classifier (what <see cref="LoadHeader"/> returns).</summary>
+    internal ClassifierHeader Header() => new(Architecture, Channels, Height, Width, ClassCount, Mean.ToArray(), Std.ToArray());
 
-    /// <summary>Reads what <see cref="SaveHeader"/> wrote.</summary>
-    internal static ClassifierHeader LoadHeader(IHostEnvironment env, ModelLoadContext ctx)
+    /// <summary>The network weights in TorchSharp's <c>Module.save</c> format (the content of <see cref="WeightsEntry"/>).</summary>
+    internal byte[] WeightsBytes()
     {
-        string architecture = ctx.LoadNonEmptyString();
-        int channels = ctx.Reader.ReadInt32(), height = ctx.Reader.ReadInt32(), width = ctx.Reader.ReadInt32(), classes = ctx.Reader.ReadInt32();
-        float[] ReadFloats()
+        using var stream = new MemoryStream();
+        using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) Network.save(writer);
+        return stream.ToArray();
+    }
+
+    /// <summary>Reads what <see cref="SaveHeader"/> wrote, checking every value against <see cref="FlatMinimaModelLoading"/>'s
+    /// limits and the image input <paramref name="input"/> before anything is allocated.</summary>
+    internal static ClassifierHeader LoadHeader(ModelReading reading, ImageInput input)
+    {
+        var reader = reading.Reader;
+        string architecture = reading.ReadName("architecture name");
+        int channels = reader.ReadInt32(), height = reader.ReadInt32(), width = reader.ReadInt32(), classes = reader.ReadInt32();
+        if (input.Kind == ImageInputKind.PixelVector)
+            reading.Check(channels == input.VectorChannels, $"the network has {channels} input channels but the pixel vector has {input.VectorChannels}.");
+        else
+            reading.Check(channels is >= 1 and <= 3, $"the network has {channels} input channels; images have 1 to 3.");
+        reading.Check(height is >= 1 and <= FlatMinimaModelLoading.MaxImageSide && width is >= 1 and <= FlatMinimaModelLoading.MaxImageSide,
+            $"the input geometry {height}×{width} is outside 1 to {FlatMinimaModelLoading.MaxImageSide} pixels per side.");
+        reading.Check((long)channels * height * width <= FlatMinimaModelLoading.MaxInputValues,
+            $"the input geometry {channels}×{height}×{width} exceeds {FlatMinimaModelLoading.MaxInputValues} values per image.");
+        reading.Check(classes is >= 1 and <= FlatMinimaModelLoading.MaxClassCount, $"the model declares {classes} classes; 1 to {FlatMinimaModelLoading.MaxClassCount} are accepted.");
+        float[] ReadFloats(string what, bool positive)
         {
-            int n = ctx.Reader.ReadInt32();
-            env.CheckDecode(n == channels);
-            return Enumerable.Range(0, n).Select(_ => ctx.Reader.ReadSingle()).ToArray();
+            int n = reader.ReadInt32();
+            reading.Check(n == channels, $"the normalization {what} has {n} values for {channels} channels.");
+            var values = new float[n];
+            for (int i = 0; i < n; i++) values[i] = reader.ReadSingle();
+            reading.Check(values.All(v => float.IsFinite(v) && (!positive || v > 0)), $"the normalization {what} holds a non-finite{(positive ? " or non-positive" : "")} value.");
+            return values;
         }
-        float[] mean = ReadFloats(), std = ReadFloats();
+        float[] mean = ReadFloats("mean", false), std = ReadFloats("standard deviation", true);
         return new ClassifierHeader(architecture, channels, height, width, classes, mean, std);
     }
 }
@@ -172,17 +194,37 @@ public sealed class FlatMinimaImageClassifier : IDisposable
 /// <summary>The saved description of a <see cref="FlatMinimaImageClassifier"/>.</summary>
 internal sealed record ClassifierHeader(string Architecture, int Channels, int Height, int Width, int Classes, float[] Mean, float[] Std)
 {
-    /// <summary>Creates the network, loads its weights from the zip entry and moves it to <paramref name="device"/> in eval mode.</summary>
-    public FlatMinimaImageClassifier LoadNetwork(IHostEnvironment env, ModelLoadContext ctx, Device device)
+    /// <summary>
+    /// Creates the network, reads the weights entry (checked against <paramref name="sha256"/> when given, then against
+    /// the network's names, dtypes and shapes), loads them, rejects non-finite weights and moves the network to
+    /// <paramref name="device"/> in eval mode.
+    /// </summary>
+    public FlatMinimaImageClassifier LoadNetwork(ModelReading reading, byte[]? sha256, Device device)
     {
-        var network = FlatMinimaImageClassifier.CreateNetwork(Architecture, Channels, Classes, Height, Width);
-        if (!ctx.TryLoadBinaryStream(FlatMinimaImageClassifier.WeightsEntry, r => network.load(r)))
+        using var weights = reading.ReadEntry(FlatMinimaImageClassifier.WeightsEntry, sha256);
+        nn.Module<Tensor, Tensor> network;
+        try
+        {
+            network = FlatMinimaImageClassifier.CreateNetwork(Architecture, Channels, Classes, Height, Width);
+        }
+        catch (InvalidOperationException e)
+        {
+            // An unregistered custom network: a setup problem, not damage, but reported with the entry like the rest.
+            throw reading.Fail(ModelReading.Sanitize(e.Message));
+        }
+        try
+        {
+            reading.CheckStateDict(weights, network);
+            using (var reader = new BinaryReader(weights, System.Text.Encoding.UTF8, leaveOpen: true)) network.load(reader);
+            reading.CheckFinite(network);
+            network.to(device);
+            network.eval();
+        }
+        catch
         {
             network.Dispose();
-            throw env.ExceptDecode($"The model zip has no '{FlatMinimaImageClassifier.WeightsEntry}' entry with the network weights.");
+            throw;
         }
-        network.to(device);
-        network.eval();
         return new FlatMinimaImageClassifier(network, Architecture, Channels, Height, Width, Classes, Mean, Std, device);
     }
 }

@@ -1,4 +1,5 @@
 using System;
+using System.IO;
 using System.Linq;
 using FlatMinima.MLNet.ImageClassification;
 using FlatMinima.MLNet.IncrementalFewShot;
@@ -66,10 +67,13 @@ public sealed class FlatMinimaIncrementalFewShotTransformer : ImageScoringTransf
 
     private protected override Tensor PredictProbabilities(Tensor rawBatch) => Model.PredictProbabilities(rawBatch);
 
+    /// <summary>The format written: 0x00010002 adds the SHA-256 of the settings and of the four binary entries to 0x00010001.</summary>
+    internal const uint FormatWithChecksums = 0x00010002;
+
     private static VersionInfo GetVersionInfo() => new(
         modelSignature: "FMF2MXFM",
-        verWrittenCur: 0x00010001, // initial format
-        verReadableCur: 0x00010001,
+        verWrittenCur: FormatWithChecksums, // 0x00010001: initial format; 0x00010002: SHA-256 of the settings and of each binary entry
+        verReadableCur: FormatWithChecksums,
         verWeCanReadBack: 0x00010001,
         loaderSignature: LoaderSignature,
         loaderAssemblyName: typeof(FlatMinimaIncrementalFewShotTransformer).Assembly.FullName);
@@ -77,9 +81,17 @@ public sealed class FlatMinimaIncrementalFewShotTransformer : ImageScoringTransf
     private protected override void SaveModel(ModelSaveContext ctx)
     {
         ctx.SetVersionInfo(GetVersionInfo());
-        // Format 0x00010001: column names and input; backbone header (architecture, geometry, base classes, normalization);
-        // device, scoring batch size, class names (text key values); base class count, session count, prototype
-        // normalisation, distance scale; zip entries: network weights, flat region (b, names, θ_base), prototypes, exemplars.
+        // Format 0x00010002: column names and input; backbone header (architecture, geometry, base classes, normalization);
+        // class count; device, scoring batch size, class names (text key values; since 0x00010002 length-prefixed with their SHA-256); base class count, session count,
+        // prototype normalisation, distance scale; SHA-256 of these settings (HeaderDigest) and of the four entries below; zip entries: network weights, flat
+        // region (b, names, θ_base), prototypes, exemplars. (0x00010001: the same without the checksums.)
+        var entries = new[]
+        {
+            Model.Backbone.WeightsBytes(),
+            ToBytes(w => Model.FlatRegion.Save(w)),
+            ToBytes(w => TensorIO.Write(w, Model.Prototypes)),
+            ToBytes(w => Model.Learner.Exemplars.Save(w)),
+        };
         SaveColumns(ctx);
         Model.Backbone.SaveHeader(ctx);
         ctx.Writer.Write(ClassCount);
@@ -88,39 +100,86 @@ public sealed class FlatMinimaIncrementalFewShotTransformer : ImageScoringTransf
         ctx.Writer.Write(Model.SessionCount);
         ctx.Writer.Write((int)Model.Normalization);
         ctx.Writer.Write(Model.DistanceScale);
-        Model.Backbone.SaveWeights(ctx);
-        ctx.SaveBinaryStream(RegionEntry, w => Model.FlatRegion.Save(w));
-        ctx.SaveBinaryStream(PrototypesEntry, w => TensorIO.Write(w, Model.Prototypes));
-        ctx.SaveBinaryStream(ExemplarsEntry, w => Model.Learner.Exemplars.Save(w));
+        var (columns, scoring) = SavedSettings();
+        SaveChecksums(ctx, HeaderDigest(columns, Model.Backbone.Header(), scoring,
+            Extra(ClassCount, Model.BaseClassCount, Model.SessionCount, Model.Normalization, Model.DistanceScale)), entries);
+        ctx.SaveBinaryStream(FlatMinimaImageClassifier.WeightsEntry, w => w.Write(entries[0]));
+        ctx.SaveBinaryStream(RegionEntry, w => w.Write(entries[1]));
+        ctx.SaveBinaryStream(PrototypesEntry, w => w.Write(entries[2]));
+        ctx.SaveBinaryStream(ExemplarsEntry, w => w.Write(entries[3]));
+
+        static byte[] ToBytes(Action<BinaryWriter> write)
+        {
+            using var stream = new MemoryStream();
+            using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) write(writer);
+            return stream.ToArray();
+        }
     }
 
     private static FlatMinimaIncrementalFewShotTransformer Create(IHostEnvironment env, ModelLoadContext ctx)
     {
         Contracts.CheckValue(env, nameof(env));
         env.CheckValue(ctx, nameof(ctx));
-        ctx.CheckAtModel(GetVersionInfo());
-        var columns = LoadColumns(ctx);
-        var header = FlatMinimaImageClassifier.LoadHeader(env, ctx);
-        int classes = ctx.Reader.ReadInt32();
-        var scoring = LoadScoringSettings(env, ctx, classes);
-        int baseClasses = ctx.Reader.ReadInt32(), sessions = ctx.Reader.ReadInt32();
-        var normalization = (PrototypeNormalization)ctx.Reader.ReadInt32();
-        double distanceScale = ctx.Reader.ReadDouble();
-        env.CheckDecode(baseClasses == header.Classes && classes >= baseClasses && Enum.IsDefined(normalization) && distanceScale > 0);
+        TorchNativeLibrary.EnsureLoaded();
+        return ModelReading.Run(ctx, reading => Load(env, ctx, reading));
+    }
 
-        var device = Devices.Resolve(scoring.Device, scoring.CudaIndex);
-        var backbone = header.LoadNetwork(env, ctx, device);
+    private static FlatMinimaIncrementalFewShotTransformer Load(IHostEnvironment env, ModelLoadContext ctx, ModelReading reading)
+    {
+        ctx.CheckAtModel(GetVersionInfo());
+        var reader = reading.Reader;
+        var columns = LoadColumns(reading);
+        var header = FlatMinimaImageClassifier.LoadHeader(reading, columns.Input);
+        int classes = reader.ReadInt32();
+        reading.Check(classes >= header.Classes && classes <= FlatMinimaModelLoading.MaxClassCount,
+            $"the model declares {classes} classes for {header.Classes} base classes; {header.Classes} to {FlatMinimaModelLoading.MaxClassCount} are accepted.");
+        var scoring = LoadScoringSettings(env, reading, classes, ctx.Header.ModelVerWritten >= FormatWithChecksums);
+        int baseClasses = reader.ReadInt32(), sessions = reader.ReadInt32();
+        int rawNormalization = reader.ReadInt32();
+        var normalization = (PrototypeNormalization)rawNormalization;
+        double distanceScale = reader.ReadDouble();
+        reading.Check(baseClasses == header.Classes, $"the base class count {baseClasses} differs from the network's {header.Classes}.");
+        reading.Check(sessions >= 0 && sessions <= classes, $"the session count {sessions} is outside 0 to {classes}.");
+        reading.Check(Enum.IsDefined(normalization), $"the prototype normalisation {rawNormalization} is not one of {string.Join(", ", Enum.GetNames<PrototypeNormalization>())}.");
+        reading.Check(distanceScale > 0 && double.IsFinite(distanceScale), $"the distance scale {distanceScale} is not a finite number > 0.");
+        var checksums = ctx.Header.ModelVerWritten >= FormatWithChecksums
+            ? LoadChecksums(reading, HeaderDigest(columns, header, scoring, Extra(classes, baseClasses, sessions, normalization, distanceScale)), 4)
+            : new byte[]?[4];
+
+        var device = FlatMinimaModelLoading.ResolveLoadDevice(scoring.CudaIndex);
+        var backbone = header.LoadNetwork(reading, checksums[0], device);
         FlatRegionBounds? region = null;
         Tensor? prototypes = null;
         ExemplarMemory? exemplars = null;
         FlatMinimaIncrementalFewShotClassifier model;
         try
         {
-            Load(RegionEntry, r => region = FlatRegionBounds.Load(r, device));
-            Load(PrototypesEntry, r => prototypes = TensorIO.Read(r).to(device).DetachFromDisposeScope());
-            Load(ExemplarsEntry, r => exemplars = ExemplarMemory.Load(r));
-            env.CheckDecode(prototypes!.shape[0] == classes);
-            model = FlatMinimaIncrementalFewShotClassifier.FromParts(backbone, region!, prototypes, exemplars!, baseClasses, sessions, normalization, distanceScale);
+            using (var r = new BinaryReader(reading.ReadEntry(RegionEntry, checksums[1])))
+            {
+                region = FlatRegionBounds.Load(r, device);
+                region.ParametersOf(backbone.Network);
+            }
+            using (var r = new BinaryReader(reading.ReadEntry(PrototypesEntry, checksums[2])))
+            {
+                var cpu = TensorIO.Read(r, requireFinite: true);
+                prototypes = cpu.to(device).DetachFromDisposeScope();
+                if (!ReferenceEquals(cpu, prototypes)) cpu.Dispose();
+                reading.Check(prototypes.dtype == ScalarType.Float32 && prototypes.dim() == 2 && prototypes.shape[0] == classes,
+                    $"the prototypes have shape [{string.Join(", ", prototypes.shape)}]; expected [{classes}, D].");
+            }
+            using (var r = new BinaryReader(reading.ReadEntry(ExemplarsEntry, checksums[3])))
+            {
+                exemplars = ExemplarMemory.Load(r);
+                reading.Check(exemplars.Inputs.dim() == 4 && exemplars.Inputs.shape.Skip(1).SequenceEqual(new long[] { header.Channels, header.Height, header.Width }),
+                    $"the exemplars have shape [{string.Join(", ", exemplars.Inputs.shape)}]; expected [E, {header.Channels}, {header.Height}, {header.Width}].");
+                if (exemplars.Count > 0)
+                {
+                    using var max = exemplars.Labels.max();
+                    reading.Check(max.item<long>() < classes, $"an exemplar has class index {max.item<long>()} but the model has {classes} classes.");
+                }
+            }
+            reading.BackToHeader();
+            model = FlatMinimaIncrementalFewShotClassifier.FromParts(backbone, region, prototypes, exemplars, baseClasses, sessions, normalization, distanceScale);
         }
         catch
         {
@@ -132,13 +191,17 @@ public sealed class FlatMinimaIncrementalFewShotTransformer : ImageScoringTransf
         }
         return new FlatMinimaIncrementalFewShotTransformer(env, model, columns.Input, columns.Image, columns.Label, columns.Score, columns.Predicted,
             scoring.KeyValues, scoring.BatchSize, scoring.Device, scoring.CudaIndex);
-
-        void Load(string entry, Action<System.IO.BinaryReader> read)
-        {
-            if (!ctx.TryLoadBinaryStream(entry, read))
-                throw env.ExceptDecode($"The model zip has no '{entry}' entry; it is not a complete FlatMinima incremental few-shot model.");
-        }
     }
+
+    // The F2M settings covered by the header digest.
+    private static Action<BinaryWriter> Extra(int classes, int baseClasses, int sessions, PrototypeNormalization normalization, double distanceScale) => w =>
+    {
+        w.Write(classes);
+        w.Write(baseClasses);
+        w.Write(sessions);
+        w.Write((int)normalization);
+        w.Write(distanceScale);
+    };
 
     private sealed class ClassNameRow
     {

@@ -1,5 +1,7 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
+using FlatMinima.MLNet.ImageClassification;
 using FlatMinima.Torch.Training;
 using Microsoft.ML;
 using Microsoft.ML.Data;
@@ -77,8 +79,9 @@ public abstract class ImageScoringTransformer<TModel> : ISingleFeaturePrediction
     /// <summary>Rows per forward pass in <see cref="Transform"/>.</summary>
     public int ScoringBatchSize { get; }
 
-    /// <summary>The device preference saved with the model (Auto picks CUDA when available when loading).</summary>
-    public DeviceKind DeviceKind { get; }
+    /// <summary>The device the model was trained with (<c>Options.Device</c>), saved with it as metadata. Loading does not
+    /// require it: a loaded model lives on the device <see cref="FlatMinimaModelLoading.EffectiveDevice"/> picks.</summary>
+    public DeviceKind DeviceKind { get; internal set; }
 
     /// <summary>CUDA device index.</summary>
     public int CudaDeviceIndex { get; }
@@ -197,31 +200,130 @@ public abstract class ImageScoringTransformer<TModel> : ISingleFeaturePrediction
         ctx.Writer.Write(Input.VectorWidth);
     }
 
-    /// <summary>Reads what <see cref="SaveColumns"/> wrote.</summary>
-    private protected static SavedColumns LoadColumns(ModelLoadContext ctx)
+    /// <summary>Reads what <see cref="SaveColumns"/> wrote; names, the input kind and the vector shape are checked.</summary>
+    private protected static SavedColumns LoadColumns(ModelReading reading)
     {
-        string image = ctx.LoadNonEmptyString(), label = ctx.LoadNonEmptyString(), score = ctx.LoadNonEmptyString(), predicted = ctx.LoadNonEmptyString();
-        var kind = (ImageInputKind)ctx.Reader.ReadInt32();
-        var input = new ImageInput(kind, ctx.Reader.ReadInt32(), ctx.Reader.ReadInt32(), ctx.Reader.ReadInt32());
-        return new SavedColumns(image, label, score, predicted, input);
+        string image = reading.ReadName("image column name"), label = reading.ReadName("label column name"),
+            score = reading.ReadName("score column name"), predicted = reading.ReadName("predicted-label column name");
+        int rawKind = reading.Reader.ReadInt32();
+        var kind = (ImageInputKind)rawKind;
+        reading.Check(Enum.IsDefined(kind), $"the image input kind {rawKind} is not one of {string.Join(", ", Enum.GetNames<ImageInputKind>())}.");
+        int c = reading.Reader.ReadInt32(), h = reading.Reader.ReadInt32(), w = reading.Reader.ReadInt32();
+        if (kind == ImageInputKind.PixelVector)
+            reading.Check(c is >= 1 and <= FlatMinimaModelLoading.MaxVectorChannels && h is >= 1 and <= FlatMinimaModelLoading.MaxImageSide
+                && w is >= 1 and <= FlatMinimaModelLoading.MaxImageSide && (long)c * h * w <= FlatMinimaModelLoading.MaxInputValues,
+                $"the pixel-vector shape {c}×{h}×{w} is outside the accepted limits (channels 1 to {FlatMinimaModelLoading.MaxVectorChannels}, " +
+                $"sides 1 to {FlatMinimaModelLoading.MaxImageSide}, at most {FlatMinimaModelLoading.MaxInputValues} values).");
+        else
+            reading.Check(c == 0 && h == 0 && w == 0, $"an input of kind {kind} stores a vector shape {c}×{h}×{w}; expected 0×0×0.");
+        return new SavedColumns(image, label, score, predicted, new ImageInput(kind, c, h, w));
     }
 
-    /// <summary>Writes the device preference, the scoring batch size and the class key values.</summary>
+    /// <summary>The largest saved class key values blob read (bytes).</summary>
+    private const int MaxKeyValuesBytes = 64 << 20;
+
+    /// <summary>
+    /// Writes the device the model was trained with, the scoring batch size and the class key values — since format
+    /// 0x00010002 as a length-prefixed blob followed by its SHA-256, so that damaged key values are caught before ML.NET's
+    /// <c>BinarySaver</c> decodes them.
+    /// </summary>
     private protected void SaveScoringSettings(ModelSaveContext ctx)
     {
         ctx.Writer.Write((int)DeviceKind);
         ctx.Writer.Write(CudaDeviceIndex);
         ctx.Writer.Write(ScoringBatchSize);
-        KeyValues.Save(Host, ctx.Writer);
+        using var blob = new System.IO.MemoryStream();
+        using (var writer = new System.IO.BinaryWriter(blob, System.Text.Encoding.UTF8, leaveOpen: true)) KeyValues.Save(Host, writer);
+        var bytes = blob.ToArray();
+        ctx.Writer.Write(bytes.Length);
+        ctx.Writer.Write(System.Security.Cryptography.SHA256.HashData(bytes));
+        ctx.Writer.Write(bytes);
     }
 
-    /// <summary>Reads what <see cref="SaveScoringSettings"/> wrote, for a model of <paramref name="classes"/> classes.</summary>
-    private protected static SavedScoring LoadScoringSettings(IHostEnvironment env, ModelLoadContext ctx, int classes)
+    /// <summary>Reads what <see cref="SaveScoringSettings"/> wrote, for a model of <paramref name="classes"/> classes
+    /// (already bounded); the device kind, CUDA index and batch size are checked, and with
+    /// <paramref name="checksummed"/> (format 0x00010002 and later) the key values' length and SHA-256.</summary>
+    private protected static SavedScoring LoadScoringSettings(IHostEnvironment env, ModelReading reading, int classes, bool checksummed)
     {
-        var device = (DeviceKind)ctx.Reader.ReadInt32();
-        int cudaIndex = ctx.Reader.ReadInt32();
-        int batchSize = ctx.Reader.ReadInt32();
-        return new SavedScoring(device, cudaIndex, batchSize, LabelKeyValues.Load(env, ctx.Reader, classes));
+        var reader = reading.Reader;
+        int rawDevice = reader.ReadInt32();
+        var device = (DeviceKind)rawDevice;
+        reading.Check(Enum.IsDefined(device), $"the saved device kind {rawDevice} is not one of {string.Join(", ", Enum.GetNames<DeviceKind>())}.");
+        int cudaIndex = reader.ReadInt32();
+        reading.Check(cudaIndex is >= 0 and < 1024, $"the saved CUDA device index {cudaIndex} is outside 0 to 1023.");
+        int batchSize = reader.ReadInt32();
+        reading.Check(batchSize is >= 1 and <= FlatMinimaModelLoading.MaxScoringBatchSize,
+            $"the scoring batch size {batchSize} is outside 1 to {FlatMinimaModelLoading.MaxScoringBatchSize}.");
+        if (!checksummed)
+            return new SavedScoring(device, cudaIndex, batchSize, LabelKeyValues.Load(env, reader, classes));
+        int length = reader.ReadInt32();
+        var stream = reader.BaseStream;
+        reading.Check(length >= 1 && length <= MaxKeyValuesBytes && (!stream.CanSeek || length <= stream.Length - stream.Position),
+            $"the class key values are stored with length {length}, outside the entry.");
+        var sha256 = reader.ReadBytes(32);
+        var bytes = reader.ReadBytes(length);
+        reading.Check(bytes.Length == length && sha256.Length == 32, "the entry ends inside the class key values.");
+        reading.Check(System.Security.Cryptography.SHA256.HashData(bytes).AsSpan().SequenceEqual(sha256),
+            "the SHA-256 of the class key values does not match the stored one; the entry is damaged.");
+        using var blob = new System.IO.BinaryReader(new System.IO.MemoryStream(bytes, writable: false));
+        var keyValues = LabelKeyValues.Load(env, blob, classes);
+        reading.Check(blob.BaseStream.Position == length, "the class key values do not fill their stored length.");
+        return new SavedScoring(device, cudaIndex, batchSize, keyValues);
+    }
+
+    /// <summary>
+    /// Writes the checksums of format 0x00010002 and later: the SHA-256 of the header values (<paramref name="headerDigest"/>,
+    /// see <see cref="HeaderDigest"/>), then the SHA-256 of each binary entry, 32 bytes each.
+    /// </summary>
+    private protected static void SaveChecksums(ModelSaveContext ctx, byte[] headerDigest, params byte[][] entries)
+    {
+        ctx.Writer.Write(headerDigest);
+        foreach (var bytes in entries) ctx.Writer.Write(System.Security.Cryptography.SHA256.HashData(bytes));
+    }
+
+    /// <summary>
+    /// Reads the checksums written by <see cref="SaveChecksums"/>, checks the header's against <paramref name="headerDigest"/>
+    /// (computed from the values just read) and returns the <paramref name="entries"/> entry checksums.
+    /// </summary>
+    private protected static byte[][] LoadChecksums(ModelReading reading, byte[] headerDigest, int entries)
+    {
+        var result = new byte[entries + 1][];
+        for (int i = 0; i <= entries; i++)
+        {
+            result[i] = reading.Reader.ReadBytes(32);
+            reading.Check(result[i].Length == 32, "the entry ends inside the stored checksums.");
+        }
+        reading.Check(result[0].AsSpan().SequenceEqual(headerDigest),
+            "the SHA-256 of the model's settings (column names, geometry, normalization, scoring settings, class names) does not match the stored one; the entry is damaged.");
+        return result[1..];
+    }
+
+    /// <summary>The saved settings of this transformer, as <see cref="LoadColumns"/> and <see cref="LoadScoringSettings"/> return them.</summary>
+    private protected (SavedColumns Columns, SavedScoring Scoring) SavedSettings() =>
+        (new SavedColumns(FeatureColumnName, LabelColumnName, ScoreColumnName, PredictedLabelColumnName, Input),
+         new SavedScoring(DeviceKind, CudaDeviceIndex, ScoringBatchSize, KeyValues));
+
+    /// <summary>
+    /// SHA-256 over a canonical encoding of the settings stored in <c>Model.key</c> (strings by value, so the string
+    /// table is covered; class names as text) plus what <paramref name="extra"/> writes; computed the same way at save
+    /// and at load.
+    /// </summary>
+    private protected static byte[] HeaderDigest(SavedColumns columns, ClassifierHeader header, SavedScoring scoring, Action<System.IO.BinaryWriter>? extra = null)
+    {
+        using var stream = new System.IO.MemoryStream();
+        using (var w = new System.IO.BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true))
+        {
+            foreach (var name in new[] { columns.Image, columns.Label, columns.Score, columns.Predicted, header.Architecture }) w.Write(name);
+            foreach (int v in new[] { (int)columns.Input.Kind, columns.Input.VectorChannels, columns.Input.VectorHeight, columns.Input.VectorWidth,
+                header.Channels, header.Height, header.Width, header.Classes, (int)scoring.Device, scoring.CudaIndex, scoring.BatchSize })
+                w.Write(v);
+            foreach (float v in header.Mean.Concat(header.Std)) w.Write(v);
+            w.Write(scoring.KeyValues.HasValues);
+            w.Write(scoring.KeyValues.Names.Count);
+            foreach (var name in scoring.KeyValues.Names) w.Write(name);
+            extra?.Invoke(w);
+        }
+        return System.Security.Cryptography.SHA256.HashData(stream.ToArray());
     }
 }
 

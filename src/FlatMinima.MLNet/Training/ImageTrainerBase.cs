@@ -41,6 +41,7 @@ public abstract class ImageTrainerBase<TOptions>
     /// </summary>
     private protected (LabelKeyValues KeyValues, ImageInput Input) InspectTrainingData(IDataView data, string what, string emptyMessage, int minClasses = 2)
     {
+        TorchNativeLibrary.EnsureLoaded();
         CheckHasRows(data, emptyMessage);
         var (labelColumn, classCount) = ImageTrainingData.CheckLabel(data.Schema, TrainerOptions.LabelColumnName, minClasses);
         var input = ImageInput.FromColumn(FindImageColumn(data.Schema, what), TrainerOptions.ImageChannels, TrainerOptions.ImageHeight, TrainerOptions.ImageWidth);

@@ -60,12 +60,15 @@ public sealed class ChannelStandardization
         foreach (float v in _mean.Concat(_std)) writer.Write(v);
     }
 
-    /// <summary>Reads what <see cref="Save"/> wrote.</summary>
+    /// <summary>The most channels <see cref="Load"/> accepts.</summary>
+    internal const int MaxChannels = 4096;
+
+    /// <summary>Reads what <see cref="Save"/> wrote (at most <see cref="MaxChannels"/> channels).</summary>
     public static ChannelStandardization Load(BinaryReader reader)
     {
         ArgumentNullException.ThrowIfNull(reader);
         int channels = reader.ReadInt32();
-        if (channels < 1) throw new InvalidDataException($"The standardization has {channels} channels.");
+        if (channels < 1 || channels > MaxChannels) throw new InvalidDataException($"The standardization has {channels} channels; 1 to {MaxChannels} are accepted.");
         float[] Read() => Enumerable.Range(0, channels).Select(_ => reader.ReadSingle()).ToArray();
         float[] mean = Read(), std = Read();
         return new ChannelStandardization(mean, std);

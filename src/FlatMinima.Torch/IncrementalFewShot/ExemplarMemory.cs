@@ -77,18 +77,30 @@ public sealed class ExemplarMemory : IDisposable
         TensorIO.Write(writer, Labels);
     }
 
-    /// <summary>Reads what <see cref="Save"/> wrote.</summary>
+    /// <summary>Reads what <see cref="Save"/> wrote; tensors are checked by <see cref="TensorIO"/> (and must be finite),
+    /// the labels must be one int64 per input row and ≥ 0; violations throw <see cref="InvalidDataException"/>.</summary>
     public static ExemplarMemory Load(BinaryReader reader)
     {
-        var inputs = TensorIO.Read(reader);
-        var labels = TensorIO.Read(reader);
-        if (labels.dim() != 1 || labels.dtype != ScalarType.Int64 || inputs.dim() < 1 || inputs.shape[0] != labels.shape[0])
+        var inputs = TensorIO.Read(reader, requireFinite: true);
+        Tensor? labels = null;
+        try
+        {
+            labels = TensorIO.Read(reader);
+            if (labels.dim() != 1 || labels.dtype != ScalarType.Int64 || inputs.dim() < 1 || inputs.shape[0] != labels.shape[0])
+                throw new InvalidDataException("The stored exemplars are inconsistent: their inputs and labels do not have one row each.");
+            if (labels.numel() > 0)
+            {
+                using var min = labels.min();
+                if (min.item<long>() < 0) throw new InvalidDataException("The stored exemplars have a negative class index.");
+            }
+            return new ExemplarMemory(inputs, labels);
+        }
+        catch
         {
             inputs.Dispose();
-            labels.Dispose();
-            throw new InvalidDataException("The stored exemplars are inconsistent: their inputs and labels do not have one row each.");
+            labels?.Dispose();
+            throw;
         }
-        return new ExemplarMemory(inputs, labels);
     }
 
     /// <summary>Releases the inputs and labels.</summary>

@@ -91,14 +91,45 @@ public sealed class FlatRegionBounds : IDisposable
         }
     }
 
-    /// <summary>Reads what <see cref="Save"/> wrote, onto <paramref name="device"/>.</summary>
+    /// <summary>The largest number of range parameters <see cref="Load"/> accepts.</summary>
+    internal const int MaxParameters = 100_000;
+
+    /// <summary>The longest parameter name <see cref="Load"/> accepts.</summary>
+    internal const int MaxNameLength = 1024;
+
+    /// <summary>Reads what <see cref="Save"/> wrote, onto <paramref name="device"/>; the bound, the count, the names and
+    /// each tensor are checked (finite values, <see cref="TensorIO"/>'s limits) and violations throw <see cref="InvalidDataException"/>.</summary>
     public static FlatRegionBounds Load(BinaryReader reader, Device device)
     {
         double bound = reader.ReadDouble();
+        if (!(bound > 0) || double.IsInfinity(bound)) throw new InvalidDataException($"The stored flat-region bound {bound} is not a finite number > 0.");
         int n = reader.ReadInt32();
-        var weights = new (string, Tensor)[n];
-        for (int i = 0; i < n; i++) weights[i] = (reader.ReadString(), TensorIO.Read(reader).to(device));
-        return new FlatRegionBounds(weights, bound, copy: false);
+        if (n < 1 || n > MaxParameters) throw new InvalidDataException($"The flat region stores {n} range parameters; 1 to {MaxParameters} are accepted.");
+        var weights = new List<(string, Tensor)>();
+        try
+        {
+            for (int i = 0; i < n; i++)
+            {
+                string name = reader.ReadString();
+                if (name.Length == 0 || name.Length > MaxNameLength)
+                    throw new InvalidDataException($"Range parameter {i} has a name of {name.Length} characters; 1 to {MaxNameLength} are accepted.");
+                var cpu = TensorIO.Read(reader, requireFinite: true);
+                if (cpu.dtype != ScalarType.Float32)
+                {
+                    cpu.Dispose();
+                    throw new InvalidDataException($"Range parameter {i} is stored as {cpu.dtype}; θ_base is float32.");
+                }
+                var moved = cpu.to(device).DetachFromDisposeScope();
+                if (!ReferenceEquals(moved, cpu)) cpu.Dispose();
+                weights.Add((name, moved));
+            }
+            return new FlatRegionBounds(weights, bound, copy: false);
+        }
+        catch
+        {
+            foreach (var (_, t) in weights) t.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Releases θ_base and the clamp bounds.</summary>

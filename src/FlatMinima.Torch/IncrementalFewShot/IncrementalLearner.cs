@@ -284,6 +284,9 @@ public sealed class IncrementalLearner : IDisposable
         int baseClassCount = reader.ReadInt32(), sessionCount = reader.ReadInt32();
         var normalization = (PrototypeNormalization)reader.ReadInt32();
         double distanceScale = reader.ReadDouble();
+        if (baseClassCount < 1 || sessionCount < 0 || !Enum.IsDefined(normalization) || !(distanceScale > 0) || double.IsInfinity(distanceScale))
+            throw new InvalidDataException($"The stored learner settings are out of range: base classes {baseClassCount}, sessions {sessionCount}, " +
+                $"normalisation {(int)normalization}, distance scale {distanceScale}.");
         var standardization = reader.ReadBoolean() ? ChannelStandardization.Load(reader) : null;
         var network = createNetwork();
         FlatRegionBounds? region = null;
@@ -294,8 +297,10 @@ public sealed class IncrementalLearner : IDisposable
             network.load(reader);
             network.to(device);
             region = FlatRegionBounds.Load(reader, device);
-            prototypes = TensorIO.Read(reader).to(device).DetachFromDisposeScope();
+            prototypes = TensorIO.Read(reader, requireFinite: true).to(device).DetachFromDisposeScope();
             exemplars = ExemplarMemory.Load(reader);
+            if (prototypes.dim() != 2 || prototypes.shape[0] < baseClassCount)
+                throw new InvalidDataException($"The stored prototypes have shape [{string.Join(", ", prototypes.shape)}]; expected [K ≥ {baseClassCount}, D].");
             return new IncrementalLearner(network, createNetwork, region, prototypes, exemplars, baseClassCount, sessionCount, normalization,
                 distanceScale, standardization);
         }
