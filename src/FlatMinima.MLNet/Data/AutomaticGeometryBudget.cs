@@ -19,6 +19,11 @@ internal static class AutomaticGeometryBudget
     /// </summary>
     public static void Check(long rows, int channels, int height, int width, string imageColumn)
     {
+        if (height > ModelLimits.MaxImageSide || width > ModelLimits.MaxImageSide || (long)channels * height * width > ModelLimits.MaxInputValues)
+            throw new InvalidOperationException(
+                $"Image column '{imageColumn}': ImageHeight and ImageWidth are not set, so the model's input size is the first image's, {height}×{width}, " +
+                $"beyond what a model may have (sides up to {ModelLimits.MaxImageSide} pixels, at most {ModelLimits.MaxInputValues:N0} values per image; " +
+                "ModelLimits). Set ImageHeight and ImageWidth (e.g. 224 and 224): images are resized to that size.");
         long needed = checked(rows * channels * height * width * sizeof(float));
         if (needed <= Bytes) return;
         throw new InvalidOperationException(

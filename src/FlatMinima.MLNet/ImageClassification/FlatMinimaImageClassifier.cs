@@ -172,11 +172,11 @@ public sealed class FlatMinimaImageClassifier : IDisposable
             reading.Check(channels == input.VectorChannels, $"the network has {channels} input channels but the pixel vector has {input.VectorChannels}.");
         else
             reading.Check(channels is >= 1 and <= 3, $"the network has {channels} input channels; images have 1 to 3.");
-        reading.Check(height is >= 1 and <= FlatMinimaModelLoading.MaxImageSide && width is >= 1 and <= FlatMinimaModelLoading.MaxImageSide,
-            $"the input geometry {height}×{width} is outside 1 to {FlatMinimaModelLoading.MaxImageSide} pixels per side.");
-        reading.Check((long)channels * height * width <= FlatMinimaModelLoading.MaxInputValues,
-            $"the input geometry {channels}×{height}×{width} exceeds {FlatMinimaModelLoading.MaxInputValues} values per image.");
-        reading.Check(classes is >= 1 and <= FlatMinimaModelLoading.MaxClassCount, $"the model declares {classes} classes; 1 to {FlatMinimaModelLoading.MaxClassCount} are accepted.");
+        reading.Check(height is >= 1 and <= ModelLimits.MaxImageSide && width is >= 1 and <= ModelLimits.MaxImageSide,
+            $"the input geometry {height}×{width} is outside 1 to {ModelLimits.MaxImageSide} pixels per side.");
+        reading.Check((long)channels * height * width <= ModelLimits.MaxInputValues,
+            $"the input geometry {channels}×{height}×{width} exceeds {ModelLimits.MaxInputValues} values per image.");
+        reading.Check(classes is >= 1 and <= ModelLimits.MaxClassCount, $"the model declares {classes} classes; 1 to {ModelLimits.MaxClassCount} are accepted.");
         float[] ReadFloats(string what, bool positive)
         {
             int n = reader.ReadInt32();

@@ -131,8 +131,8 @@ public sealed class FlatMinimaIncrementalFewShotTransformer : ImageScoringTransf
         var columns = LoadColumns(reading);
         var header = FlatMinimaImageClassifier.LoadHeader(reading, columns.Input);
         int classes = reader.ReadInt32();
-        reading.Check(classes >= header.Classes && classes <= FlatMinimaModelLoading.MaxClassCount,
-            $"the model declares {classes} classes for {header.Classes} base classes; {header.Classes} to {FlatMinimaModelLoading.MaxClassCount} are accepted.");
+        reading.Check(classes >= header.Classes && classes <= ModelLimits.MaxClassCount,
+            $"the model declares {classes} classes for {header.Classes} base classes; {header.Classes} to {ModelLimits.MaxClassCount} are accepted.");
         var scoring = LoadScoringSettings(env, reading, classes, ctx.Header.ModelVerWritten >= FormatWithChecksums);
         int baseClasses = reader.ReadInt32(), sessions = reader.ReadInt32();
         int rawNormalization = reader.ReadInt32();

@@ -29,24 +29,6 @@ public static class FlatMinimaModelLoading
     /// <summary>The environment variable read when <see cref="Device"/> is null: <c>cpu</c>, <c>cuda</c> or <c>auto</c>.</summary>
     public const string DeviceEnvironmentVariable = "FLATMINIMA_DEVICE";
 
-    /// <summary>The largest image height or width a model file may declare (pixels).</summary>
-    public const int MaxImageSide = 2048;
-
-    /// <summary>The most values one input image may have (channels × height × width).</summary>
-    public const int MaxInputValues = 1 << 24;
-
-    /// <summary>The most channels a pixel-vector model may declare (encoded images and <c>MLImage</c> inputs: 1 to 3).</summary>
-    public const int MaxVectorChannels = 1024;
-
-    /// <summary>The most classes a model file may declare.</summary>
-    public const int MaxClassCount = 100_000;
-
-    /// <summary>The largest scoring batch size a model file may declare.</summary>
-    public const int MaxScoringBatchSize = 65_536;
-
-    /// <summary>The longest column or architecture name a model file may declare.</summary>
-    public const int MaxNameLength = 1024;
-
     private static volatile StrongBox? _device;
 
     /// <summary>

@@ -85,7 +85,7 @@ internal sealed class ModelReading
     }
 
     /// <summary>Reads a string from the header's string table, 1 to <paramref name="maxLength"/> printable characters.</summary>
-    public string ReadName(string what, int maxLength = FlatMinimaModelLoading.MaxNameLength)
+    public string ReadName(string what, int maxLength = ModelLimits.MaxNameLength)
     {
         string value = _ctx.LoadNonEmptyString();
         Check(value.Length <= maxLength, $"the {what} has {value.Length} characters; at most {maxLength} are accepted.");
@@ -145,7 +145,7 @@ internal sealed class ModelReading
         for (long i = 0; i < count; i++)
         {
             long nameLength = Decode(reader);
-            Check(nameLength >= 0 && nameLength <= FlatMinimaModelLoading.MaxNameLength && nameLength <= weights.Length - weights.Position,
+            Check(nameLength >= 0 && nameLength <= ModelLimits.MaxNameLength && nameLength <= weights.Length - weights.Position,
                 $"tensor {i} of the weights has a name of {nameLength} bytes.");
             string name = Encoding.UTF8.GetString(reader.ReadBytes((int)nameLength));
             Check(expected.TryGetValue(name, out var target) && seen.Add(name), $"the weights hold a tensor '{Sanitize(name)}' that the network does not have (or twice).");

@@ -210,10 +210,10 @@ public abstract class ImageScoringTransformer<TModel> : ISingleFeaturePrediction
         reading.Check(Enum.IsDefined(kind), $"the image input kind {rawKind} is not one of {string.Join(", ", Enum.GetNames<ImageInputKind>())}.");
         int c = reading.Reader.ReadInt32(), h = reading.Reader.ReadInt32(), w = reading.Reader.ReadInt32();
         if (kind == ImageInputKind.PixelVector)
-            reading.Check(c is >= 1 and <= FlatMinimaModelLoading.MaxVectorChannels && h is >= 1 and <= FlatMinimaModelLoading.MaxImageSide
-                && w is >= 1 and <= FlatMinimaModelLoading.MaxImageSide && (long)c * h * w <= FlatMinimaModelLoading.MaxInputValues,
-                $"the pixel-vector shape {c}×{h}×{w} is outside the accepted limits (channels 1 to {FlatMinimaModelLoading.MaxVectorChannels}, " +
-                $"sides 1 to {FlatMinimaModelLoading.MaxImageSide}, at most {FlatMinimaModelLoading.MaxInputValues} values).");
+            reading.Check(c is >= 1 and <= ModelLimits.MaxVectorChannels && h is >= 1 and <= ModelLimits.MaxImageSide
+                && w is >= 1 and <= ModelLimits.MaxImageSide && (long)c * h * w <= ModelLimits.MaxInputValues,
+                $"the pixel-vector shape {c}×{h}×{w} is outside the accepted limits (channels 1 to {ModelLimits.MaxVectorChannels}, " +
+                $"sides 1 to {ModelLimits.MaxImageSide}, at most {ModelLimits.MaxInputValues} values).");
         else
             reading.Check(c == 0 && h == 0 && w == 0, $"an input of kind {kind} stores a vector shape {c}×{h}×{w}; expected 0×0×0.");
         return new SavedColumns(image, label, score, predicted, new ImageInput(kind, c, h, w));
@@ -252,8 +252,8 @@ public abstract class ImageScoringTransformer<TModel> : ISingleFeaturePrediction
         int cudaIndex = reader.ReadInt32();
         reading.Check(cudaIndex is >= 0 and < 1024, $"the saved CUDA device index {cudaIndex} is outside 0 to 1023.");
         int batchSize = reader.ReadInt32();
-        reading.Check(batchSize is >= 1 and <= FlatMinimaModelLoading.MaxScoringBatchSize,
-            $"the scoring batch size {batchSize} is outside 1 to {FlatMinimaModelLoading.MaxScoringBatchSize}.");
+        reading.Check(batchSize is >= 1 and <= ModelLimits.MaxScoringBatchSize,
+            $"the scoring batch size {batchSize} is outside 1 to {ModelLimits.MaxScoringBatchSize}.");
         if (!checksummed)
             return new SavedScoring(device, cudaIndex, batchSize, LabelKeyValues.Load(env, reader, classes));
         int length = reader.ReadInt32();

@@ -48,17 +48,14 @@ public abstract class ImageTrainerOptions
     /// <summary>The name under which <see cref="CustomModelFactory"/> is saved with the model.</summary>
     public string? CustomModelName { get; set; }
 
-    /// <summary>The largest <see cref="ImageHeight"/> and <see cref="ImageWidth"/>: 4,096 pixels.</summary>
-    public const int MaxImageSize = 4096;
-
-    /// <summary>Model input height in pixels, 1 to <see cref="MaxImageSize"/>; set together with <see cref="ImageWidth"/>.
+    /// <summary>Model input height in pixels, 1 to <see cref="ModelLimits.MaxImageSide"/>; set together with <see cref="ImageWidth"/>.
     /// Null (both null) takes the first training image's size (vector inputs: the vector's dimensions), as long as the
     /// decoded training set then needs at most 1 GiB (rows × channels × height × width × 4 bytes, 3 channels assumed
     /// unless <see cref="ImageChannels"/> is set); above that, training fails before decoding the set and asks for an
     /// explicit size. Images of other sizes are resized (bilinear).</summary>
     public int? ImageHeight { get; set; }
 
-    /// <summary>Model input width in pixels, 1 to <see cref="MaxImageSize"/>; set together with <see cref="ImageHeight"/>
+    /// <summary>Model input width in pixels, 1 to <see cref="ModelLimits.MaxImageSide"/>; set together with <see cref="ImageHeight"/>
     /// (null as for <see cref="ImageHeight"/>).</summary>
     public int? ImageWidth { get; set; }
 
@@ -186,8 +183,8 @@ public abstract class ImageTrainerOptions
     private void ValidateImageSize()
     {
         foreach (var (name, value) in new[] { (nameof(ImageHeight), ImageHeight), (nameof(ImageWidth), ImageWidth) })
-            if (value is int size && (size < 1 || size > MaxImageSize))
-                throw new ArgumentOutOfRangeException(name, size, $"{name} must be 1 to {MaxImageSize} pixels, or null (with the other size) to take the first image's size.");
+            if (value is int size && (size < 1 || size > ModelLimits.MaxImageSide))
+                throw new ArgumentOutOfRangeException(name, size, $"{name} must be 1 to {ModelLimits.MaxImageSide} pixels, or null (with the other size) to take the first image's size.");
         if (ImageHeight is null != ImageWidth is null)
         {
             var (missing, set, value) = ImageHeight is null ? (nameof(ImageHeight), nameof(ImageWidth), ImageWidth) : (nameof(ImageWidth), nameof(ImageHeight), ImageHeight);

@@ -298,26 +298,42 @@ public sealed class DataFaultTests
         var trainers = _ml.MulticlassClassification.Trainers;
         var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => trainers.FlatMinimaImageClassification(Options(o => { o.ImageHeight = 100_000; o.ImageWidth = 28; })));
         Assert.AreEqual("ImageHeight", e.ParamName);
-        StringAssert.StartsWith(e.Message, $"ImageHeight must be 1 to {ImageTrainerOptions.MaxImageSize} pixels");
+        StringAssert.StartsWith(e.Message, $"ImageHeight must be 1 to {ModelLimits.MaxImageSide} pixels");
         var e2 = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => trainers.FlatMinimaImageClassification(Options(o => { o.ImageHeight = 28; o.ImageWidth = 4097; })));
         Assert.AreEqual("ImageWidth", e2.ParamName);
-        Assert.AreEqual(4096, ImageTrainerOptions.MaxImageSize);
+        Assert.AreEqual(2048, ModelLimits.MaxImageSide);
+    }
+
+    [TestMethod]
+    public void AFirstImageBeyondTheModelLimitsAsksForAnExplicitSize()
+    {
+        // Small in memory (2,100 × 8 pixels, 4 rows) but wider than a saved model may be: the trainer refuses it before
+        // training rather than producing a model that cannot be loaded.
+        using var bitmap = new SKBitmap(2100, 8);
+        bitmap.Erase(new SKColor(90, 140, 200));
+        var wide = Encode(bitmap, SKEncodedImageFormat.Png);
+        var rows = new[] { new ImageRow { Label = "a", ImageSource = wide }, new ImageRow { Label = "b", ImageSource = wide },
+                           new ImageRow { Label = "a", ImageSource = wide }, new ImageRow { Label = "b", ImageSource = wide } };
+        var e = Assert.ThrowsExactly<InvalidOperationException>(() => TestData.Pipeline(_ml, Options()).Fit(_ml.Data.LoadFromEnumerable(rows)));
+        StringAssert.Contains(e.Message, "Image column 'ImageSource'");
+        StringAssert.Contains(e.Message, "Set ImageHeight and ImageWidth");
+        StringAssert.Contains(e.Message, $"sides up to {ModelLimits.MaxImageSide} pixels");
     }
 
     [TestMethod]
     public void HugeFirstImageWithoutASizeFailsFastNamingImageHeightAndImageWidth()
     {
-        using var huge = new SKBitmap(4000, 4000);
+        using var huge = new SKBitmap(2000, 2000);
         huge.Erase(new SKColor(90, 140, 200));
-        var rows = Good(2);
+        var rows = Good(12);
         rows[0].ImageSource = Encode(huge, SKEncodedImageFormat.Png);
         long peakBefore = PeakResidentBytes();
         var clock = Stopwatch.StartNew();
         var e = FitThrows<InvalidOperationException>(_ml.Data.LoadFromEnumerable(rows), Options());
         clock.Stop();
         StringAssert.StartsWith(e.Message,
-            "Image column 'ImageSource': ImageHeight and ImageWidth are not set, so the model's input size is the first image's, 4000×4000; " +
-            "6 rows × 3 channels × 4000×4000 × 4 bytes = 1.07 GiB of decoded images, more than the 1 GiB allowed");
+            "Image column 'ImageSource': ImageHeight and ImageWidth are not set, so the model's input size is the first image's, 2000×2000; " +
+            "36 rows × 3 channels × 2000×2000 × 4 bytes = 1.61 GiB of decoded images, more than the 1 GiB allowed");
         StringAssert.Contains(e.Message, "Set ImageHeight and ImageWidth");
         Assert.IsTrue(clock.Elapsed < TimeSpan.FromSeconds(10), $"failed after {clock.Elapsed.TotalSeconds:F1} s");
         if (peakBefore > 0)
