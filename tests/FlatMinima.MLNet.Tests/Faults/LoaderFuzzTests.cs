@@ -15,7 +15,7 @@ namespace FlatMinima.MLNet.Tests.Faults;
 /// probabilities (or load as a valid non-FlatMinima ML.NET model, when a swapped entry is one), or throw <see cref="InvalidDataException"/> naming an entry (<c>FlatMinima model entry '…'</c>) or the
 /// zip (<c>The model zip …</c>) — never another exception, a crash, a hang or a large allocation. Damage to ML.NET's
 /// own entries (its transformers' <c>Model.key</c>, vocabularies) may also end in ML.NET's own exceptions; the
-/// <c>Schema</c> entry is not damaged (ML.NET's reader of it can hang; documented in docs/reliability-loading.md).
+/// <c>Schema</c> entry is not damaged (ML.NET's reader of it can hang; documented in docs/reliability.md).
 /// CI runs <see cref="DefaultCases"/> cases; <c>FLATMINIMA_FUZZ_CASES=1000 dotnet test --filter LoaderFuzz</c> runs more,
 /// <c>FLATMINIMA_FUZZ_SEED</c> replays another seed (the seed and any failing case are printed).
 /// </summary>
@@ -132,7 +132,7 @@ public sealed class LoaderFuzzTests
         string ourKey = z.OurModelKey;
         var ours = z.Entries.Select((e, i) => (e.Name, i)).Where(e => e.Name == ourKey || e.Name.EndsWith(".bin", StringComparison.Ordinal)).Select(e => e.i).ToArray();
         // ML.NET's entries, except Schema: ML.NET's BinaryLoader can spin without end on a damaged Schema entry (e.g. a
-        // vector type's dimension count 1 → 56065) before any FlatMinima code runs; see docs/reliability-loading.md.
+        // vector type's dimension count 1 → 56065) before any FlatMinima code runs; see docs/reliability.md.
         var others = Enumerable.Range(0, z.Entries.Count).Except(ours).Where(i => z.Entries[i].Name != "Schema").ToArray();
         int pick = ours[random.Next(ours.Length)];
         var (name, bytes) = z.Entries[pick];
