@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using Microsoft.ML.Transforms.Image;
+using FlatMinima.Torch.IncrementalFewShot;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using static TorchSharp.torch;
@@ -35,11 +36,7 @@ internal static class ImageTrainingData
         return (mean, std);
     }
 
-    internal static Tensor Normalize(Tensor images, float[] mean, float[] std)
-    {
-        using var scope = NewDisposeScope();
-        return images.sub(tensor(mean).view(1, -1, 1, 1)).div_(tensor(std).view(1, -1, 1, 1)).MoveToOuterDisposeScope();
-    }
+    internal static Tensor Normalize(Tensor images, float[] mean, float[] std) => new ChannelStandardization(mean, std).Apply(images);
 
     /// <summary>
     /// The trainer's output schema: the input columns plus <c>Score</c> (vector of floats) and <c>PredictedLabel</c> (key).

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Linq;
+using FlatMinima.Torch.IncrementalFewShot;
 using FlatMinima.Torch.Models;
 using FlatMinima.Torch.Training;
 using Microsoft.ML;
@@ -73,12 +74,12 @@ public sealed class FlatMinimaImageClassifier : IDisposable
     }
 
     /// <summary>Standardizes a raw batch with <see cref="Mean"/> and <see cref="Std"/> (on the batch's device).</summary>
-    public Tensor Normalize(Tensor rawBatch)
-    {
-        var mean = tensor(Mean.ToArray(), device: rawBatch.device).view(1, -1, 1, 1);
-        var std = tensor(Std.ToArray(), device: rawBatch.device).view(1, -1, 1, 1);
-        return rawBatch.sub(mean).div_(std);
-    }
+    public Tensor Normalize(Tensor rawBatch) => Standardization.Apply(rawBatch);
+
+    /// <summary>The per-channel standardization of <see cref="Mean"/> and <see cref="Std"/>.</summary>
+    internal ChannelStandardization Standardization => _standardization ??= new ChannelStandardization(Mean, Std);
+
+    private ChannelStandardization? _standardization;
 
     /// <summary>Releases the network's native memory.</summary>
     public void Dispose() => Network.Dispose();

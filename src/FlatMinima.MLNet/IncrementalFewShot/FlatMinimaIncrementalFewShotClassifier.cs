@@ -70,13 +70,13 @@ public sealed class FlatMinimaIncrementalFewShotClassifier : IDisposable
     internal static FlatMinimaIncrementalFewShotClassifier FromBaseSession(FlatMinimaImageClassifier backbone, Tensor images, Tensor labels,
         FlatRegionOptions flatRegion, PrototypeNormalization normalization, double distanceScale, int batchSize) =>
         new(backbone, IncrementalLearner.FromBaseSession(backbone.Network, NetworkFactory(backbone), images, labels, flatRegion, normalization,
-            distanceScale, Standardization(backbone), batchSize));
+            distanceScale, backbone.Standardization, batchSize));
 
     /// <summary>The classifier of a loaded model, taking ownership of the parts.</summary>
     internal static FlatMinimaIncrementalFewShotClassifier FromParts(FlatMinimaImageClassifier backbone, FlatRegionBounds region, Tensor prototypes,
         ExemplarMemory exemplars, int baseClassCount, int sessionCount, PrototypeNormalization normalization, double distanceScale) =>
         new(backbone, new IncrementalLearner(backbone.Network, NetworkFactory(backbone), region, prototypes, exemplars, baseClassCount,
-            sessionCount, normalization, distanceScale, Standardization(backbone)));
+            sessionCount, normalization, distanceScale, backbone.Standardization));
 
     /// <summary>A classifier with this one's backbone description (architecture, geometry, normalization) over
     /// <paramref name="learner"/>, a session's result on a clone of <see cref="Learner"/>; it owns the learner.</summary>
@@ -90,5 +90,4 @@ public sealed class FlatMinimaIncrementalFewShotClassifier : IDisposable
         return () => FlatMinimaImageClassifier.CreateNetwork(architecture, channels, classes, height, width);
     }
 
-    private static ChannelStandardization Standardization(FlatMinimaImageClassifier backbone) => new(backbone.Mean, backbone.Std);
 }
