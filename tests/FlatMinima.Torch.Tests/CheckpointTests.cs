@@ -11,6 +11,7 @@ using FlatMinima.Torch.Training;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 using TorchSharp;
 using static TorchSharp.torch;
+using static FlatMinima.Torch.Tests.TinyTraining;
 
 namespace FlatMinima.Torch.Tests;
 
@@ -23,20 +24,6 @@ namespace FlatMinima.Torch.Tests;
 public sealed class CheckpointTests
 {
     private static readonly ClassifierTrainingOptions Options = new() { Epochs = 3, BatchSize = 8, TuneGlibcMalloc = false };
-
-    private static TensorDataset Blobs(int n, int seed, bool domains = false)
-    {
-        manual_seed(seed);
-        var y = arange(n, ScalarType.Int64).remainder(2);
-        var x = randn(n, 1, 4, 4).add(y.view(-1, 1, 1, 1).to_type(ScalarType.Float32).mul(2));
-        return new TensorDataset(x, y) { Domains = domains ? arange(n, ScalarType.Int64).remainder(3) : null };
-    }
-
-    private static nn.Module<Tensor, Tensor> Net(int hidden = 4)
-    {
-        manual_seed(11);
-        return nn.Sequential(("conv", nn.Conv2d(1, hidden, 3)), ("bn", nn.BatchNorm2d(hidden)), ("relu", nn.ReLU()), ("flat", nn.Flatten()), ("fc", nn.Linear(4 * hidden, 2)));
-    }
 
     private static float[] State(nn.Module model) =>
         model.state_dict().Values.Where(t => t.is_floating_point()).SelectMany(t => t.detach().data<float>().ToArray()).ToArray();

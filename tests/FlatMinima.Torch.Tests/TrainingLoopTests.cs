@@ -8,6 +8,7 @@ using FlatMinima.Torch.Training;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 using TorchSharp;
 using static TorchSharp.torch;
+using static FlatMinima.Torch.Tests.TinyTraining;
 
 namespace FlatMinima.Torch.Tests;
 
@@ -15,20 +16,6 @@ namespace FlatMinima.Torch.Tests;
 [TestClass]
 public sealed class TrainingLoopTests
 {
-    private static TensorDataset Blobs(int n, int seed)
-    {
-        manual_seed(seed);
-        var y = arange(n, ScalarType.Int64).remainder(2);
-        var x = randn(n, 1, 4, 4).add(y.view(-1, 1, 1, 1).to_type(ScalarType.Float32).mul(2));
-        return new TensorDataset(x, y);
-    }
-
-    private static nn.Module<Tensor, Tensor> Net()
-    {
-        manual_seed(11);
-        return nn.Sequential(("conv", nn.Conv2d(1, 4, 3)), ("bn", nn.BatchNorm2d(4)), ("relu", nn.ReLU()), ("flat", nn.Flatten()), ("fc", nn.Linear(16, 2)));
-    }
-
     private static float[] Weights(nn.Module model) => model.parameters().SelectMany(p => p.detach().data<float>().ToArray()).ToArray();
 
     /// <summary>A step defined outside the library: the plain gradient, scaled, recording the step indices it was called with.</summary>

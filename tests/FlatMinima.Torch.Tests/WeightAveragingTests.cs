@@ -7,6 +7,7 @@ using FlatMinima.Torch.Training;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 using TorchSharp;
 using static TorchSharp.torch;
+using static FlatMinima.Torch.Tests.TinyTraining;
 
 namespace FlatMinima.Torch.Tests;
 
@@ -292,20 +293,6 @@ public sealed class WeightAveragingTests
         Expect(new SwaOptions { EverySteps = 0 }, nameof(SwaOptions.EverySteps));
         var late = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new StochasticWeightAverager(Tiny(), new SwaOptions { StartEpoch = 5 }, new TrainingPlan(10, 4)));
         Assert.AreEqual(nameof(SwaOptions.StartEpoch), late.ParamName);
-    }
-
-    private static TensorDataset Blobs(int n, int seed, bool domains)
-    {
-        manual_seed(seed);
-        var y = arange(n, ScalarType.Int64).remainder(2);
-        var x = randn(n, 1, 4, 4).add(y.view(-1, 1, 1, 1).to_type(ScalarType.Float32).mul(2));
-        return new TensorDataset(x, y) { Domains = domains ? arange(n, ScalarType.Int64).remainder(3) : null };
-    }
-
-    private static nn.Module<Tensor, Tensor> Net()
-    {
-        manual_seed(11);
-        return nn.Sequential(("conv", nn.Conv2d(1, 4, 3)), ("bn", nn.BatchNorm2d(4)), ("relu", nn.ReLU()), ("flat", nn.Flatten()), ("fc", nn.Linear(16, 2)));
     }
 
     [TestMethod]
