@@ -15,10 +15,15 @@ internal sealed class BasicBlock : Module<Tensor, Tensor>
     private readonly Conv2d conv2;
     private readonly BatchNorm2d bn2;
     private readonly Module<Tensor, Tensor>? downsample;
+    private readonly bool beginHeavy;
 
-    /// <summary>Creates a block from <paramref name="inChannels"/> to <paramref name="outChannels"/> with the given stride.</summary>
-    public BasicBlock(int inChannels, int outChannels, int stride) : base(nameof(BasicBlock))
+    /// <summary>
+    /// Creates a block from <paramref name="inChannels"/> to <paramref name="outChannels"/> with the given stride;
+    /// <paramref name="beginHeavy"/> pads the stride-2 layers as <see cref="StridedPadding.BeginHeavy"/> describes.
+    /// </summary>
+    public BasicBlock(int inChannels, int outChannels, int stride, bool beginHeavy = false) : base(nameof(BasicBlock))
     {
+        this.beginHeavy = beginHeavy && stride == 2;
         conv1 = Conv2d(inChannels, outChannels, 3, stride: stride, padding: 1, bias: false);
         bn1 = BatchNorm2d(outChannels);
         conv2 = Conv2d(outChannels, outChannels, 3, stride: 1, padding: 1, bias: false);
@@ -32,9 +37,9 @@ internal sealed class BasicBlock : Module<Tensor, Tensor>
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
-        var x = functional.relu(bn1.call(conv1.call(input)));
+        var x = functional.relu(bn1.call(StridedLayer.Crop(conv1.call(input), input, beginHeavy)));
         x = bn2.call(conv2.call(x));
-        x = x.add_(downsample is null ? input : downsample.call(input));
+        x = x.add_(downsample is null ? input : StridedLayer.Crop(downsample.call(input), input, beginHeavy));
         return x.relu_().MoveToOuterDisposeScope();
     }
 }
