@@ -92,10 +92,10 @@ internal sealed class OnnxModelReader
     {
         if (tensor.DataType != (int)TensorProto.Types.DataType.Float)
             throw Error($"initializer '{tensor.Name}' has element type {tensor.DataType}; expected float (1)");
-        long count = tensor.Dims.Aggregate(1L, (product, d) => product * d);
-        float[] values = tensor.RawData.Length > 0 ? MemoryMarshal.Cast<byte, float>(tensor.RawData.Span).ToArray() : tensor.FloatData.ToArray();
         if (!BitConverter.IsLittleEndian && tensor.RawData.Length > 0)
             throw new PlatformNotSupportedException("Reading ONNX raw tensor data needs a little-endian machine.");
+        long count = tensor.Dims.Aggregate(1L, (product, d) => product * d);
+        float[] values = tensor.RawData.Length > 0 ? MemoryMarshal.Cast<byte, float>(tensor.RawData.Span).ToArray() : tensor.FloatData.ToArray();
         return values.Length == count
             ? values
             : throw Error($"initializer '{tensor.Name}' holds {values.Length} values; its shape [{string.Join(", ", tensor.Dims)}] needs {count}");

@@ -55,12 +55,11 @@ internal static class ResNet18OnnxTopology
         int stage = 0;
         while (!reader.Consumers(x).Any(n => n.OpType == "AveragePool"))
         {
+            // Two Convs read the input of a block that opens a stage (3×3 and the 1×1 shortcut); Block checks the count.
             bool downsampling = reader.Consumers(x).Count(n => n.OpType == "Conv") == 2;
-            if (downsampling && ++stage == blocks.Length)
-                throw reader.Error($"tensor '{x}' opens a fifth stage (a 1×1 shortcut); expected four");
-            if (downsampling != (blocks[stage] == 0 && stage > 0) || (stage == 0 && blocks[0] == 0 && downsampling))
-                throw reader.Error($"tensor '{x}' (input of layer{stage + 1}.{blocks[stage]}) is read by {reader.Consumers(x).Count(n => n.OpType == "Conv")} Conv nodes; " +
-                    "expected a 1×1 shortcut exactly where stages 2–4 open");
+            if (downsampling && (blocks[stage] == 0 || stage == blocks.Length - 1))
+                throw reader.Error($"tensor '{x}' (input of layer{stage + 1}.{blocks[stage]}) has a 1×1 shortcut; expected one only where stages 2–4 open, after a block of the previous stage");
+            if (downsampling) stage++;
             x = Block(reader, x, $"layer{stage + 1}.{blocks[stage]}", downsampling, assignments);
             blocks[stage]++;
         }
