@@ -1,6 +1,5 @@
 using System;
 using System.Collections.Generic;
-using System.IO;
 using System.Linq;
 using System.Threading;
 using FlatMinima.MLNet.ImageClassification;
@@ -31,9 +30,9 @@ public sealed class GeometryTests
         var infos = Messages(ml, ChannelMessageKind.Info);
         var rows = TestData.Load("train", TestData.ThreeClasses, 7);
         rows[0].ImageSource = SolidPng(2000, 2000, new SKColor(90, 140, 200));
-        long peakBefore = PeakResidentBytes();
+        long peakBefore = TestData.PeakResidentBytes();
         var model = TestData.Pipeline(ml, TestData.FastOptions(epochs: 1, batchSize: 8)).Fit(ml.Data.LoadFromEnumerable(rows));
-        long growth = PeakResidentBytes() - peakBefore;
+        long growth = TestData.PeakResidentBytes() - peakBefore;
 
         var classifier = ((IEnumerable<ITransformer>)model).OfType<FlatMinimaImageClassificationTransformer>().Single().Model;
         Assert.AreEqual((3, 28, 28), (classifier.Channels, classifier.Height, classifier.Width), "28×28 from the sample; 3 channels (one image is in color)");
@@ -120,6 +119,20 @@ public sealed class GeometryTests
         StringAssert.Contains(examples.Geometry!.Describe(), "1 channel (every sampled image is gray; a later color row is converted to gray by luminance)");
         Assert.AreEqual((0.299 * 200 + 0.587 * 100 + 0.114 * 50) / 255, images[1001, 0, 2, 2].item<float>(), 1e-5);
         Assert.AreEqual(30 / 255f, images[1000, 0, 2, 2].item<float>(), 1e-7);
+    }
+
+    [TestMethod]
+    public void NoUsableImageInTheSampleFailsAtTheFirstUsableRowAskingForASize()
+    {
+        // 1,002 rows, no row count: rows 0–1,000 are not images (skipped), row 1,001 is, but it is not in the sample
+        // (k = 2 from row 1,000 on): there is no size to resize it to.
+        var rows = Enumerable.Range(0, 1002).Select(i => new ImageRow { Label = i % 2 == 0 ? "a" : "b", ImageSource = new byte[] { 1, 2, 3 } }).ToList();
+        rows[1001].ImageSource = SolidPng(4, 4, new SKColor(30, 30, 30));
+        var data = new CountingDataView(Keyed(rows), "ImageSource", null);
+        var e = Assert.ThrowsExactly<InvalidOperationException>(() => ImageDataReader.Read(data, ImageInput.FromColumn(data.Schema["ImageSource"], null, null, null),
+            "ImageSource", "Label", null, null, null, badImages: BadImagePolicy.Skip));
+        Assert.AreEqual("Image column 'ImageSource', row 1001: ImageHeight and ImageWidth are not set and none of the 501 sampled rows had a usable image, " +
+                        "so no size could be chosen from the data. Set ImageHeight and ImageWidth (e.g. 224 and 224): images are resized to that size.", e.Message);
     }
 
     // ---- how many times Fit reads the data --------------------------------------------------------------------------
@@ -216,13 +229,6 @@ public sealed class GeometryTests
             if (e.Kind == kind) lock (messages) messages.Add(e.Message);
         };
         return messages;
-    }
-
-    private static long PeakResidentBytes()
-    {
-        if (!OperatingSystem.IsLinux()) return 0;
-        var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
-        return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
     }
 }
 

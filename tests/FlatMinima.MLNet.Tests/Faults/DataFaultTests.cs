@@ -332,7 +332,7 @@ public sealed class DataFaultTests
         var rows = Good(12);
         var hugePng = Encode(huge, SKEncodedImageFormat.Png);
         for (int i = 0; i < 19; i++) rows[i * 36 / 19].ImageSource = hugePng;
-        long peakBefore = PeakResidentBytes();
+        long peakBefore = TestData.PeakResidentBytes();
         var clock = Stopwatch.StartNew();
         var e = FitThrows<InvalidOperationException>(_ml.Data.LoadFromEnumerable(rows), Options());
         clock.Stop();
@@ -342,7 +342,7 @@ public sealed class DataFaultTests
         StringAssert.Contains(e.Message, "Set ImageHeight and ImageWidth");
         Assert.IsTrue(clock.Elapsed < TimeSpan.FromSeconds(10), $"failed after {clock.Elapsed.TotalSeconds:F1} s");
         if (peakBefore > 0)
-            Assert.IsTrue(PeakResidentBytes() - peakBefore < 400L << 20, $"peak memory grew by {(PeakResidentBytes() - peakBefore) >> 20} MB");
+            Assert.IsTrue(TestData.PeakResidentBytes() - peakBefore < 400L << 20, $"peak memory grew by {(TestData.PeakResidentBytes() - peakBefore) >> 20} MB");
     }
 
     [TestMethod]
@@ -477,13 +477,5 @@ public sealed class DataFaultTests
             for (int k = 0; k < 8; k++) crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320 : crc >> 1;
         }
         return ~crc;
-    }
-
-    /// <summary>The process's peak resident memory (VmHWM) on Linux; 0 elsewhere.</summary>
-    private static long PeakResidentBytes()
-    {
-        if (!OperatingSystem.IsLinux()) return 0;
-        var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
-        return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
     }
 }
