@@ -62,6 +62,14 @@ internal static class TestData
     public static float[][] Scores(IDataView scored, string column = "Score") =>
         scored.GetColumn<float[]>(column).ToArray();
 
+    /// <summary>The process's peak resident memory (VmHWM) on Linux; 0 elsewhere.</summary>
+    public static long PeakResidentBytes()
+    {
+        if (!OperatingSystem.IsLinux()) return 0;
+        var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+        return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+    }
+
     private static string FindRepoRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)

@@ -64,6 +64,22 @@ internal static class EncodedImageDecoder
         return new DecodedImage(source.Bytes, pixelFormat, null, 4, source.Height, source.Width);
     }
 
+    /// <summary>
+    /// The size of an encoded image read from its header, without decoding any pixel, and whether the header declares
+    /// a gray image (8-bit gray color type); null when no codec recognizes the bytes or the image has more than
+    /// <see cref="MaxPixels"/> pixels (such a row is not a usable image; decoding it reports why).
+    /// </summary>
+    public static (int Height, int Width, bool DeclaredGray)? ReadHeader(byte[] encoded)
+    {
+        if (encoded.Length == 0) return null;
+        using var data = SKData.CreateCopy(encoded);
+        using var codec = CreateCodec(data);
+        if (codec is null) return null;
+        var info = codec.Info;
+        if (info.Width < 1 || info.Height < 1 || (long)info.Width * info.Height > MaxPixels) return null;
+        return (info.Height, info.Width, info.ColorType == SKColorType.Gray8);
+    }
+
     private static SKCodec? CreateCodec(SKData data)
     {
         try

@@ -17,6 +17,9 @@ internal sealed record ImageExamples(Tensor Images, long[] Labels, int Channels,
     public long SkippedRows { get; init; }
 
     public IReadOnlyList<string> SkipReasons { get; init; } = Array.Empty<string>();
+
+    /// <summary>How the size (and channels) were chosen from a sample of rows, when <c>ImageHeight</c>/<c>ImageWidth</c> were not given; else null.</summary>
+    public SampledGeometry? Geometry { get; init; }
 }
 
 /// <summary>Reads a whole image column (and a key label column) into tensors, in chunks, with errors that name the row.</summary>
@@ -27,15 +30,25 @@ internal static class ImageDataReader
 
     /// <summary>
     /// Reads every row. The geometry is <paramref name="channels"/>/<paramref name="height"/>/<paramref name="width"/>
-    /// where given; otherwise height and width come from the first image (pixel vectors: their shape), within
-    /// <see cref="AutomaticGeometryBudget"/>, and channels are 1 if every image is gray, else 3. Rows whose image is not
-    /// usable fail or are skipped as <paramref name="badImages"/> says.
+    /// where given. Pixel vectors keep their column's shape. Otherwise, for images, height and width (and channels, when
+    /// <paramref name="channels"/> is null) are chosen from a sample of rows by <see cref="ImageGeometrySample.Take"/> (one
+    /// extra cursor, which also counts the rows) and checked by <see cref="AutomaticGeometryBudget"/> before any image is
+    /// decoded: channels are then 1 if every sampled image is gray, else 3, and a later color row in a 1-channel model is
+    /// converted to gray by luminance. With <paramref name="height"/>/<paramref name="width"/> given and
+    /// <paramref name="channels"/> null, channels are 1 if every image is gray, else 3 (no sampling pass). Every image is
+    /// resized to the model's size as it is decoded, so a single huge image costs only its own decode. Rows whose image
+    /// is not usable fail or are skipped as <paramref name="badImages"/> says.
     /// </summary>
     public static ImageExamples Read(IDataView data, ImageInput input, string imageColumn, string labelColumn,
         int? channels, int? height, int? width, long maxRows = long.MaxValue, BadImagePolicy badImages = BadImagePolicy.Error)
     {
         var imageCol = data.Schema[imageColumn];
         var labelCol = data.Schema[labelColumn];
+        bool vector = input.Kind == ImageInputKind.PixelVector;
+        var sample = vector || height is not null ? null : ImageGeometrySample.Take(data, input, imageColumn, chooseChannels: channels is null, maxRows);
+        int? modelChannels = channels ?? sample?.Channels;
+        if (sample is { Height: > 0 })
+            AutomaticGeometryBudget.Check(sample.Rows, modelChannels ?? 3, sample.Height, sample.Width, sample.UsableRows, imageColumn);
         using var cursor = data.GetRowCursor(new[] { imageCol, labelCol });
         var reader = input.CreateReader(cursor, imageCol);
         var getLabel = cursor.GetGetter<uint>(labelCol);
@@ -44,9 +57,8 @@ internal static class ImageDataReader
         var pending = new List<DecodedImage>(ChunkSize);
         var pendingRows = new List<long>(ChunkSize);
         var reasons = new List<string>();
-        bool vector = input.Kind == ImageInputKind.PixelVector;
-        int h = height ?? (vector ? input.VectorHeight : 0);
-        int w = width ?? (vector ? input.VectorWidth : 0);
+        int h = height ?? (vector ? input.VectorHeight : sample!.Height);
+        int w = width ?? (vector ? input.VectorWidth : sample!.Width);
         bool allGray = true;
         uint key = 0;
         long rows = 0, skipped = 0;
@@ -68,10 +80,9 @@ internal static class ImageDataReader
                     continue;
                 }
                 if (h == 0)
-                {
-                    (h, w) = (image.Height, image.Width);
-                    AutomaticGeometryBudget.Check(AutomaticGeometryBudget.CountRows(data, maxRows), channels ?? 3, h, w, imageColumn);
-                }
+                    throw new InvalidOperationException(
+                        $"Image column '{imageColumn}', row {cursor.Position}: ImageHeight and ImageWidth are not set and none of the {sample!.SampledRows:N0} sampled rows " +
+                        "had a usable image, so no size could be chosen from the data. Set ImageHeight and ImageWidth (e.g. 224 and 224): images are resized to that size.");
                 labels.Add(key - 1);
                 pending.Add(image);
                 pendingRows.Add(cursor.Position);
@@ -89,11 +100,11 @@ internal static class ImageDataReader
                 ? $"The data is empty: no rows in columns '{imageColumn}' and '{labelColumn}'."
                 : $"Every one of the {skipped} rows was skipped (BadImagePolicy.Skip): no usable image in column '{imageColumn}'. First: {reasons[0]}");
 
-        int c = channels ?? (vector ? input.VectorChannels : allGray ? 1 : 3);
+        int c = vector ? input.VectorChannels : modelChannels ?? (allGray ? 1 : 3);
         using var scope = NewDisposeScope();
         var all = cat(chunks.Select(x => vector ? x : ImageBatch.AdaptChannels(x, c)).ToArray(), 0);
         foreach (var chunk in chunks) chunk.Dispose();
-        return new ImageExamples(all.MoveToOuterDisposeScope(), labels.ToArray(), c, h, w) { SkippedRows = skipped, SkipReasons = reasons };
+        return new ImageExamples(all.MoveToOuterDisposeScope(), labels.ToArray(), c, h, w) { SkippedRows = skipped, SkipReasons = reasons, Geometry = sample };
 
         void Flush()
         {
@@ -111,9 +122,15 @@ internal static class ImageDataReader
             }
             else
             {
-                bool gray = ImageBatch.IsGray(x);
-                allGray &= gray;
-                x = channels is int fixedChannels ? ImageBatch.AdaptChannels(x, fixedChannels) : gray ? x.narrow(1, 0, 1).contiguous() : x;
+                if (channels is int given) x = ImageBatch.AdaptChannels(x, given);
+                else
+                {
+                    // Gray chunks keep their first channel (exact); color chunks stay RGB, or become gray by luminance
+                    // when the sample chose one channel.
+                    bool gray = ImageBatch.IsGray(x);
+                    allGray &= gray;
+                    x = gray ? x.narrow(1, 0, 1).contiguous() : modelChannels == 1 ? ImageBatch.AdaptChannels(x, 1) : x;
+                }
             }
             chunks.Add(x.MoveToOuterDisposeScope());
             pending.Clear();

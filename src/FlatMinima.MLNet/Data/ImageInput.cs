@@ -181,6 +181,49 @@ internal sealed class RowImageReader
         return null;
     }
 
+    /// <summary>
+    /// The current row's image size without decoding pixels where the value allows it (encoded bytes: the header; an
+    /// <c>MLImage</c>: its <c>Height</c>/<c>Width</c>), or null when the value is not a usable image (the decoding pass
+    /// reports why). With <paramref name="checkGray"/>, <c>Gray</c> tells whether the image is gray (R = G = B): from the
+    /// header when it declares a gray image, else from the decoded pixels (compared with torch ops); without it, or when
+    /// the pixels cannot be decoded, <c>Gray</c> is true for a header that declares gray and null otherwise. Not for pixel
+    /// vectors, whose size is the column's.
+    /// </summary>
+    public (int Height, int Width, bool? Gray)? TryReadSize(bool checkGray)
+    {
+        switch (_input.Kind)
+        {
+            case ImageInputKind.EncodedBytes:
+            {
+                _bytes!(ref _byteBuffer);
+                if (_byteBuffer.Length == 0) return null;
+                var dense = _byteBuffer.DenseValues().ToArray();
+                if (EncodedImageDecoder.ReadHeader(dense) is not { } header) return null;
+                if (header.DeclaredGray) return (header.Height, header.Width, true);
+                bool? gray = checkGray && EncodedImageDecoder.Decode(dense, out _) is DecodedImage decoded ? IsGray(decoded) : null;
+                return (header.Height, header.Width, gray);
+            }
+            case ImageInputKind.Image:
+            {
+                MLImage image = null!;
+                _image!(ref image);
+                if (image is null) return null;
+                return (image.Height, image.Width, checkGray ? IsGray(FromImage(image)) : null);
+            }
+            default:
+                throw new InvalidOperationException($"Image column '{_columnName}' is a pixel vector: its size is the column's, not read per row.");
+        }
+    }
+
+    /// <summary>Whether every pixel of an 8-bit RGBA/BGRA image has R = G = B (torch ops on the bytes, no per-pixel loop).</summary>
+    private static bool IsGray(DecodedImage image)
+    {
+        using var scope = NewDisposeScope();
+        var pixels = tensor(image.Pixels!, new long[] { image.Height, image.Width, 4 });
+        var (c0, c1, c2) = (pixels.select(2, 0), pixels.select(2, 1), pixels.select(2, 2));
+        return c0.eq(c1).logical_and_(c1.eq(c2)).all().item<bool>();
+    }
+
     private DecodedImage FromImage(MLImage image)
     {
         if (image.PixelFormat != MLPixelFormat.Bgra32 && image.PixelFormat != MLPixelFormat.Rgba32)

@@ -27,13 +27,23 @@ internal static class ImageTrainingData
         $"Label column '{name}' has type {type}; it must be a key type. Add mlContext.Transforms.Conversion.MapValueToKey(\"{name}\") before the trainer " +
         "(and MapKeyToValue(\"PredictedLabel\") after it to get the class names back).";
 
-    internal static (float[] Mean, float[] Std) ChannelStatistics(Tensor images)
+    /// <summary>
+    /// Per-channel mean and population standard deviation (at least 1e-6) of images <c>[N, C, H, W]</c> held in memory:
+    /// <see cref="ChannelStatistics(IEnumerable{Tensor})"/> with the whole tensor as its one batch, i.e. exactly torch's
+    /// whole-tensor result (as in earlier versions, so the same seed still gives the same model).
+    /// </summary>
+    internal static (float[] Mean, float[] Std) ChannelStatistics(Tensor images) => ChannelStatistics(new[] { images });
+
+    /// <summary>
+    /// Per-channel mean and population standard deviation (at least 1e-6) of a sequence of batches <c>[B, C, H, W]</c>,
+    /// in one streaming pass (each batch is looked at once and may be disposed afterwards): see
+    /// <see cref="RunningChannelStatistics"/>. Equals the whole-tensor result to about 1e-7 (exactly for one batch).
+    /// </summary>
+    internal static (float[] Mean, float[] Std) ChannelStatistics(IEnumerable<Tensor> batches)
     {
-        using var scope = NewDisposeScope();
-        var dims = new long[] { 0, 2, 3 };
-        var mean = images.mean(dims).data<float>().ToArray();
-        var std = images.std(dims, unbiased: false).clamp_min(1e-6).data<float>().ToArray();
-        return (mean, std);
+        var running = new RunningChannelStatistics();
+        foreach (var batch in batches) running.Add(batch);
+        return running.Result();
     }
 
     internal static Tensor Normalize(Tensor images, float[] mean, float[] std) => new ChannelStandardization(mean, std).Apply(images);
@@ -81,5 +91,67 @@ internal static class ImageTrainingData
         columns[predictedName] = new SchemaShape.Column(predictedName, SchemaShape.Column.VectorKind.Scalar,
             NumberDataViewType.UInt32, true, new SchemaShape(keyAnnotations));
         return new SchemaShape(columns.Values);
+    }
+}
+
+/// <summary>
+/// Per-channel mean and population variance of images <c>[B, C, H, W]</c> accumulated over batches in float64 (Chan,
+/// Golub and LeVeque's pairwise update of count, mean and sum of squared deviations): each batch's per-channel mean and
+/// population standard deviation are taken with torch (float32, as on a whole tensor), then merged into the running
+/// float64 moments, so memory is one batch whatever the number of rows. After a single batch the result is that batch's
+/// float32 values themselves, i.e. bit-identical to the whole-tensor computation.
+/// </summary>
+internal sealed class RunningChannelStatistics
+{
+    private static readonly long[] ReducedDims = { 0, 2, 3 };
+    private double[]? _mean;
+    private double[]? _squaredDeviations;
+    private float[]? _firstMean;
+    private float[]? _firstStd;
+    private long _count;
+    private int _batches;
+
+    /// <summary>The number of values per channel seen so far.</summary>
+    public long Count => _count;
+
+    /// <summary>Adds a batch <c>[B, C, H, W]</c> (any device; not changed, not kept).</summary>
+    public void Add(Tensor batch)
+    {
+        if (batch.dim() != 4)
+            throw new ArgumentException($"Expected images [B, C, H, W]; got a tensor of shape [{string.Join(", ", batch.shape)}].", nameof(batch));
+        long n = batch.shape[0] * batch.shape[2] * batch.shape[3];
+        if (n == 0) return;
+        float[] mean, std;
+        using (NewDisposeScope())
+        {
+            mean = batch.mean(ReducedDims).cpu().data<float>().ToArray();
+            std = batch.std(ReducedDims, unbiased: false).cpu().data<float>().ToArray();
+        }
+        if (_mean is null)
+        {
+            (_firstMean, _firstStd) = (mean, std);
+            _mean = new double[mean.Length];
+            _squaredDeviations = new double[mean.Length];
+        }
+        else if (mean.Length != _mean.Length)
+            throw new ArgumentException($"A batch of {mean.Length} channels after batches of {_mean.Length}.", nameof(batch));
+        long total = _count + n;
+        for (int c = 0; c < mean.Length; c++)
+        {
+            double delta = mean[c] - _mean[c];
+            _mean[c] += delta * n / total;
+            _squaredDeviations![c] += (double)std[c] * std[c] * n + delta * delta * _count * n / total;
+        }
+        _count = total;
+        _batches++;
+    }
+
+    /// <summary>The per-channel mean and population standard deviation, clamped to at least 1e-6.</summary>
+    public (float[] Mean, float[] Std) Result()
+    {
+        if (_mean is null) throw new InvalidOperationException("No images: the channel statistics need at least one non-empty batch.");
+        if (_batches == 1) return (_firstMean!, _firstStd!.Select(s => Math.Max(s, 1e-6f)).ToArray());
+        return (_mean.Select(m => (float)m).ToArray(),
+                _squaredDeviations!.Select(m2 => Math.Max((float)Math.Sqrt(m2 / _count), 1e-6f)).ToArray());
     }
 }

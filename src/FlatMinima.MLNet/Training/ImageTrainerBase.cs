@@ -66,12 +66,18 @@ public abstract class ImageTrainerBase<TOptions>
 
     /// <summary>
     /// Decodes the images and labels of <paramref name="data"/> (<paramref name="what"/>, in the log) at the given geometry
-    /// under <see cref="ImageTrainerOptions.BadImagePolicy"/>; skipped rows are logged as a warning.
+    /// under <see cref="ImageTrainerOptions.BadImagePolicy"/>; a size chosen from a sample of rows is logged, skipped rows
+    /// are logged as a warning.
     /// </summary>
     private protected ImageExamples ReadImages(IDataView data, ImageInput input, string what, int? channels, int? height, int? width)
     {
         var o = TrainerOptions;
         var examples = ImageDataReader.Read(data, input, o.ImageColumnName, o.LabelColumnName, channels, height, width, badImages: o.BadImagePolicy);
+        if (examples.Geometry is { } geometry)
+        {
+            using var ch = Host.Start("Reading images");
+            ch.Info(MessageSensitivity.None, geometry.Describe());
+        }
         if (examples.SkippedRows > 0)
         {
             using var ch = Host.Start("Reading images");

@@ -305,39 +305,44 @@ public sealed class DataFaultTests
     }
 
     [TestMethod]
-    public void AFirstImageBeyondTheModelLimitsAsksForAnExplicitSize()
+    public void AChosenSizeBeyondTheModelLimitsAsksForAnExplicitSize()
     {
-        // Small in memory (2,100 × 8 pixels, 4 rows) but wider than a saved model may be: the trainer refuses it before
-        // training rather than producing a model that cannot be loaded.
+        // Small in memory (2,100 × 8 pixels, 4 rows) but wider than a saved model may be: the median of the sample is
+        // 8×2100, and the trainer refuses it before training rather than producing a model that cannot be loaded.
         using var bitmap = new SKBitmap(2100, 8);
         bitmap.Erase(new SKColor(90, 140, 200));
         var wide = Encode(bitmap, SKEncodedImageFormat.Png);
         var rows = new[] { new ImageRow { Label = "a", ImageSource = wide }, new ImageRow { Label = "b", ImageSource = wide },
                            new ImageRow { Label = "a", ImageSource = wide }, new ImageRow { Label = "b", ImageSource = wide } };
         var e = Assert.ThrowsExactly<InvalidOperationException>(() => TestData.Pipeline(_ml, Options()).Fit(_ml.Data.LoadFromEnumerable(rows)));
-        StringAssert.Contains(e.Message, "Image column 'ImageSource'");
+        StringAssert.StartsWith(e.Message,
+            "Image column 'ImageSource': ImageHeight and ImageWidth are not set, so the model's input size is the median size of 4 sampled rows, 8×2100, beyond what a model may have");
         StringAssert.Contains(e.Message, "Set ImageHeight and ImageWidth");
         StringAssert.Contains(e.Message, $"sides up to {ModelLimits.MaxImageSide} pixels");
     }
 
     [TestMethod]
-    public void HugeFirstImageWithoutASizeFailsFastNamingImageHeightAndImageWidth()
+    public void HugeImagesInMostRowsWithoutASizeFailFastNamingImageHeightAndImageWidth()
     {
+        // 19 of 36 rows are 2000×2000 (one encoded image, shared), so the median of the sample is 2000×2000: the budget
+        // check fails after the sampling pass (headers only, one image decoded to see that it is in color), before any
+        // image is decoded for training. (One huge image among small ones is resized: GeometryTests.)
         using var huge = new SKBitmap(2000, 2000);
         huge.Erase(new SKColor(90, 140, 200));
         var rows = Good(12);
-        rows[0].ImageSource = Encode(huge, SKEncodedImageFormat.Png);
-        long peakBefore = PeakResidentBytes();
+        var hugePng = Encode(huge, SKEncodedImageFormat.Png);
+        for (int i = 0; i < 19; i++) rows[i * 36 / 19].ImageSource = hugePng;
+        long peakBefore = TestData.PeakResidentBytes();
         var clock = Stopwatch.StartNew();
         var e = FitThrows<InvalidOperationException>(_ml.Data.LoadFromEnumerable(rows), Options());
         clock.Stop();
         StringAssert.StartsWith(e.Message,
-            "Image column 'ImageSource': ImageHeight and ImageWidth are not set, so the model's input size is the first image's, 2000×2000; " +
+            "Image column 'ImageSource': ImageHeight and ImageWidth are not set, so the model's input size is the median size of 36 sampled rows, 2000×2000; " +
             "36 rows × 3 channels × 2000×2000 × 4 bytes = 1.61 GiB of decoded images, more than the 1 GiB allowed");
         StringAssert.Contains(e.Message, "Set ImageHeight and ImageWidth");
         Assert.IsTrue(clock.Elapsed < TimeSpan.FromSeconds(10), $"failed after {clock.Elapsed.TotalSeconds:F1} s");
         if (peakBefore > 0)
-            Assert.IsTrue(PeakResidentBytes() - peakBefore < 400L << 20, $"peak memory grew by {(PeakResidentBytes() - peakBefore) >> 20} MB");
+            Assert.IsTrue(TestData.PeakResidentBytes() - peakBefore < 400L << 20, $"peak memory grew by {(TestData.PeakResidentBytes() - peakBefore) >> 20} MB");
     }
 
     [TestMethod]
@@ -472,13 +477,5 @@ public sealed class DataFaultTests
             for (int k = 0; k < 8; k++) crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320 : crc >> 1;
         }
         return ~crc;
-    }
-
-    /// <summary>The process's peak resident memory (VmHWM) on Linux; 0 elsewhere.</summary>
-    private static long PeakResidentBytes()
-    {
-        if (!OperatingSystem.IsLinux()) return 0;
-        var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
-        return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
     }
 }
