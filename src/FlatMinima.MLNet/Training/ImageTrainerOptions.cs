@@ -49,10 +49,10 @@ public abstract class ImageTrainerOptions
     public string? CustomModelName { get; set; }
 
     /// <summary>Model input height in pixels, 1 to <see cref="ModelLimits.MaxImageSide"/>; set together with <see cref="ImageWidth"/>.
-    /// Null (both null) takes the first training image's size (vector inputs: the vector's dimensions), as long as the
-    /// decoded training set then needs at most 1 GiB (rows × channels × height × width × 4 bytes, 3 channels assumed
-    /// unless <see cref="ImageChannels"/> is set); above that, training fails before decoding the set and asks for an
-    /// explicit size. Images of other sizes are resized (bilinear).</summary>
+    /// Null (both null) takes the median height and width of a deterministic sample of up to 1,000 training rows, read
+    /// from the image headers (vector inputs: the vector's dimensions), as long as the decoded training set then needs at
+    /// most 1 GiB (rows × channels × height × width × 4 bytes); above that, training fails before decoding the set and
+    /// asks for an explicit size. Images of other sizes are resized (bilinear).</summary>
     public int? ImageHeight { get; set; }
 
     /// <summary>Model input width in pixels, 1 to <see cref="ModelLimits.MaxImageSide"/>; set together with <see cref="ImageHeight"/>
@@ -184,11 +184,11 @@ public abstract class ImageTrainerOptions
     {
         foreach (var (name, value) in new[] { (nameof(ImageHeight), ImageHeight), (nameof(ImageWidth), ImageWidth) })
             if (value is int size && (size < 1 || size > ModelLimits.MaxImageSide))
-                throw new ArgumentOutOfRangeException(name, size, $"{name} must be 1 to {ModelLimits.MaxImageSide} pixels, or null (with the other size) to take the first image's size.");
+                throw new ArgumentOutOfRangeException(name, size, $"{name} must be 1 to {ModelLimits.MaxImageSide} pixels, or null (with the other size) to take the median size of a sample of the training images.");
         if (ImageHeight is null != ImageWidth is null)
         {
             var (missing, set, value) = ImageHeight is null ? (nameof(ImageHeight), nameof(ImageWidth), ImageWidth) : (nameof(ImageWidth), nameof(ImageHeight), ImageHeight);
-            throw new ArgumentException($"{missing} is not set but {set} is {value}; set both (or neither, to take the first training image's size).", missing);
+            throw new ArgumentException($"{missing} is not set but {set} is {value}; set both (or neither, to take the median size of a sample of the training images).", missing);
         }
     }
 
