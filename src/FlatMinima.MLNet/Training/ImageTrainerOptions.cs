@@ -209,25 +209,5 @@ public abstract class ImageTrainerOptions
     /// Validates a Torch-layer record held by an option, naming the option: an invalid <c>Rho</c> of
     /// <c>SharpnessAware</c> is reported as <c>SharpnessAware.Rho</c>.
     /// </summary>
-    private protected static void ValidateNested(string option, Action? validate)
-    {
-        if (validate is null) return;
-        try
-        {
-            validate();
-        }
-        catch (ArgumentException e)
-        {
-            string name = e.ParamName is null ? option : $"{option}.{e.ParamName}";
-            if (e is ArgumentOutOfRangeException range) throw new ArgumentOutOfRangeException(name, range.ActualValue, $"{name}: {FirstLine(e.Message)}");
-            throw new ArgumentException($"{name}: {FirstLine(e.Message)}", name, e);
-        }
-    }
-
-    // ArgumentException appends " (Parameter 'x')" and the actual value to Message; keep the sentence only.
-    private static string FirstLine(string message)
-    {
-        int cut = message.IndexOf(" (Parameter '", StringComparison.Ordinal);
-        return (cut >= 0 ? message[..cut] : message.Split('\n')[0]).Trim();
-    }
+    private protected static void ValidateNested(string option, Action? validate) => NestedOption.Validate(option, validate, prefixMessage: true);
 }

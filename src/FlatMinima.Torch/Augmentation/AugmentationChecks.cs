@@ -27,28 +27,4 @@ internal static class AugmentationChecks
         if (!(max >= min && max <= hi) || double.IsInfinity(max))
             throw new ArgumentOutOfRangeException(maxName, max, $"{maxName} must be ≥ {minName} ({min}) and ≤ {hi}.");
     }
-
-    /// <summary>Runs a nested record's check, naming its settings <c>prefix.Setting</c>.</summary>
-    public static void Nested(string prefix, Action? validate)
-    {
-        if (validate is null) return;
-        try
-        {
-            validate();
-        }
-        catch (ArgumentException e)
-        {
-            string name = e.ParamName is null ? prefix : $"{prefix}.{e.ParamName}";
-            string message = FirstSentence(e.Message);
-            if (e is ArgumentOutOfRangeException range) throw new ArgumentOutOfRangeException(name, range.ActualValue, message);
-            throw new ArgumentException(message, name, e);
-        }
-    }
-
-    // ArgumentException appends " (Parameter 'x')" and the actual value to Message; keep the sentence only.
-    private static string FirstSentence(string message)
-    {
-        int cut = message.IndexOf(" (Parameter '", StringComparison.Ordinal);
-        return (cut >= 0 ? message[..cut] : message.Split('\n')[0]).Trim();
-    }
 }

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using FlatMinima.Torch.Training;
 using static TorchSharp.torch;
 
 namespace FlatMinima.Torch.Augmentation;
@@ -66,12 +67,12 @@ public sealed record AugmentationOptions
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid setting (<c>Crop.Padding</c>, …).</summary>
     public void Validate()
     {
-        AugmentationChecks.Nested(nameof(Crop), Crop is null ? null : Crop.Validate);
-        AugmentationChecks.Nested(nameof(ResizedCrop), ResizedCrop is null ? null : ResizedCrop.Validate);
-        AugmentationChecks.Nested(nameof(HorizontalFlip), HorizontalFlip is null ? null : HorizontalFlip.Validate);
-        AugmentationChecks.Nested(nameof(Affine), Affine is null ? null : Affine.Validate);
-        AugmentationChecks.Nested(nameof(Jitter), Jitter is null ? null : Jitter.Validate);
-        AugmentationChecks.Nested(nameof(Erasing), Erasing is null ? null : Erasing.Validate);
+        NestedOption.Validate(nameof(Crop), Crop is null ? null : Crop.Validate);
+        NestedOption.Validate(nameof(ResizedCrop), ResizedCrop is null ? null : ResizedCrop.Validate);
+        NestedOption.Validate(nameof(HorizontalFlip), HorizontalFlip is null ? null : HorizontalFlip.Validate);
+        NestedOption.Validate(nameof(Affine), Affine is null ? null : Affine.Validate);
+        NestedOption.Validate(nameof(Jitter), Jitter is null ? null : Jitter.Validate);
+        NestedOption.Validate(nameof(Erasing), Erasing is null ? null : Erasing.Validate);
     }
 
     /// <summary><see cref="Validate"/>, then the checks that need the image size (a reflect padding smaller than the image).</summary>
@@ -79,7 +80,7 @@ public sealed record AugmentationOptions
     {
         if (height < 1 || width < 1) throw new ArgumentOutOfRangeException(nameof(height), $"The image size {height}×{width} is not positive.");
         Validate();
-        if (CropFor(height, width) is RandomCrop crop) AugmentationChecks.Nested(nameof(Crop), () => crop.ValidateFor(height, width));
+        if (CropFor(height, width) is RandomCrop crop) NestedOption.Validate(nameof(Crop), () => crop.ValidateFor(height, width));
     }
 
     /// <summary>

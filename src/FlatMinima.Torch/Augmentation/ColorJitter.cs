@@ -37,7 +37,7 @@ public sealed record ColorJitter
     {
         using var scope = NewDisposeScope();
         var x = batch.alias();
-        if (Brightness > 0) x = Blend(x, Factor(generator, batch, Brightness), zeros_like(x, dtype: x.dtype));
+        if (Brightness > 0) x = x.mul(Factor(generator, batch, Brightness));   // the blend with 0
         if (Contrast > 0) x = Blend(x, Factor(generator, batch, Contrast), Luminance(x).mean(new long[] { 1, 2, 3 }, keepdim: true));
         if (Saturation > 0 && batch.shape[1] == 3) x = Blend(x, Factor(generator, batch, Saturation), Luminance(x));
         return x.MoveToOuterDisposeScope();

@@ -196,16 +196,7 @@ public sealed class ClassifierTrainer
         if (shape.Length != 4 || !train.Inputs.is_floating_point())
             throw new ArgumentException($"{nameof(ClassifierTrainingOptions.Augmentation)} needs floating-point image inputs [N, C, H, W]; " +
                 $"the training inputs are {train.Inputs.dtype} [{string.Join(", ", shape)}].", nameof(train));
-        try
-        {
-            augmentation.ValidateFor((int)shape[2], (int)shape[3]);
-        }
-        catch (ArgumentOutOfRangeException e)
-        {
-            string name = $"{nameof(ClassifierTrainingOptions.Augmentation)}.{e.ParamName}";
-            int cut = e.Message.IndexOf(" (Parameter '", StringComparison.Ordinal);
-            throw new ArgumentOutOfRangeException(name, e.ActualValue, $"{name}: {(cut >= 0 ? e.Message[..cut] : e.Message)}");
-        }
+        NestedOption.Validate(nameof(ClassifierTrainingOptions.Augmentation), () => augmentation.ValidateFor((int)shape[2], (int)shape[3]));
     }
 
     private Tensor Loss(Tensor logits, Tensor y) =>
