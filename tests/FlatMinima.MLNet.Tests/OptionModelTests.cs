@@ -5,6 +5,7 @@ using System.Reflection;
 using System.Threading;
 using FlatMinima.MLNet.ImageClassification;
 using FlatMinima.MLNet.IncrementalFewShot;
+using FlatMinima.Torch.Augmentation;
 using FlatMinima.Torch.Averaging;
 using FlatMinima.Torch.IncrementalFewShot;
 using FlatMinima.Torch.Optimization;
@@ -43,6 +44,7 @@ public sealed class OptionModelTests
         _ when type == typeof(CancellationToken) => new CancellationTokenSource().Token,
         _ when type == typeof(string) => "run.checkpoint",
         _ when type == typeof(TrainingFailurePolicy) => TrainingFailurePolicy.ReturnLastGoodEpoch,
+        _ when type == typeof(AugmentationOptions) => AugmentationOptions.Strong(flip: false),
         _ => throw new AssertFailedException($"No distinct test value for {type.Name}; add one."),
     };
 
@@ -124,6 +126,13 @@ public sealed class OptionModelTests
         Assert.AreEqual("Beta2", Fails(o => o.Beta2 = -0.5));
         Assert.AreEqual("LabelSmoothing", Fails(o => o.LabelSmoothing = 1));
         Assert.AreEqual("OnFailure", Fails(o => o.OnFailure = (TrainingFailurePolicy)7));
+        Assert.AreEqual("Augmentation.Crop.Padding", Fails(o => o.Augmentation = new AugmentationOptions { Crop = new RandomCrop { Padding = -1 } }));
+        Assert.AreEqual("Augmentation.HorizontalFlip.Probability", Fails(o => o.Augmentation = new AugmentationOptions { HorizontalFlip = new RandomHorizontalFlip { Probability = 2 } }));
+        Assert.AreEqual("Augmentation.Crop.Padding", Fails(o =>
+        {
+            (o.ImageHeight, o.ImageWidth) = (8, 8);
+            o.Augmentation = new AugmentationOptions { Crop = new RandomCrop { Padding = 8, Fill = CropFill.Reflect } };
+        }), "a crop larger than the image, known from ImageHeight and ImageWidth");
     }
 
     [TestMethod]

@@ -15,13 +15,18 @@ public sealed class SavedModelCompatibilityTests
     private static string Fixture(string name) => Path.Combine(TestData.RepoRoot, "tests", "FlatMinima.MLNet.Tests", "Fixtures", name);
 
     [TestMethod]
-    [DataRow("image-classifier")]
-    [DataRow("incremental-few-shot")]
-    public void EarlierModelFileLoadsAndScoresAsSaved(string name)
+    [DataRow("image-classifier", "")]
+    [DataRow("incremental-few-shot", "")]
+    [DataRow("image-classifier", ".v2")]
+    [DataRow("incremental-few-shot", ".v2")]
+    public void EarlierModelFileLoadsAndScoresAsSaved(string name, string format)
     {
         var ml = new MLContext(seed: 1);
-        var model = ml.Model.Load(Fixture(name + ".zip"), out var schema);
+        var model = ml.Model.Load(Fixture(name + format + ".zip"), out var schema);
         Assert.IsNotNull(schema);
+        var backbone = model is FlatMinimaIncrementalFewShotTransformer f2m ? f2m.Model.Backbone
+            : ((System.Collections.Generic.IEnumerable<ITransformer>)model).OfType<FlatMinima.MLNet.ImageClassification.FlatMinimaImageClassificationTransformer>().Single().Model;
+        Assert.IsNull(backbone.Augmentation, "formats before 0x00010003 did not record the augmentation");
         var expected = File.ReadAllLines(Fixture(name + ".scores.csv")).Skip(1).Where(l => l.Length > 0)
             .Select(l => l.Split(','))
             .Select(p => (File: p[0], Scores: p[1].Split(' ').Select(s => float.Parse(s, CultureInfo.InvariantCulture)).ToArray()))

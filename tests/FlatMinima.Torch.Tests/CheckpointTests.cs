@@ -5,6 +5,7 @@ using System.Linq;
 using System.Reflection;
 using System.Threading;
 using System.Threading.Tasks;
+using FlatMinima.Torch.Augmentation;
 using FlatMinima.Torch.Averaging;
 using FlatMinima.Torch.Optimization;
 using FlatMinima.Torch.Training;
@@ -184,6 +185,7 @@ public sealed class CheckpointTests
             var t when t == typeof(LearningRateSchedule) => LearningRateSchedule.StepDecay(new[] { 1 }),
             var t when t == typeof(GradientStepOptions) => SharpnessAwareOptions.Sam(),
             var t when t == typeof(WeightAveragingOptions) => WeightAveragingOptions.Ema(),
+            var t when t == typeof(AugmentationOptions) => AugmentationOptions.Standard(),
             _ => throw new AssertFailedException($"{p.Name} ({p.PropertyType.Name}): add a changed value here, or to RunFingerprint.NotInFingerprint if it cannot change the result."),
         };
         var settings = typeof(ClassifierTrainingOptions).GetProperties(BindingFlags.Public | BindingFlags.Instance)

@@ -97,7 +97,7 @@ public sealed partial class FlatMinimaImageClassificationTrainer
             (network, architecture, device) = CreateNetwork(train.Channels, classCount, train.Height, train.Width);
             var training = TrainingOptions(ch);
             ch.Info(MessageSensitivity.None, $"Training {architecture} on {device.type} with {training.GradientStep?.ToString() ?? "the base optimizer only"}" +
-                (o.Averaging is null ? "." : $" and weight averaging {o.Averaging}."));
+                (o.Averaging is null ? "" : $" and weight averaging {o.Averaging}") + $"; augmentation: {AugmentationText(o.Augmentation)}.");
             var trained = network;
             DisposeOnFailure(() => TrainNetwork(training, device, trained, new TensorDataset(trainX, trainY) { Domains = trainDomains }, validation, ch), network);
         }
@@ -108,7 +108,7 @@ public sealed partial class FlatMinimaImageClassificationTrainer
             validation?.Domains?.Dispose();
         }
         network.eval();
-        var model = new FlatMinimaImageClassifier(network, architecture, train.Channels, train.Height, train.Width, classCount, mean, std, device);
+        var model = new FlatMinimaImageClassifier(network, architecture, train.Channels, train.Height, train.Width, classCount, mean, std, device, AugmentationText(o.Augmentation));
         return new FlatMinimaImageClassificationTransformer(Host, model, imageInput, o.ImageColumnName, o.LabelColumnName, o.ScoreColumnName,
             o.PredictedLabelColumnName, keyValues, o.ScoringBatchSize, o.Device, o.CudaDeviceIndex);
     }

@@ -50,13 +50,16 @@ public sealed class FlatMinimaImageClassificationTransformer : ImageScoringTrans
 
     private protected override Tensor PredictProbabilities(Tensor rawBatch) => Model.PredictProbabilities(rawBatch);
 
-    /// <summary>The format written: 0x00010002 adds the SHA-256 of the settings and of the weights entry to 0x00010001.</summary>
+    /// <summary>The format that added the SHA-256 of the settings and of the weights entry to 0x00010001.</summary>
     internal const uint FormatWithChecksums = 0x00010002;
+
+    /// <summary>The format written: 0x00010003 adds the augmentation description (<see cref="FlatMinimaImageClassifier.Augmentation"/>) to 0x00010002.</summary>
+    internal const uint FormatWithAugmentation = 0x00010003;
 
     private static VersionInfo GetVersionInfo() => new(
         modelSignature: "FMIMGCLS",
-        verWrittenCur: FormatWithChecksums, // 0x00010001: initial format; 0x00010002: SHA-256 of the settings and the weights entry
-        verReadableCur: FormatWithChecksums,
+        verWrittenCur: FormatWithAugmentation, // 0x00010001: initial format; 0x00010002: SHA-256 of the settings and the weights entry; 0x00010003: augmentation
+        verReadableCur: FormatWithAugmentation,
         verWeCanReadBack: 0x00010001,
         loaderSignature: LoaderSignature,
         loaderAssemblyName: typeof(FlatMinimaImageClassificationTransformer).Assembly.FullName);
@@ -64,14 +67,16 @@ public sealed class FlatMinimaImageClassificationTransformer : ImageScoringTrans
     private protected override void SaveModel(ModelSaveContext ctx)
     {
         ctx.SetVersionInfo(GetVersionInfo());
-        // Format 0x00010002: column names; input kind and vector shape; architecture; geometry, classes, normalization;
-        // device; scoring batch size; label key values (since 0x00010002: length, SHA-256, then BinarySaver type + value, optional); SHA-256 of these settings
+        // Format 0x00010003: column names; input kind and vector shape; architecture; geometry, classes, normalization;
+        // device; scoring batch size; label key values (since 0x00010002: length, SHA-256, then BinarySaver type + value, optional);
+        // augmentation description (string or null, since 0x00010003); SHA-256 of these settings
         // (HeaderDigest) and of the weights entry;
         // weights as a zip entry. (0x00010001: the same without the checksum.)
         var weights = Model.WeightsBytes();
         SaveColumns(ctx);
         Model.SaveHeader(ctx);
         SaveScoringSettings(ctx);
+        Model.SaveAugmentation(ctx);
         var (columns, scoring) = SavedSettings();
         SaveChecksums(ctx, HeaderDigest(columns, Model.Header(), scoring), weights);
         ctx.SaveBinaryStream(FlatMinimaImageClassifier.WeightsEntry, w => w.Write(weights));
@@ -88,6 +93,7 @@ public sealed class FlatMinimaImageClassificationTransformer : ImageScoringTrans
             var columns = LoadColumns(reading);
             var header = FlatMinimaImageClassifier.LoadHeader(reading, columns.Input);
             var scoring = LoadScoringSettings(env, reading, header.Classes, ctx.Header.ModelVerWritten >= FormatWithChecksums);
+            header = FlatMinimaImageClassifier.LoadAugmentation(reading, header, ctx.Header.ModelVerWritten >= FormatWithAugmentation);
             var checksum = ctx.Header.ModelVerWritten >= FormatWithChecksums ? LoadChecksums(reading, HeaderDigest(columns, header, scoring), 1)[0] : null;
             var device = FlatMinimaModelLoading.ResolveLoadDevice(scoring.CudaIndex);
             var model = header.LoadNetwork(reading, checksum, device);

@@ -21,8 +21,9 @@ namespace FlatMinima.MLNet.ImageClassification;
 public sealed class FlatMinimaImageClassifier : IDisposable
 {
     internal FlatMinimaImageClassifier(nn.Module<Tensor, Tensor> network, string architecture, int channels, int height, int width,
-        int classCount, float[] mean, float[] std, Device device)
+        int classCount, float[] mean, float[] std, Device device, string? augmentation)
     {
+        Augmentation = augmentation;
         Network = network;
         Architecture = architecture;
         Channels = channels;
@@ -57,6 +58,13 @@ public sealed class FlatMinimaImageClassifier : IDisposable
 
     /// <summary>Per-channel standard deviation the inputs are divided by.</summary>
     public IReadOnlyList<float> Std { get; }
+
+    /// <summary>
+    /// The data augmentation the network was trained with, as text (<c>AugmentationOptions.ToString()</c>, e.g.
+    /// <c>Crop(padding 4, zero) up to 64 px, else ResizedCrop(…) + HorizontalFlip(p 0.5)</c>), <c>none</c> without; saved
+    /// with the model. Null for a model saved before format 0x00010003, which did not record it. Scoring never augments.
+    /// </summary>
+    public string? Augmentation { get; }
 
     /// <summary>The device the network lives on.</summary>
     public Device Device { get; }
@@ -152,7 +160,15 @@ public sealed class FlatMinimaImageClassifier : IDisposable
     }
 
     /// <summary>The saved description of this classifier (what <see cref="LoadHeader"/> returns).</summary>
-    internal ClassifierHeader Header() => new(Architecture, Channels, Height, Width, ClassCount, Mean.ToArray(), Std.ToArray());
+    internal ClassifierHeader Header() => new(Architecture, Channels, Height, Width, ClassCount, Mean.ToArray(), Std.ToArray(), Augmentation);
+
+    /// <summary>Format 0x00010003: writes <see cref="Augmentation"/> (a string or null), after the transformer's other settings.</summary>
+    internal void SaveAugmentation(ModelSaveContext ctx) => ctx.SaveStringOrNull(Augmentation);
+
+    /// <summary>Reads what <see cref="SaveAugmentation"/> wrote into <paramref name="header"/>; files before 0x00010003
+    /// (<paramref name="recorded"/> false) did not record it.</summary>
+    internal static ClassifierHeader LoadAugmentation(ModelReading reading, ClassifierHeader header, bool recorded) =>
+        recorded ? header with { Augmentation = reading.ReadTextOrNull("augmentation description", ModelLimits.MaxNameLength) } : header;
 
     /// <summary>The network weights in TorchSharp's <c>Module.save</c> format (the content of <see cref="WeightsEntry"/>).</summary>
     internal byte[] WeightsBytes()
@@ -188,12 +204,12 @@ public sealed class FlatMinimaImageClassifier : IDisposable
             return values;
         }
         float[] mean = ReadFloats("mean", false), std = ReadFloats("standard deviation", true);
-        return new ClassifierHeader(architecture, channels, height, width, classes, mean, std);
+        return new ClassifierHeader(architecture, channels, height, width, classes, mean, std, null);
     }
 }
 
 /// <summary>The saved description of a <see cref="FlatMinimaImageClassifier"/>.</summary>
-internal sealed record ClassifierHeader(string Architecture, int Channels, int Height, int Width, int Classes, float[] Mean, float[] Std)
+internal sealed record ClassifierHeader(string Architecture, int Channels, int Height, int Width, int Classes, float[] Mean, float[] Std, string? Augmentation)
 {
     /// <summary>
     /// Creates the network, reads the weights entry (checked against <paramref name="sha256"/> when given, then against
@@ -226,6 +242,6 @@ internal sealed record ClassifierHeader(string Architecture, int Channels, int H
             network.Dispose();
             throw;
         }
-        return new FlatMinimaImageClassifier(network, Architecture, Channels, Height, Width, Classes, Mean, Std, device);
+        return new FlatMinimaImageClassifier(network, Architecture, Channels, Height, Width, Classes, Mean, Std, device, Augmentation);
     }
 }

@@ -78,11 +78,11 @@ public sealed class FlatMinimaIncrementalFewShotClassifier : IDisposable
         new(backbone, new IncrementalLearner(backbone.Network, NetworkFactory(backbone), region, prototypes, exemplars, baseClassCount,
             sessionCount, normalization, distanceScale, backbone.Standardization));
 
-    /// <summary>A classifier with this one's backbone description (architecture, geometry, normalization) over
+    /// <summary>A classifier with this one's backbone description (architecture, geometry, normalization, augmentation) over
     /// <paramref name="learner"/>, a session's result on a clone of <see cref="Learner"/>; it owns the learner.</summary>
     internal FlatMinimaIncrementalFewShotClassifier WithLearner(IncrementalLearner learner) =>
         new(new FlatMinimaImageClassifier(learner.Network, Backbone.Architecture, Backbone.Channels, Backbone.Height, Backbone.Width,
-            Backbone.ClassCount, Backbone.Mean.ToArray(), Backbone.Std.ToArray(), Backbone.Device), learner);
+            Backbone.ClassCount, Backbone.Mean.ToArray(), Backbone.Std.ToArray(), Backbone.Device, Backbone.Augmentation), learner);
 
     private static Func<nn.Module<Tensor, Tensor>> NetworkFactory(FlatMinimaImageClassifier backbone)
     {

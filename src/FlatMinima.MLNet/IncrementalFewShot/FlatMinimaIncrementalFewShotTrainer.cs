@@ -67,11 +67,12 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
         {
             Prototypes.AsEmbedding(network);
             var range = RangeParameters.Select(network, region.RangeLayerCount, region.RangeParameterNames);
-            ch.Info(MessageSensitivity.None, $"Training {architecture} on {device.type}" + (o.FlatRegionSearch
+            ch.Info(MessageSensitivity.None, $"Training {architecture} on {device.type}, augmentation {AugmentationText(o.Augmentation)}" + (o.FlatRegionSearch
                 ? $" with the flat-region search (b = {region.Bound}, M = {region.NoiseSamples}, std weight {region.StdWeight}, {region.Noise} noise)."
                 : " with plain cross-entropy (FlatRegionSearch off).") + $" Range parameters: {string.Join(", ", range.Select(p => p.Name))}.");
             TrainNetwork(TrainingOptions(ch), device, network, new TensorDataset(x, y), null, ch);
-            var backbone = new FlatMinimaImageClassifier(network, architecture, data.Channels, data.Height, data.Width, names.Length, mean, std, device);
+            var backbone = new FlatMinimaImageClassifier(network, architecture, data.Channels, data.Height, data.Width, names.Length, mean, std, device,
+                AugmentationText(o.Augmentation));
             return FlatMinimaIncrementalFewShotClassifier.FromBaseSession(backbone, images, y, region, o.Session.Normalization, o.Session.DistanceScale, o.ScoringBatchSize);
         }, network);
         return CreateTransformer(model, imageInput, names);

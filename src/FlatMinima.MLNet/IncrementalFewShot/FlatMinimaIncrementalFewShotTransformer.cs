@@ -67,13 +67,16 @@ public sealed class FlatMinimaIncrementalFewShotTransformer : ImageScoringTransf
 
     private protected override Tensor PredictProbabilities(Tensor rawBatch) => Model.PredictProbabilities(rawBatch);
 
-    /// <summary>The format written: 0x00010002 adds the SHA-256 of the settings and of the four binary entries to 0x00010001.</summary>
+    /// <summary>The format that added the SHA-256 of the settings and of the four binary entries to 0x00010001.</summary>
     internal const uint FormatWithChecksums = 0x00010002;
+
+    /// <summary>The format written: 0x00010003 adds the backbone's augmentation description (<see cref="FlatMinimaImageClassifier.Augmentation"/>) to 0x00010002.</summary>
+    internal const uint FormatWithAugmentation = 0x00010003;
 
     private static VersionInfo GetVersionInfo() => new(
         modelSignature: "FMF2MXFM",
-        verWrittenCur: FormatWithChecksums, // 0x00010001: initial format; 0x00010002: SHA-256 of the settings and of each binary entry
-        verReadableCur: FormatWithChecksums,
+        verWrittenCur: FormatWithAugmentation, // 0x00010001: initial format; 0x00010002: SHA-256 of the settings and of each binary entry; 0x00010003: augmentation
+        verReadableCur: FormatWithAugmentation,
         verWeCanReadBack: 0x00010001,
         loaderSignature: LoaderSignature,
         loaderAssemblyName: typeof(FlatMinimaIncrementalFewShotTransformer).Assembly.FullName);
@@ -81,9 +84,10 @@ public sealed class FlatMinimaIncrementalFewShotTransformer : ImageScoringTransf
     private protected override void SaveModel(ModelSaveContext ctx)
     {
         ctx.SetVersionInfo(GetVersionInfo());
-        // Format 0x00010002: column names and input; backbone header (architecture, geometry, base classes, normalization);
+        // Format 0x00010003: column names and input; backbone header (architecture, geometry, base classes, normalization);
         // class count; device, scoring batch size, class names (text key values; since 0x00010002 length-prefixed with their SHA-256); base class count, session count,
-        // prototype normalisation, distance scale; SHA-256 of these settings (HeaderDigest) and of the four entries below; zip entries: network weights, flat
+        // prototype normalisation, distance scale; the base session's augmentation description (string or null, since
+        // 0x00010003); SHA-256 of these settings (HeaderDigest) and of the four entries below; zip entries: network weights, flat
         // region (b, names, θ_base), prototypes, exemplars. (0x00010001: the same without the checksums.)
         var entries = new[]
         {
@@ -100,6 +104,7 @@ public sealed class FlatMinimaIncrementalFewShotTransformer : ImageScoringTransf
         ctx.Writer.Write(Model.SessionCount);
         ctx.Writer.Write((int)Model.Normalization);
         ctx.Writer.Write(Model.DistanceScale);
+        Model.Backbone.SaveAugmentation(ctx);
         var (columns, scoring) = SavedSettings();
         SaveChecksums(ctx, HeaderDigest(columns, Model.Backbone.Header(), scoring,
             Extra(ClassCount, Model.BaseClassCount, Model.SessionCount, Model.Normalization, Model.DistanceScale)), entries);
@@ -138,6 +143,7 @@ public sealed class FlatMinimaIncrementalFewShotTransformer : ImageScoringTransf
         int rawNormalization = reader.ReadInt32();
         var normalization = (PrototypeNormalization)rawNormalization;
         double distanceScale = reader.ReadDouble();
+        header = FlatMinimaImageClassifier.LoadAugmentation(reading, header, ctx.Header.ModelVerWritten >= FormatWithAugmentation);
         reading.Check(baseClasses == header.Classes, $"the base class count {baseClasses} differs from the network's {header.Classes}.");
         reading.Check(sessions >= 0 && sessions <= classes, $"the session count {sessions} is outside 0 to {classes}.");
         reading.Check(Enum.IsDefined(normalization), $"the prototype normalisation {rawNormalization} is not one of {string.Join(", ", Enum.GetNames<PrototypeNormalization>())}.");

@@ -93,6 +93,16 @@ internal sealed class ModelReading
         return value;
     }
 
+    /// <summary>Reads a string or null from the header's string table (null, or at most <paramref name="maxLength"/> printable characters).</summary>
+    public string? ReadTextOrNull(string what, int maxLength = ModelLimits.MaxNameLength)
+    {
+        string? value = _ctx.LoadStringOrNull();
+        if (value is null) return null;
+        Check(value.Length <= maxLength, $"the {what} has {value.Length} characters; at most {maxLength} are accepted.");
+        Check(value.All(c => !char.IsControl(c) && c != '\uFFFD'), $"the {what} '{Sanitize(value)}' contains control or invalid characters.");
+        return value;
+    }
+
     /// <summary>
     /// Reads the binary entry <paramref name="name"/> whole (at most <see cref="MaxEntryBytes"/>), makes it the current
     /// entry, and checks its SHA-256 against <paramref name="sha256"/> when given.

@@ -305,7 +305,7 @@ public abstract class ImageScoringTransformer<TModel> : ISingleFeaturePrediction
 
     /// <summary>
     /// SHA-256 over a canonical encoding of the settings stored in <c>Model.key</c> (strings by value, so the string
-    /// table is covered; class names as text) plus what <paramref name="extra"/> writes; computed the same way at save
+    /// table is covered; class names as text) plus what <paramref name="extra"/> writes and the augmentation description; computed the same way at save
     /// and at load.
     /// </summary>
     private protected static byte[] HeaderDigest(SavedColumns columns, ClassifierHeader header, SavedScoring scoring, Action<System.IO.BinaryWriter>? extra = null)
@@ -322,6 +322,8 @@ public abstract class ImageScoringTransformer<TModel> : ISingleFeaturePrediction
             w.Write(scoring.KeyValues.Names.Count);
             foreach (var name in scoring.KeyValues.Names) w.Write(name);
             extra?.Invoke(w);
+            // Since format 0x00010003 (null when not recorded: older files, whose digest stays as it was, or a re-saved older model).
+            if (header.Augmentation is not null) w.Write(header.Augmentation);
         }
         return System.Security.Cryptography.SHA256.HashData(stream.ToArray());
     }

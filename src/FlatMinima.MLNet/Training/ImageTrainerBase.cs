@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using FlatMinima.MLNet.ImageClassification;
+using FlatMinima.Torch.Augmentation;
 using FlatMinima.Torch.Training;
 using Microsoft.ML;
 using Microsoft.ML.Data;
@@ -102,6 +103,9 @@ public abstract class ImageTrainerBase<TOptions>
         network.to(device);
         return (network, architecture, device);
     }
+
+    /// <summary>What a trained model records of <paramref name="augmentation"/>: its description, <c>none</c> for null.</summary>
+    private protected static string AugmentationText(AugmentationOptions? augmentation) => augmentation?.ToString() ?? "none";
 
     /// <summary>The Torch layer's training options, with every epoch also logged to <paramref name="channel"/>.</summary>
     private protected ClassifierTrainingOptions TrainingOptions(IChannel channel)

@@ -1,5 +1,6 @@
 using System;
 using System.Threading;
+using FlatMinima.Torch.Augmentation;
 using FlatMinima.Torch.Models;
 using FlatMinima.Torch.Training;
 
@@ -118,6 +119,16 @@ public abstract class ImageTrainerOptions
     /// <inheritdoc cref="ClassifierTrainingOptions.GradientClipNorm"/>
     public double? GradientClipNorm { get => Training.GradientClipNorm; set => Training = Training with { GradientClipNorm = value }; }
 
+    /// <summary>
+    /// Data augmentation of the training batches: null (the default, <see cref="AugmentationOptions.None"/>),
+    /// <c>AugmentationOptions.Standard(flip: true)</c> (pad-4 crop for images up to 64 px a side, else random-resized-crop;
+    /// horizontal flip — pass <c>flip: false</c> for digits and text), <c>.Strong(flip)</c> (+ small affine, colour jitter,
+    /// random erasing) or a record of your own. Seeded from <see cref="Seed"/>; applied to the standardized training
+    /// batches only (not to validation data, not when scoring). The trained model records it
+    /// (<c>FlatMinimaImageClassifier.Augmentation</c>). Incremental few-shot: the base session only.
+    /// </summary>
+    public AugmentationOptions? Augmentation { get => Training.Augmentation; set => Training = Training with { Augmentation = value }; }
+
     /// <summary>Seed of weight initialization and shuffling: same seed and data on CPU give bit-identical models.</summary>
     public int Seed { get => Training.Seed; set => Training = Training with { Seed = value }; }
 
@@ -172,8 +183,10 @@ public abstract class ImageTrainerOptions
         if (!Enum.IsDefined(Device)) throw new ArgumentOutOfRangeException(nameof(Device), Device, "Unknown device.");
         if (Schedule is null) throw new ArgumentNullException(nameof(Schedule), "Schedule must be set (e.g. LearningRateSchedule.CosineDecay()).");
         ValidateNested(nameof(Schedule), Schedule.Validate);
+        ValidateNested(nameof(Augmentation), Augmentation is null ? null
+            : ImageHeight is int h && ImageWidth is int w ? () => Augmentation.ValidateFor(h, w) : Augmentation.Validate);
         // The loop's own settings first, so that e.g. BatchSize = 0 is reported as BatchSize, not through a record that depends on it.
-        (Training with { GradientStep = null, Averaging = null }).Validate();
+        (Training with { GradientStep = null, Averaging = null, Augmentation = null }).Validate();
     }
 
     /// <summary>A copy of these options, taken when a trainer is created, so later changes to the user's object do not
@@ -196,25 +209,5 @@ public abstract class ImageTrainerOptions
     /// Validates a Torch-layer record held by an option, naming the option: an invalid <c>Rho</c> of
     /// <c>SharpnessAware</c> is reported as <c>SharpnessAware.Rho</c>.
     /// </summary>
-    private protected static void ValidateNested(string option, Action? validate)
-    {
-        if (validate is null) return;
-        try
-        {
-            validate();
-        }
-        catch (ArgumentException e)
-        {
-            string name = e.ParamName is null ? option : $"{option}.{e.ParamName}";
-            if (e is ArgumentOutOfRangeException range) throw new ArgumentOutOfRangeException(name, range.ActualValue, $"{name}: {FirstLine(e.Message)}");
-            throw new ArgumentException($"{name}: {FirstLine(e.Message)}", name, e);
-        }
-    }
-
-    // ArgumentException appends " (Parameter 'x')" and the actual value to Message; keep the sentence only.
-    private static string FirstLine(string message)
-    {
-        int cut = message.IndexOf(" (Parameter '", StringComparison.Ordinal);
-        return (cut >= 0 ? message[..cut] : message.Split('\n')[0]).Trim();
-    }
+    private protected static void ValidateNested(string option, Action? validate) => NestedOption.Validate(option, validate, prefixMessage: true);
 }

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Linq;
+using FlatMinima.Torch.Augmentation;
 using FlatMinima.Torch.Averaging;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -16,6 +17,13 @@ namespace FlatMinima.Torch.Training;
 /// </summary>
 public sealed class ClassifierTrainer
 {
+    /// <summary>
+    /// Added to <see cref="ClassifierTrainingOptions.Seed"/> to seed the augmentation generator, so its draws are
+    /// independent of the shuffling (seeded with the seed itself) and of F2M's noise (seed + 7919); 104729 is the
+    /// 10,000th prime.
+    /// </summary>
+    public const ulong AugmentationSeedOffset = 104729;
+
     private readonly ClassifierTrainingOptions _options;
     private readonly Device _device;
 
@@ -38,7 +46,7 @@ public sealed class ClassifierTrainer
     /// <param name="resumeFrom">
     /// A checkpoint written by an earlier run with the same options and data (<see cref="ClassifierTrainingOptions.CheckpointPath"/>):
     /// the model's weights and buffers, the optimizer (and SAM) state, the averaging state, the completed epochs and steps
-    /// and the sampler's random state are restored and training continues with the next epoch, exactly as the
+    /// and the sampler's (and augmentation's) random state are restored and training continues with the next epoch, exactly as the
     /// uninterrupted run (bit-identical on CPU). The reports returned are those of the epochs run now. The file's
     /// SHA-256 and the run's fingerprint (options that change the result, the model's architecture, the data) are checked
     /// before anything is restored: a damaged file or one written by another run gives an <see cref="System.IO.InvalidDataException"/>
@@ -59,6 +67,7 @@ public sealed class ClassifierTrainer
         if (o.Averaging is { NeedsValidation: true } && !hasValidation)
             throw new ArgumentException($"{nameof(ClassifierTrainingOptions.Averaging)}: {o.Averaging.GetType().Name.Replace("Options", "")} needs validation data " +
                 "(its loss decides the averaging window); pass a non-empty validation set.", nameof(validation));
+        CheckAugmentation(o.Augmentation, train);
         if (o.TuneGlibcMalloc) Native.GlibcMalloc.TuneForTensors();
         var parameters = model.parameters().Where(p => p.requires_grad).ToArray();
         if (parameters.Length == 0) throw new ArgumentException("The model has no trainable parameters.", nameof(model));
@@ -67,12 +76,13 @@ public sealed class ClassifierTrainer
         using var gradientStep = o.GradientStep?.CreateStep(context) ?? new PlainGradientStep(context);
         using var generator = new Generator((ulong)o.Seed, CPU);
         using var sampler = new BatchSampler(train, o.BatchSize, generator);
+        using var augmentationGenerator = o.Augmentation is null ? null : new Generator(unchecked((ulong)o.Seed + AugmentationSeedOffset), CPU);
         int stepsPerEpoch = sampler.StepsPerEpoch;
         using var averager = o.Averaging?.CreateAverager(model, new TrainingPlan(stepsPerEpoch, o.Epochs));
         var validationDriven = averager as IValidationDrivenAverager;
 
         var run = o.CheckpointPath is null && resumeFrom is null ? null : RunFingerprint.Of(o, stepsPerEpoch, model, train, hasValidation ? validation : null);
-        var state = new TrainingCheckpoint.State(generator, sampler, model, optimizer, gradientStep, averager);
+        var state = new TrainingCheckpoint.State(generator, sampler, model, optimizer, gradientStep, averager, augmentationGenerator);
         var done = resumeFrom is null ? default : TrainingCheckpoint.Load(resumeFrom, run!, o.Epochs, state);
         using var lastGood = o.OnFailure == TrainingFailurePolicy.ReturnLastGoodEpoch ? new LastGoodEpoch(model) : null;
         if (done.CompletedEpochs > 0) lastGood?.Capture(done.CompletedEpochs);
@@ -99,6 +109,7 @@ public sealed class ClassifierTrainer
                         long size = index.shape[0];
                         b++;
                         var x = train.Inputs.index_select(0, index).to(_device);
+                        if (o.Augmentation is not null) x = o.Augmentation.Apply(x, augmentationGenerator!);
                         var y = train.Labels.index_select(0, index).to(_device);
 
                         rate = o.Schedule.At(o.LearningRate, step, stepsPerEpoch, o.Epochs);
@@ -175,6 +186,17 @@ public sealed class ClassifierTrainer
             .Select(index => train.Inputs.index_select(0, index).to(_device));
         int used = BatchNormRecompute.Run(model, batches, _options.Averaging.BatchNormBatches);
         return report with { BatchNormBatches = used };
+    }
+
+    // The augmentation needs image batches and, for a reflect padding, images larger than the padding.
+    private static void CheckAugmentation(AugmentationOptions? augmentation, TensorDataset train)
+    {
+        if (augmentation is null) return;
+        var shape = train.Inputs.shape;
+        if (shape.Length != 4 || !train.Inputs.is_floating_point())
+            throw new ArgumentException($"{nameof(ClassifierTrainingOptions.Augmentation)} needs floating-point image inputs [N, C, H, W]; " +
+                $"the training inputs are {train.Inputs.dtype} [{string.Join(", ", shape)}].", nameof(train));
+        NestedOption.Validate(nameof(ClassifierTrainingOptions.Augmentation), () => augmentation.ValidateFor((int)shape[2], (int)shape[3]));
     }
 
     private Tensor Loss(Tensor logits, Tensor y) =>

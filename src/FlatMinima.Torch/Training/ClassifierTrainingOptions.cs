@@ -1,5 +1,6 @@
 using System;
 using System.Threading;
+using FlatMinima.Torch.Augmentation;
 using FlatMinima.Torch.Averaging;
 
 namespace FlatMinima.Torch.Training;
@@ -62,6 +63,15 @@ public sealed record ClassifierTrainingOptions
     /// <summary>Weight averaging (SWA, EMA or SWAD); null trains without. Combines with every gradient step.</summary>
     public WeightAveragingOptions? Averaging { get; init; }
 
+    /// <summary>
+    /// Data augmentation of each training batch (<c>AugmentationOptions.Standard()</c>, <c>.Strong()</c>, or your own
+    /// record); null (the default, <see cref="AugmentationOptions.None"/>) trains on the data as given. Applied after the
+    /// batch is assembled and moved to the device, before the gradient step; never to validation data, BatchNorm
+    /// recomputation or evaluation. Its random draws come from a generator of its own seeded with
+    /// <see cref="Seed"/> + <see cref="ClassifierTrainer.AugmentationSeedOffset"/>, saved in checkpoints.
+    /// </summary>
+    public AugmentationOptions? Augmentation { get; init; }
+
     /// <summary>Seed of the weight initialization and the shuffling.</summary>
     public int Seed { get; init; } = 1;
 
@@ -79,7 +89,7 @@ public sealed record ClassifierTrainingOptions
 
     /// <summary>
     /// When set, the whole training state is written to this file after every epoch except the last: weights and
-    /// buffers, optimizer (and SAM) state, averaging state, completed epochs and steps, the sampler's random state, and
+    /// buffers, optimizer (and SAM) state, averaging state, completed epochs and steps, the sampler's and the augmentation's random states, and
     /// the run's fingerprint (every setting that changes the result, the model's architecture, a SHA-256 of the data).
     /// Each write goes to a unique temporary file in the same folder, is flushed to disk and renamed over the file; the
     /// contents carry a SHA-256 checksum verified before a resume applies anything. Pass the file to
@@ -120,6 +130,7 @@ public sealed record ClassifierTrainingOptions
         GradientStep?.Validate();
         GradientStep?.ValidateFor(this);
         Averaging?.Validate();
+        Augmentation?.Validate();
     }
 }
 

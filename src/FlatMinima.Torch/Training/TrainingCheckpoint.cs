@@ -10,7 +10,7 @@ namespace FlatMinima.Torch.Training;
 /// <summary>
 /// The whole state of a <see cref="ClassifierTrainer"/> run at an epoch boundary — weights and buffers, optimizer
 /// state, the gradient step's own state (e.g. F2M's noise generator), averaging state, completed epochs and steps, the
-/// sampler's random state — with the run's <see cref="RunFingerprint"/>, written to and read from a file
+/// sampler's and the augmentation's random states — with the run's <see cref="RunFingerprint"/>, written to and read from a file
 /// (<see cref="CheckpointFile"/>: atomic, flushed, checksummed), so that a resumed run continues exactly as the
 /// uninterrupted one would (bit-identical on CPU).
 /// </summary>
@@ -21,7 +21,7 @@ internal static class TrainingCheckpoint
 
     /// <summary>The objects whose state a checkpoint holds.</summary>
     internal sealed record State(Generator Generator, BatchSampler Sampler, nn.Module Model, optim.Optimizer Optimizer,
-        IGradientStep GradientStep, IWeightAverager? Averager);
+        IGradientStep GradientStep, IWeightAverager? Averager, Generator? Augmentation = null);
 
     /// <summary>Writes the state to <paramref name="path"/> (see <see cref="CheckpointFile.Write"/>).</summary>
     public static void Save(string path, RunFingerprint run, Progress progress, State state) =>
@@ -35,6 +35,7 @@ internal static class TrainingCheckpoint
             Helper(state.Optimizer).save_state_dict(writer);
             state.GradientStep.Save(writer);
             state.Averager?.Save(writer);
+            if (state.Augmentation is not null) GeneratorState.Write(writer, state.Augmentation);
         });
 
     /// <summary>
@@ -60,6 +61,7 @@ internal static class TrainingCheckpoint
             Helper(state.Optimizer).load_state_dict(reader);
             state.GradientStep.Load(reader);
             state.Averager?.Load(reader);
+            if (state.Augmentation is not null) GeneratorState.Read(reader, state.Augmentation);
             if (reader.BaseStream.Position != reader.BaseStream.Length)
                 throw new InvalidDataException($"{reader.BaseStream.Length - reader.BaseStream.Position} bytes are left over after the training state.");
             return progress;
