@@ -16,6 +16,12 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
     /// <summary>Parts of the hessian mode: hvp (HVP vs gradient), lanczos, power, trace.</summary>
     public string[] HessianParts { get; init; } = { "hvp", "lanczos", "power", "trace" };
 
+    /// <summary>Epochs of each run of the augmentation-accuracy mode.</summary>
+    public int AugmentationEpochs { get; init; } = 12;
+
+    /// <summary>Seeds of the augmentation-accuracy mode.</summary>
+    public int[] AugmentationSeeds { get; init; } = { 1, 2, 3 };
+
     public static BenchmarkOptions Parse(string[] args)
     {
         var o = new BenchmarkOptions(new[] { "steps", "scoring", "data" }, 2, 60, 12, 12800, true, FlatMinima.Torch.Data.IdxImageSet.DebianFashionMnistDirectory, null);
@@ -32,6 +38,8 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
                 "--fashion-mnist" => o with { FashionMnist = Next() },
                 "--peer-bench" => o with { PeerBench = Next() },
                 "--hessian-parts" => o with { HessianParts = Next().Split(',') },
+                "--aug-epochs" => o with { AugmentationEpochs = int.Parse(Next()) },
+                "--aug-seeds" => o with { AugmentationSeeds = Next().Split(',').Select(int.Parse).ToArray() },
                 "--dg-preset" => o with { DomainGeneralization = Next() switch
                 {
                     "reduced" => DomainGeneralizationOptions.Reduced,

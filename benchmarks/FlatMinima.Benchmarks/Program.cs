@@ -11,6 +11,8 @@
 //               (--f2m-preset reduced|full, --f2m-base-per-class, --f2m-epochs, --f2m-test-per-class, --f2m-seeds, --f2m-arch, --f2m-out FILE)
 //   f2m-step    F2M's flat-region step (M = 2, discrete Beta and uniform noise) vs an SGD step, ResNet-20 1×28×28, batch 128
 //   sharpness-defaults    EvaluateSharpness wall time, previous vs current default options (SmallCnn, 500 images), each measure alone
+//   augmentation-accuracy  quickstart-style SmallCnn + SAM on the embedded subset, Standard augmentation vs none, same
+//               epochs and seeds (--aug-epochs N (12), --aug-seeds 1,2,3)
 //   averaging   SWA/EMA/SWAD update cost vs an SGD step, ResNet-20 (3×32×32), batch 128, interleaved rounds
 //   domain-generalization  Rotated Fashion-MNIST, DomainBed protocol: ERM, ERM+SWA, ERM+SWAD, SAM, SAM+SWAD
 //               (--dg-preset reduced|full, --dg-steps, --dg-batch, --dg-eval, --dg-width, --dg-images, --dg-lr, --dg-rho,
@@ -45,10 +47,11 @@ foreach (var mode in options.Modes)
         case "sharpness-experiment": SharpnessExperiment.Run(options); break;
         case "sharpness-defaults": SharpnessDefaultsBenchmark.Run(options); break;
         case "averaging": AveragingBenchmark.Run(options); break;
+        case "augmentation-accuracy": AugmentationAccuracy.Run(options); break;
         case "domain-generalization": DomainGeneralizationBenchmark.Run(options); break;
         case "incremental": IncrementalFewShotBenchmark.Run(options); break;
         case "f2m-step": StepBenchmark.RunFlatRegion(options); break;
-        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment, sharpness-defaults, averaging, domain-generalization, incremental, f2m-step.");
+        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment, sharpness-defaults, averaging, augmentation-accuracy, domain-generalization, incremental, f2m-step.");
     }
 }
 return 0;
