@@ -98,48 +98,9 @@ public sealed class FlatMinimaImageClassifier : IDisposable
     /// </summary>
     internal nn.Module<Tensor, Tensor> CopyNetwork()
     {
-        var copy = NetworkCopy.Create(Network, () => CreateNetwork(Architecture, Channels, ClassCount, Height, Width), Device);
+        var copy = NetworkCopy.Create(Network, () => FlatMinimaModelRegistry.CreateNetwork(Architecture, Channels, ClassCount, Height, Width), Device);
         copy.eval();
         return copy;
-    }
-
-    /// <summary>An untrained network of <paramref name="architecture"/> (built-in or registered) whose weights will be overwritten.</summary>
-    internal static nn.Module<Tensor, Tensor> CreateNetwork(string architecture, int channels, int classCount, int height, int width)
-    {
-        if (Enum.TryParse<ImageClassifierArchitecture>(architecture, out var builtIn))
-            return ImageClassifierModels.Create(builtIn, channels, classCount, height, width);
-        return FlatMinimaModelRegistry.Create(architecture, channels, classCount);
-    }
-
-    /// <summary>
-    /// A network to train, initialized from its own generator seeded with <paramref name="seed"/>
-    /// (<see cref="ParameterInitialization"/>), so concurrent trainings and other users of TorchSharp's global generator
-    /// do not change its weights. A custom network with parameters of layer types the initializer does not know is
-    /// built again with the global generator seeded (<see cref="SeededGlobalGenerator"/>), so those parameters are
-    /// reproducible too, though not isolated from other threads that use the global generator.
-    /// </summary>
-    internal static nn.Module<Tensor, Tensor> CreateInitialNetwork(string architecture, int channels, int classCount, int height, int width, int seed)
-    {
-        var network = CreateNetwork(architecture, channels, classCount, height, width);
-        if (Initialize(network, seed)) return network;
-        network.Dispose();
-        network = SeededGlobalGenerator.Run(seed, () => CreateNetwork(architecture, channels, classCount, height, width));
-        Initialize(network, seed);
-        return network;
-    }
-
-    // Draws the network's parameters from a generator seeded with seed; false when some parameters kept their constructor's values.
-    private static bool Initialize(nn.Module<Tensor, Tensor> network, int seed)
-    {
-        try
-        {
-            return ParameterInitialization.Reset(network, seed).Count == 0;
-        }
-        catch
-        {
-            network.Dispose();
-            throw;
-        }
     }
 
     internal const string WeightsEntry = "TorchWeights.bin";
@@ -222,7 +183,7 @@ internal sealed record ClassifierHeader(string Architecture, int Channels, int H
         nn.Module<Tensor, Tensor> network;
         try
         {
-            network = FlatMinimaImageClassifier.CreateNetwork(Architecture, Channels, Classes, Height, Width);
+            network = FlatMinimaModelRegistry.CreateNetwork(Architecture, Channels, Classes, Height, Width);
         }
         catch (InvalidOperationException e)
         {

@@ -87,7 +87,7 @@ public sealed class FlatMinimaIncrementalFewShotClassifier : IDisposable
     private static Func<nn.Module<Tensor, Tensor>> NetworkFactory(FlatMinimaImageClassifier backbone)
     {
         var (architecture, channels, classes, height, width) = (backbone.Architecture, backbone.Channels, backbone.ClassCount, backbone.Height, backbone.Width);
-        return () => FlatMinimaImageClassifier.CreateNetwork(architecture, channels, classes, height, width);
+        return () => FlatMinimaModelRegistry.CreateNetwork(architecture, channels, classes, height, width);
     }
 
 }

@@ -3,13 +3,14 @@ using System.Collections.Generic;
 using FlatMinima.Torch.Models;
 using TorchSharp;
 using static TorchSharp.torch;
+
 namespace FlatMinima.MLNet;
 
 /// <summary>Creates a custom network: <c>(inChannels, numClasses) → module</c> mapping <c>[N, C, H, W]</c> to logits <c>[N, K]</c>.</summary>
 public delegate nn.Module<Tensor, Tensor> ImageClassifierFactory(int inChannels, int numClasses);
 
 /// <summary>
-/// Named factories of custom networks. A model trained with <c>CustomModelFactory</c> is saved with its
+/// Networks by architecture name: the built-in architectures and named factories of custom networks. A model trained with <c>CustomModelFactory</c> is saved with its
 /// <c>CustomModelName</c>; register the same factory under that name before <c>mlContext.Model.Load</c>.
 /// </summary>
 public static class FlatMinimaModelRegistry
@@ -35,5 +36,44 @@ public static class FlatMinimaModelRegistry
                 $"The model uses the custom network '{name}', which is not registered in this process. Call " +
                 $"FlatMinimaModelRegistry.Register(\"{name}\", factory) with the factory used for training before loading the model.");
         return factory(channels, classCount);
+    }
+
+    /// <summary>An untrained network of <paramref name="architecture"/> (built-in or registered) whose weights will be overwritten.</summary>
+    internal static nn.Module<Tensor, Tensor> CreateNetwork(string architecture, int channels, int classCount, int height, int width)
+    {
+        if (Enum.TryParse<ImageClassifierArchitecture>(architecture, out var builtIn))
+            return ImageClassifierModels.Create(builtIn, channels, classCount, height, width);
+        return Create(architecture, channels, classCount);
+    }
+
+    /// <summary>
+    /// A network to train, initialized from its own generator seeded with <paramref name="seed"/>
+    /// (<see cref="ParameterInitialization"/>), so concurrent trainings and other users of TorchSharp's global generator
+    /// do not change its weights. A custom network with parameters of layer types the initializer does not know is
+    /// built again with the global generator seeded (<see cref="SeededGlobalGenerator"/>), so those parameters are
+    /// reproducible too, though not isolated from other threads that use the global generator.
+    /// </summary>
+    internal static nn.Module<Tensor, Tensor> CreateInitialNetwork(string architecture, int channels, int classCount, int height, int width, int seed)
+    {
+        var network = CreateNetwork(architecture, channels, classCount, height, width);
+        if (Initialize(network, seed)) return network;
+        network.Dispose();
+        network = SeededGlobalGenerator.Run(seed, () => CreateNetwork(architecture, channels, classCount, height, width));
+        Initialize(network, seed);
+        return network;
+    }
+
+    // Draws the network's parameters from a generator seeded with seed; false when some parameters kept their constructor's values.
+    private static bool Initialize(nn.Module<Tensor, Tensor> network, int seed)
+    {
+        try
+        {
+            return ParameterInitialization.Reset(network, seed).Count == 0;
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
     }
 }
