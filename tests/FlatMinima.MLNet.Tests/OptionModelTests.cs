@@ -125,6 +125,7 @@ public sealed class OptionModelTests
         Assert.AreEqual("Momentum", Fails(o => o.Momentum = 1));
         Assert.AreEqual("Beta2", Fails(o => o.Beta2 = -0.5));
         Assert.AreEqual("LabelSmoothing", Fails(o => o.LabelSmoothing = 1));
+        Assert.AreEqual("ScoringBatchSize", Fails(o => o.ScoringBatchSize = ModelLimits.MaxScoringBatchSize + 1), "a model that trains must also load");
         Assert.AreEqual("OnFailure", Fails(o => o.OnFailure = (TrainingFailurePolicy)7));
         Assert.AreEqual("Augmentation.Crop.Padding", Fails(o => o.Augmentation = new AugmentationOptions { Crop = new RandomCrop { Padding = -1 } }));
         Assert.AreEqual("Augmentation.HorizontalFlip.Probability", Fails(o => o.Augmentation = new AugmentationOptions { HorizontalFlip = new RandomHorizontalFlip { Probability = 2 } }));

@@ -58,10 +58,10 @@ internal sealed record ImageInput(ImageInputKind Kind, int VectorChannels, int V
             throw new ArgumentOutOfRangeException(nameof(type),
                 $"Image column '{name}' is a Vector<Single> of {size} values without C×H×W dimensions; set ImageHeight and ImageWidth " +
                 $"(ImageChannels is then {size} / (height × width)), or all three (their product must be {size}).");
-        if (c > ModelLimits.MaxVectorChannels || (long)c * h * w > ModelLimits.MaxInputValues)
+        if (c > ModelLimits.MaxVectorChannels || h > ModelLimits.MaxImageSide || w > ModelLimits.MaxImageSide || (long)c * h * w > ModelLimits.MaxInputValues)
             throw new ArgumentOutOfRangeException(nameof(type),
-                $"Image column '{name}' is a {c}×{h}×{w} pixel vector, beyond what a model may have ({ModelLimits.MaxVectorChannels} channels, " +
-                $"{ModelLimits.MaxInputValues:N0} values per image; ModelLimits).");
+                $"Image column '{name}' is a {c}×{h}×{w} pixel vector, beyond what a model may have ({ModelLimits.MaxVectorChannels} channels, sides up to " +
+                $"{ModelLimits.MaxImageSide} pixels, {ModelLimits.MaxInputValues:N0} values per image; ModelLimits).");
         if ((long)c * h * w != size)
             throw new ArgumentOutOfRangeException(nameof(type),
                 $"Image column '{name}' has {size} values but channels×height×width = {c}×{h}×{w} = {(long)c * h * w}; fix ImageChannels/ImageHeight/ImageWidth or the vector.");

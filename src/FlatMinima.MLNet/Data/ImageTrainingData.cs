@@ -18,8 +18,10 @@ internal static class ImageTrainingData
             ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Label column '{name}' was not found in the training data (set LabelColumnName).");
         if (column.Type is not KeyDataViewType key || key.RawType != typeof(uint))
             throw new ArgumentOutOfRangeException(nameof(schema), LabelTypeMessage(name, column.Type));
-        if (key.Count < (ulong)minClasses || key.Count > int.MaxValue)
+        if (key.Count < (ulong)minClasses)
             throw new InvalidOperationException($"Label column '{name}' has {key.Count} class(es); a classifier needs at least two classes.");
+        if (key.Count > (ulong)ModelLimits.MaxClassCount)
+            throw new InvalidOperationException($"Label column '{name}' has {key.Count:N0} classes, more than a model may have ({ModelLimits.MaxClassCount:N0}; ModelLimits).");
         return (column, (int)key.Count);
     }
 

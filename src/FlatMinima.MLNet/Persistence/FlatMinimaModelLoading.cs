@@ -91,7 +91,7 @@ public static class FlatMinimaModelLoading
         {
             return mlContext.Model.Load(stream, out inputSchema);
         }
-        catch (Exception e)
+        catch (Exception e) when (e is not (OutOfMemoryException or OperationCanceledException))
         {
             var inner = e;
             while (inner is TargetInvocationException { InnerException: { } next }) inner = next;

@@ -53,12 +53,15 @@ public static class FlatMinimaModelRegistry
     /// built again with the global generator seeded (<see cref="SeededGlobalGenerator"/>), so those parameters are
     /// reproducible too, though not isolated from other threads that use the global generator.
     /// </summary>
-    internal static nn.Module<Tensor, Tensor> CreateInitialNetwork(string architecture, int channels, int classCount, int height, int width, int seed)
+    internal static nn.Module<Tensor, Tensor> CreateInitialNetwork(string architecture, int channels, int classCount, int height, int width, int seed,
+        ImageClassifierFactory? custom = null)
     {
-        var network = CreateNetwork(architecture, channels, classCount, height, width);
+        // A trainer's own factory builds its network directly: another trainer registering the same name at the same time cannot swap it.
+        nn.Module<Tensor, Tensor> Create() => custom is null ? CreateNetwork(architecture, channels, classCount, height, width) : custom(channels, classCount);
+        var network = Create();
         if (Initialize(network, seed)) return network;
         network.Dispose();
-        network = SeededGlobalGenerator.Run(seed, () => CreateNetwork(architecture, channels, classCount, height, width));
+        network = SeededGlobalGenerator.Run(seed, Create);
         Initialize(network, seed);
         return network;
     }

@@ -52,7 +52,7 @@ internal sealed class ModelReading
         {
             return load(reading);
         }
-        catch (Exception e) when (!e.Data.Contains(EntryKey) && !e.Data.Contains(PassThroughKey))
+        catch (Exception e) when (!e.Data.Contains(EntryKey) && !e.Data.Contains(PassThroughKey) && e is not (OutOfMemoryException or OperationCanceledException))
         {
             throw reading.Wrap(e);
         }

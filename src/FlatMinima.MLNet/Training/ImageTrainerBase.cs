@@ -99,7 +99,7 @@ public abstract class ImageTrainerBase<TOptions>
         var device = Devices.Resolve(o.Device, o.CudaDeviceIndex);
         string architecture = o.CustomModelFactory is null ? o.Architecture.ToString() : o.CustomModelName!;
         if (o.CustomModelFactory is not null) FlatMinimaModelRegistry.Register(o.CustomModelName!, o.CustomModelFactory);
-        var network = FlatMinimaModelRegistry.CreateInitialNetwork(architecture, channels, classCount, height, width, o.Seed);
+        var network = FlatMinimaModelRegistry.CreateInitialNetwork(architecture, channels, classCount, height, width, o.Seed, o.CustomModelFactory);
         network.to(device);
         return (network, architecture, device);
     }

@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using System.Threading;
 using FlatMinima.Torch.Augmentation;
 using FlatMinima.Torch.Models;
@@ -176,7 +177,12 @@ public abstract class ImageTrainerOptions
         ValidateImageSize();
         if (!Enum.IsDefined(BadImagePolicy)) throw new ArgumentOutOfRangeException(nameof(BadImagePolicy), BadImagePolicy, "Unknown BadImagePolicy.");
         if (ImageChannels is int c && c != 1 && c != 3) throw new ArgumentOutOfRangeException(nameof(ImageChannels), c, "ImageChannels must be 1, 3 or null.");
-        if (ScoringBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(ScoringBatchSize), ScoringBatchSize, "ScoringBatchSize must be ≥ 1.");
+        if (ScoringBatchSize < 1 || ScoringBatchSize > ModelLimits.MaxScoringBatchSize)
+            throw new ArgumentOutOfRangeException(nameof(ScoringBatchSize), ScoringBatchSize, $"ScoringBatchSize must be 1 to {ModelLimits.MaxScoringBatchSize}.");
+        foreach (var (name, value) in new[] { (nameof(LabelColumnName), LabelColumnName), (nameof(ImageColumnName), ImageColumnName),
+                     (nameof(ScoreColumnName), ScoreColumnName), (nameof(PredictedLabelColumnName), PredictedLabelColumnName), (nameof(CustomModelName), CustomModelName ?? "") })
+            if (value.Length > ModelLimits.MaxNameLength || value.Any(char.IsControl))
+                throw new ArgumentException($"{name} must be at most {ModelLimits.MaxNameLength} characters without control characters (a model file stores it).", name);
         if (CudaDeviceIndex < 0) throw new ArgumentOutOfRangeException(nameof(CudaDeviceIndex), CudaDeviceIndex, "CudaDeviceIndex must be ≥ 0.");
         if (CustomModelFactory is not null && string.IsNullOrWhiteSpace(CustomModelName))
             throw new ArgumentException("A CustomModelFactory needs a CustomModelName, under which it is saved and looked up when the model is loaded.", nameof(CustomModelName));
