@@ -125,9 +125,8 @@ public sealed partial class FlatMinimaImageClassificationTrainer
         int classCount, float[] mean, float[] std)
     {
         var o = TrainerOptions;
-        var (labelColumn, validationClasses) = ImageTrainingData.CheckLabel(validationSet.Schema, o.LabelColumnName);
-        var validationKeys = LabelKeyValues.FromColumn(labelColumn, validationClasses);
-        if (validationClasses != classCount || !validationKeys.SameClasses(trainKeys))
+        var validationKeys = ReadLabelKeys(validationSet.Schema, minClasses: 2);
+        if (validationKeys.Names.Count != classCount || !validationKeys.SameClasses(trainKeys))
             throw new InvalidOperationException(
                 $"ValidationSet: label column '{o.LabelColumnName}' has classes [{string.Join(", ", validationKeys.Names)}] but the training data has " +
                 $"[{string.Join(", ", trainKeys.Names)}]. Transform the validation data with the same fitted MapValueToKey as the training data.");

@@ -94,7 +94,8 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
         var previous = previousModel.Model;
         var backbone = previous.Backbone;
         CheckHasRows(sessionData, "The session data is empty: it has no rows; a session needs at least one shot of each new class.");
-        var keyValues = ReadKeyValues(sessionData.Schema, "session data", minClasses: 1);
+        var keyValues = ReadLabelKeys(sessionData.Schema, minClasses: 1);
+        CheckClassNames(keyValues, "session data", nameof(sessionData));
         var imageColumn = FindImageColumn(sessionData.Schema, "session data", nameof(sessionData));
         var imageInput = previousModel.Input.Matching(imageColumn);
 
@@ -144,15 +145,6 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
         var o = TrainerOptions;
         return new FlatMinimaIncrementalFewShotTransformer(Host, model, input, o.ImageColumnName, o.LabelColumnName, o.ScoreColumnName,
             o.PredictedLabelColumnName, LabelKeyValues.FromNames(names), o.ScoringBatchSize, o.Device, o.CudaDeviceIndex);
-    }
-
-    private LabelKeyValues ReadKeyValues(DataViewSchema schema, string what, int minClasses)
-    {
-        var name = TrainerOptions.LabelColumnName;
-        var (column, classCount) = ImageTrainingData.CheckLabel(schema, name, minClasses);
-        var keyValues = LabelKeyValues.FromColumn(column, classCount);
-        CheckClassNames(keyValues, what, nameof(schema));
-        return keyValues;
     }
 
     // Sessions recognise classes by name: the label key needs unique key values.

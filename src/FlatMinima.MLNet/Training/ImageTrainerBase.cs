@@ -44,9 +44,16 @@ public abstract class ImageTrainerBase<TOptions>
     {
         TorchNativeLibrary.EnsureLoaded();
         CheckHasRows(data, emptyMessage);
-        var (labelColumn, classCount) = ImageTrainingData.CheckLabel(data.Schema, TrainerOptions.LabelColumnName, minClasses);
+        var keyValues = ReadLabelKeys(data.Schema, minClasses);
         var input = ImageInput.FromColumn(FindImageColumn(data.Schema, what), TrainerOptions.ImageChannels, TrainerOptions.ImageHeight, TrainerOptions.ImageWidth);
-        return (LabelKeyValues.FromColumn(labelColumn, classCount), input);
+        return (keyValues, input);
+    }
+
+    /// <summary>The label column's key values, after checking it is a key of at least <paramref name="minClasses"/> classes.</summary>
+    private protected LabelKeyValues ReadLabelKeys(DataViewSchema schema, int minClasses)
+    {
+        var (labelColumn, classCount) = ImageTrainingData.CheckLabel(schema, TrainerOptions.LabelColumnName, minClasses);
+        return LabelKeyValues.FromColumn(labelColumn, classCount);
     }
 
     /// <summary>Throws <see cref="InvalidOperationException"/> with <paramref name="message"/> when <paramref name="data"/> has no rows.</summary>

@@ -12,7 +12,6 @@ namespace FlatMinima.Torch.Optimization;
 /// </summary>
 internal sealed class SharpnessAwareGradientStep : IGradientStep
 {
-    private const string Header = "FlatMinima.SharpnessAwareStep.v1";
     private readonly GradientStepContext _context;
     private readonly SharpnessAwareMinimizer _minimizer;
 
@@ -50,20 +49,14 @@ internal sealed class SharpnessAwareGradientStep : IGradientStep
         return new(meanLoss, correct.sum());
     }
 
-    // The minimizer keeps no state between steps (the base optimizer's is saved by the checkpoint); the options are
-    // written so that a checkpoint only resumes a run with the same ones.
+    // The minimizer keeps no state between steps: the base optimizer's state is saved by the checkpoint, and the
+    // checkpoint's run fingerprint already holds these options.
     public void Save(BinaryWriter writer)
     {
-        writer.Write(Header);
-        writer.Write(_minimizer.Options.ToString());
     }
 
     public void Load(BinaryReader reader)
     {
-        if (reader.ReadString() != Header) throw new InvalidDataException("The checkpoint holds no sharpness-aware step state (wrong header).");
-        var saved = reader.ReadString();
-        if (saved != _minimizer.Options.ToString())
-            throw new InvalidDataException($"The checkpoint was made with {saved}, but this run has {_minimizer.Options}.");
     }
 
     public void Dispose() => _minimizer.Dispose();
