@@ -154,9 +154,12 @@ public sealed class GeometryTests
         // No size: a one-row emptiness probe (no column), the sampling pass (counts every row, reads the sample's images:
         // all of them up to 1,000 rows) and the decoding pass.
         Assert.AreEqual((3, 1 + 2L * n, 2L * n), Count(_ => { }));
-        // ImageHeight/ImageWidth given (channels from the data or given): no sampling pass.
-        Assert.AreEqual((2, 1L + n, (long)n), Count(o => { o.ImageHeight = 28; o.ImageWidth = 28; }));
-        Assert.AreEqual((2, 1L + n, (long)n), Count(o => { o.ImageChannels = 1; o.ImageHeight = 28; o.ImageWidth = 28; }));
+        // ImageHeight/ImageWidth given (channels from the data or given): no sampling pass, but DataLoading Automatic
+        // counts the rows (a cursor that reads no image) to choose between memory and streaming; InMemory does not.
+        Assert.AreEqual((3, 1L + 2 * n, (long)n), Count(o => { o.ImageHeight = 28; o.ImageWidth = 28; }));
+        Assert.AreEqual((2, 1L + n, (long)n), Count(o => { o.ImageChannels = 1; o.ImageHeight = 28; o.ImageWidth = 28; o.DataLoading = ImageDataLoading.InMemory; }));
+        // Streaming: the same passes as in memory (the decoding pass keeps the bytes), then every epoch decodes from the kept bytes.
+        Assert.AreEqual((3, 1 + 2L * n, 2L * n), Count(o => o.DataLoading = ImageDataLoading.Streaming));
     }
 
     [TestMethod]

@@ -17,9 +17,9 @@ internal static class AutomaticGeometryBudget
     /// Throws naming <c>ImageHeight</c>/<c>ImageWidth</c> when <paramref name="height"/>×<paramref name="width"/> (chosen
     /// from <paramref name="sampledRows"/> sampled rows) is beyond <see cref="ModelLimits"/>, or when
     /// <paramref name="rows"/> images of <paramref name="channels"/>×<paramref name="height"/>×<paramref name="width"/>
-    /// floats exceed <see cref="Bytes"/>.
+    /// floats exceed <see cref="Bytes"/> and the images are to be held in memory (<paramref name="inMemory"/>).
     /// </summary>
-    public static void Check(long rows, int channels, int height, int width, int sampledRows, string imageColumn)
+    public static void Check(long rows, int channels, int height, int width, int sampledRows, string imageColumn, bool inMemory = true)
     {
         string chosen = $"Image column '{imageColumn}': ImageHeight and ImageWidth are not set, so the model's input size is the median size of " +
                         $"{sampledRows:N0} sampled rows, {height}×{width}";
@@ -28,9 +28,10 @@ internal static class AutomaticGeometryBudget
                 $"{chosen}, beyond what a model may have (sides up to {ModelLimits.MaxImageSide} pixels, at most {ModelLimits.MaxInputValues:N0} values per image; " +
                 "ModelLimits). Set ImageHeight and ImageWidth (e.g. 224 and 224): images are resized to that size.");
         long needed = checked(rows * channels * height * width * sizeof(float));
-        if (needed <= Bytes) return;
+        if (needed <= Bytes || !inMemory) return;
         throw new InvalidOperationException(
             $"{chosen}; {rows:N0} rows × {channels} channels × {height}×{width} × 4 bytes = {needed / (1024.0 * 1024 * 1024):F2} GiB of decoded images, more than the " +
-            $"{Bytes / (1024 * 1024 * 1024)} GiB allowed for a size taken from the data. Set ImageHeight and ImageWidth (e.g. 224 and 224): images are resized to that size.");
+            $"{Bytes / (1024 * 1024 * 1024)} GiB allowed in memory for a size taken from the data. Set ImageHeight and ImageWidth (e.g. 224 and 224): images are resized to that size; " +
+            "or stream the images (DataLoading = ImageDataLoading.Streaming, for encoded image bytes).");
     }
 }

@@ -37,15 +37,16 @@ internal static class ImageDataReader
     /// converted to gray by luminance. With <paramref name="height"/>/<paramref name="width"/> given and
     /// <paramref name="channels"/> null, channels are 1 if every image is gray, else 3 (no sampling pass). Every image is
     /// resized to the model's size as it is decoded, so a single huge image costs only its own decode. Rows whose image
-    /// is not usable fail or are skipped as <paramref name="badImages"/> says.
+    /// is not usable fail or are skipped as <paramref name="badImages"/> says. A <paramref name="sample"/> already taken
+    /// by the caller is used instead of a new sampling pass.
     /// </summary>
     public static ImageExamples Read(IDataView data, ImageInput input, string imageColumn, string labelColumn,
-        int? channels, int? height, int? width, long maxRows = long.MaxValue, BadImagePolicy badImages = BadImagePolicy.Error)
+        int? channels, int? height, int? width, long maxRows = long.MaxValue, BadImagePolicy badImages = BadImagePolicy.Error, SampledGeometry? sample = null)
     {
         var imageCol = data.Schema[imageColumn];
         var labelCol = data.Schema[labelColumn];
         bool vector = input.Kind == ImageInputKind.PixelVector;
-        var sample = vector || height is not null ? null : ImageGeometrySample.Take(data, input, imageColumn, chooseChannels: channels is null, maxRows);
+        sample ??= vector || height is not null ? null : ImageGeometrySample.Take(data, input, imageColumn, chooseChannels: channels is null, maxRows);
         int? modelChannels = channels ?? sample?.Channels;
         if (sample is { Height: > 0 })
             AutomaticGeometryBudget.Check(sample.Rows, modelChannels ?? 3, sample.Height, sample.Width, sample.UsableRows, imageColumn);

@@ -45,6 +45,13 @@ public sealed partial class FlatMinimaImageClassificationTrainer
             set => Training = Training with { Averaging = value };
         }
 
+        /// <summary>
+        /// Where the training (and validation) images live while training: <see cref="ImageDataLoading.Automatic"/> (default),
+        /// <see cref="ImageDataLoading.InMemory"/> or <see cref="ImageDataLoading.Streaming"/> (see there for the rule and the
+        /// costs). Streaming decodes each batch on <see cref="ImageTrainerOptions.LoaderWorkers"/> background threads.
+        /// </summary>
+        public ImageDataLoading DataLoading { get; set; } = ImageDataLoading.Automatic;
+
         /// <summary>Data evaluated after every epoch (loss and accuracy reported through <see cref="ImageTrainerOptions.Progress"/>
         /// and the log). Same schema as the training data; its labels must be classes seen in training.</summary>
         public IDataView? ValidationSet { get; set; }
@@ -73,6 +80,7 @@ public sealed partial class FlatMinimaImageClassificationTrainer
         internal override void Validate()
         {
             base.Validate();
+            if (!Enum.IsDefined(DataLoading)) throw new ArgumentOutOfRangeException(nameof(DataLoading), DataLoading, "Unknown DataLoading.");
             if (!(ValidationFraction >= 0 && ValidationFraction < 1))
                 throw new ArgumentOutOfRangeException(nameof(ValidationFraction), ValidationFraction, "ValidationFraction must be in [0, 1).");
             if (DomainColumnName is not null && string.IsNullOrWhiteSpace(DomainColumnName))

@@ -18,8 +18,9 @@ namespace FlatMinima.MLNet.ImageClassification;
 /// Create it with <c>mlContext.MulticlassClassification.Trainers.FlatMinimaImageClassification(…)</c>.
 /// </summary>
 /// <remarks>
-/// The decoded training images are held in memory as one float tensor (N×C×H×W×4 bytes); inputs are standardized per
-/// channel with the training data's mean and standard deviation, which are saved with the model.
+/// The training images are held in memory as one float tensor (N×C×H×W×4 bytes) or streamed — kept encoded and decoded
+/// per batch on background threads — as <see cref="Options.DataLoading"/> says; inputs are standardized per channel with
+/// the training data's mean and standard deviation, which are saved with the model.
 /// </remarks>
 public sealed partial class FlatMinimaImageClassificationTrainer
     : ImageTrainerBase<FlatMinimaImageClassificationTrainer.Options>,
@@ -44,17 +45,18 @@ public sealed partial class FlatMinimaImageClassificationTrainer
 
         using var ch = Host.Start("Training");
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var train = ReadImages(input, imageInput);
-        using var trainImages = train.Images;
+        using var train = ReadTrainingImages(input, imageInput, o.DataLoading);
+        var (channels, height, width) = train.Geometry;
         int distinct = train.Labels.Distinct().Count();
         if (distinct < 2)
             throw new InvalidOperationException(
                 $"Label column '{o.LabelColumnName}': the training data has a single class ('{keyValues.Names[(int)train.Labels[0]]}'); a classifier needs examples of at least two classes.");
-        ch.Info(MessageSensitivity.None, $"Read {train.Labels.Length} training images ({train.Channels}×{train.Height}×{train.Width}, {distinct} of {classCount} classes) in {clock.Elapsed.TotalSeconds:F1} s.");
+        ch.Info(MessageSensitivity.None, $"Read {train.Labels.Length} training images ({channels}×{height}×{width}, {distinct} of {classCount} classes" +
+            (train.Streaming ? ", streamed" : ", in memory") + $") in {clock.Elapsed.TotalSeconds:F1} s.");
 
         var domainNames = new Dictionary<string, long>();
         long[]? domains = o.DomainColumnName is null ? null : DomainReader.Read(input, o.DomainColumnName, domainNames, "Training data");
-        long[] rows = Enumerable.Range(0, train.Labels.Length).Select(i => (long)i).ToArray(), heldOut = Array.Empty<long>();
+        long[]? rows = null, heldOut = null;
         if (o.Averaging is { NeedsValidation: true } && o.ValidationSet is null)
         {
             (rows, heldOut) = ValidationSplit.Stratified(train.Labels, domains, o.ValidationFraction, o.Seed);
@@ -66,49 +68,44 @@ public sealed partial class FlatMinimaImageClassificationTrainer
                 (domains is null ? "" : $" and {domainNames.Count} domains") + ") as validation data for the averaging window.");
         }
 
-        using var rowIndex = tensor(rows);
-        using var trainPart = heldOut.Length == 0 ? trainImages.alias() : trainImages.index_select(0, rowIndex);
-        var (mean, std) = ImageTrainingData.ChannelStatistics(trainPart);
-        using var trainX = ImageTrainingData.Normalize(trainPart, mean, std);
-        using var trainY = tensor(rows.Select(i => train.Labels[i]).ToArray());
-        using var trainDomains = domains is null ? null : tensor(rows.Select(i => domains[i]).ToArray());
-        TensorDataset? validation = null;
-        if (heldOut.Length > 0)
-        {
-            using var heldIndex = tensor(heldOut);
-            using var held = trainImages.index_select(0, heldIndex);
-            validation = new TensorDataset(ImageTrainingData.Normalize(held, mean, std), tensor(heldOut.Select(i => train.Labels[i]).ToArray()))
-            {
-                Domains = domains is null ? null : tensor(heldOut.Select(i => domains[i]).ToArray()),
-            };
-        }
-        else if (o.ValidationSet is not null)
-        {
-            validation = ReadValidation(o.ValidationSet, imageInput, train, keyValues, classCount, mean, std);
-            if (o.DomainColumnName is not null && o.ValidationSet.Schema.GetColumnOrNull(o.DomainColumnName) is not null)
-                validation = validation with { Domains = tensor(DomainReader.Read(o.ValidationSet, o.DomainColumnName, domainNames, "ValidationSet")) };
-        }
-
+        var (mean, std) = train.ChannelStatistics(rows);
+        IExampleSet? trainSet = null, validation = null;
         nn.Module<Tensor, Tensor> network;
         string architecture;
         Device device;
         try
         {
-            (network, architecture, device) = CreateNetwork(train.Channels, classCount, train.Height, train.Width);
+            trainSet = train.CreateSet(rows, mean, std, domains);
+            if (heldOut is not null) validation = train.CreateSet(heldOut, mean, std, domains);
+            else if (o.ValidationSet is not null)
+            {
+                validation = ReadValidation(o.ValidationSet, imageInput, train, keyValues, classCount, mean, std);
+                if (o.DomainColumnName is not null && o.ValidationSet.Schema.GetColumnOrNull(o.DomainColumnName) is not null)
+                {
+                    var validationDomains = tensor(DomainReader.Read(o.ValidationSet, o.DomainColumnName, domainNames, "ValidationSet"));
+                    validation = validation switch
+                    {
+                        TensorDataset tensors => tensors with { Domains = validationDomains },
+                        LazyExampleSet lazy => lazy.WithDomains(validationDomains),
+                        _ => validation,
+                    };
+                }
+            }
+            (network, architecture, device) = CreateNetwork(channels, classCount, height, width);
             var training = TrainingOptions(ch);
             ch.Info(MessageSensitivity.None, $"Training {architecture} on {device.type} with {training.GradientStep?.ToString() ?? "the base optimizer only"}" +
                 (o.Averaging is null ? "" : $" and weight averaging {o.Averaging}") + $"; augmentation: {AugmentationText(o.Augmentation)}.");
             var trained = network;
-            DisposeOnFailure(() => TrainNetwork(training, device, trained, new TensorDataset(trainX, trainY) { Domains = trainDomains }, validation, ch), network);
+            var trainData = trainSet;
+            DisposeOnFailure(() => TrainNetwork(training, device, trained, trainData, validation, ch), network);
         }
         finally
         {
-            validation?.Inputs.Dispose();
-            validation?.Labels.Dispose();
-            validation?.Domains?.Dispose();
+            TrainingImages.DisposeSet(trainSet);
+            TrainingImages.DisposeSet(validation);
         }
         network.eval();
-        var model = new FlatMinimaImageClassifier(network, architecture, train.Channels, train.Height, train.Width, classCount, mean, std, device, AugmentationText(o.Augmentation));
+        var model = new FlatMinimaImageClassifier(network, architecture, channels, height, width, classCount, mean, std, device, AugmentationText(o.Augmentation));
         return new FlatMinimaImageClassificationTransformer(Host, model, imageInput, o.ImageColumnName, o.LabelColumnName, o.ScoreColumnName,
             o.PredictedLabelColumnName, keyValues, o.ScoringBatchSize, o.Device, o.CudaDeviceIndex);
     }
@@ -121,7 +118,8 @@ public sealed partial class FlatMinimaImageClassificationTrainer
         return ImageTrainingData.OutputSchema(inputSchema, o.LabelColumnName, o.ImageColumnName, o.ScoreColumnName, o.PredictedLabelColumnName, classNamesAsText: false);
     }
 
-    private TensorDataset ReadValidation(IDataView validationSet, ImageInput trainInput, ImageExamples train, LabelKeyValues trainKeys,
+    // The validation set, read in the training images' mode (in memory or streamed) and geometry, normalized with the training statistics.
+    private IExampleSet ReadValidation(IDataView validationSet, ImageInput trainInput, TrainingImages train, LabelKeyValues trainKeys,
         int classCount, float[] mean, float[] std)
     {
         var o = TrainerOptions;
@@ -132,16 +130,15 @@ public sealed partial class FlatMinimaImageClassificationTrainer
                 $"[{string.Join(", ", trainKeys.Names)}]. Transform the validation data with the same fitted MapValueToKey as the training data.");
         var imageColumn = FindImageColumn(validationSet.Schema, "ValidationSet", nameof(o.ValidationSet));
         var validationInput = trainInput.Matching(imageColumn);
-        var data = ReadImages(validationSet, validationInput, "ValidationSet", train.Channels, train.Height, train.Width);
+        var (channels, height, width) = train.Geometry;
+        using TrainingImages data = train.Streaming && validationInput.Kind == ImageInputKind.EncodedBytes
+            ? EncodedImages.Read(validationSet, o.ImageColumnName, o.LabelColumnName, channels, height, width, null, o.BadImagePolicy, o.LoaderWorkers)
+            : new InMemoryImages(ReadImages(validationSet, validationInput, "ValidationSet", channels, height, width));
         var seen = train.Labels.ToHashSet();
         int unseen = Array.FindIndex(data.Labels, l => !seen.Contains(l));
         if (unseen >= 0)
-        {
-            data.Images.Dispose();
             throw new InvalidOperationException(
                 $"ValidationSet: row {unseen} has label '{trainKeys.Names[(int)data.Labels[unseen]]}', a class with no training examples. Validation labels must be classes seen in training.");
-        }
-        using var images = data.Images;
-        return new TensorDataset(ImageTrainingData.Normalize(images, mean, std), tensor(data.Labels));
+        return data.CreateSet(null, mean, std, null);
     }
 }

@@ -77,23 +77,87 @@ public abstract class ImageTrainerBase<TOptions>
     /// under <see cref="ImageTrainerOptions.BadImagePolicy"/>; a size chosen from a sample of rows is logged, skipped rows
     /// are logged as a warning.
     /// </summary>
-    private protected ImageExamples ReadImages(IDataView data, ImageInput input, string what, int? channels, int? height, int? width)
+    private protected ImageExamples ReadImages(IDataView data, ImageInput input, string what, int? channels, int? height, int? width, SampledGeometry? sample = null)
     {
         var o = TrainerOptions;
-        var examples = ImageDataReader.Read(data, input, o.ImageColumnName, o.LabelColumnName, channels, height, width, badImages: o.BadImagePolicy);
-        if (examples.Geometry is { } geometry)
+        var examples = ImageDataReader.Read(data, input, o.ImageColumnName, o.LabelColumnName, channels, height, width, badImages: o.BadImagePolicy, sample: sample);
+        LogReading(examples.Geometry, examples.SkippedRows, examples.SkipReasons, examples.Labels.Length, what);
+        return examples;
+    }
+
+    private void LogReading(SampledGeometry? geometry, long skipped, IReadOnlyList<string> reasons, long kept, string what)
+    {
+        if (geometry is not null)
         {
             using var ch = Host.Start("Reading images");
             ch.Info(MessageSensitivity.None, geometry.Describe());
         }
-        if (examples.SkippedRows > 0)
+        if (skipped > 0)
         {
             using var ch = Host.Start("Reading images");
             ch.Warning(MessageSensitivity.None,
-                $"BadImagePolicy.Skip: left out {examples.SkippedRows} of {examples.SkippedRows + examples.Labels.Length} rows of the {what} whose image could not be used. " +
-                string.Join(" ", examples.SkipReasons) + (examples.SkippedRows > examples.SkipReasons.Count ? " …" : ""));
+                $"BadImagePolicy.Skip: left out {skipped} of {skipped + kept} rows of the {what} whose image could not be used. " +
+                string.Join(" ", reasons) + (skipped > reasons.Count ? " …" : ""));
         }
-        return examples;
+    }
+
+    /// <summary>
+    /// Reads the training images of <paramref name="data"/> held in memory or streamed as <paramref name="loading"/> says
+    /// (<see cref="ImageDataLoadingRule"/>; the choice and its estimate are logged): the geometry is the options' or, when
+    /// <c>ImageHeight</c>/<c>ImageWidth</c> are not set, chosen from a sample of rows (one extra cursor that also counts
+    /// the rows; with the size given and <see cref="ImageDataLoading.Automatic"/> on encoded bytes, the rows are counted
+    /// by a cursor that reads no column). A size taken from the data must keep the decoded set within
+    /// <see cref="AutomaticGeometryBudget.Bytes"/> unless <see cref="ImageDataLoading.Streaming"/> was asked for, so
+    /// <see cref="ImageDataLoading.Automatic"/> streams only at a size the user set.
+    /// </summary>
+    private protected TrainingImages ReadTrainingImages(IDataView data, ImageInput input, ImageDataLoading loading, string what = "training data")
+    {
+        var o = TrainerOptions;
+        bool vector = input.Kind == ImageInputKind.PixelVector;
+        if (loading == ImageDataLoading.Streaming && input.Kind != ImageInputKind.EncodedBytes)
+            throw new ArgumentOutOfRangeException("DataLoading",
+                $"DataLoading is Streaming, but image column '{o.ImageColumnName}' holds {(vector ? "pixel vectors" : "decoded images (MLImage)")}: streaming keeps each row's " +
+                "encoded bytes and decodes them per batch, so it needs an encoded-bytes column (load the files with LoadRawImageBytes instead of LoadImages/ExtractPixels), " +
+                "or use DataLoading = InMemory.");
+        var sample = vector || o.ImageHeight is not null ? null
+            : ImageGeometrySample.Take(data, input, o.ImageColumnName, chooseChannels: o.ImageChannels is null);
+        // A size taken from the data must fit the in-memory budget unless streaming was asked for: a median photo size
+        // (say 3000×4000) is rarely the size to train at, and the message says to set one.
+        if (sample is { Height: > 0 })
+            AutomaticGeometryBudget.Check(sample.Rows, o.ImageChannels ?? sample.Channels ?? 3, sample.Height, sample.Width, sample.UsableRows, o.ImageColumnName,
+                inMemory: loading != ImageDataLoading.Streaming);
+        bool stream = false;
+        if (input.Kind == ImageInputKind.EncodedBytes && loading != ImageDataLoading.InMemory)
+        {
+            long rows = sample?.Rows ?? (loading == ImageDataLoading.Automatic ? CountRows(data) : 0);
+            int channels = o.ImageChannels ?? sample?.Channels ?? 3;
+            int height = o.ImageHeight ?? sample!.Height, width = o.ImageWidth ?? sample!.Width;
+            stream = ImageDataLoadingRule.Streams(loading, input.Kind, rows, channels, height, width);
+            using var ch = Host.Start("Reading images");
+            ch.Info(MessageSensitivity.None, loading == ImageDataLoading.Streaming
+                ? $"DataLoading Streaming: the {what} is decoded per batch on {o.LoaderWorkers} loader thread(s), {o.PrefetchBatches} batches ahead."
+                : $"DataLoading Automatic: {rows:N0} rows × {channels}×{height}×{width} floats = {rows * channels * (long)height * width * 4 / (1024.0 * 1024 * 1024):F2} GiB decoded; " +
+                  (stream ? $"more than {ImageDataLoadingRule.InMemoryLimitBytes >> 30} GiB, so the images are streamed (decoded per batch)." : "held in memory."));
+        }
+        if (!stream) return new InMemoryImages(ReadImages(data, input, what, o.ImageChannels, o.ImageHeight, o.ImageWidth, sample));
+        if (sample is { Height: 0 })
+            throw new InvalidOperationException(
+                $"Image column '{o.ImageColumnName}': ImageHeight and ImageWidth are not set and none of the {sample.SampledRows:N0} sampled rows " +
+                "had a usable image, so no size could be chosen from the data. Set ImageHeight and ImageWidth (e.g. 224 and 224): images are resized to that size.");
+        var images = EncodedImages.Read(data, o.ImageColumnName, o.LabelColumnName, o.ImageChannels, o.ImageHeight ?? sample!.Height, o.ImageWidth ?? sample!.Width,
+            sample, o.BadImagePolicy, o.LoaderWorkers);
+        LogReading(images.Report.Sampled, images.Report.Skipped, images.Report.Reasons, images.Labels.Length, what);
+        return images;
+    }
+
+    // Rows of data, from the view when it knows them, else by a cursor that reads no column.
+    private static long CountRows(IDataView data)
+    {
+        if (data.GetRowCount() is long known) return known;
+        using var cursor = data.GetRowCursor(Array.Empty<DataViewSchema.Column>());
+        long rows = 0;
+        while (cursor.MoveNext()) rows++;
+        return rows;
     }
 
     /// <summary>
@@ -136,7 +200,7 @@ public abstract class ImageTrainerBase<TOptions>
     /// (it stays when training stopped early, so that the next <c>Fit</c> resumes).
     /// </summary>
     private protected static IReadOnlyList<EpochReport> TrainNetwork(ClassifierTrainingOptions training, Device device, nn.Module<Tensor, Tensor> network,
-        TensorDataset train, TensorDataset? validation, IChannel channel)
+        IExampleSet train, IExampleSet? validation, IChannel channel)
     {
         string? checkpoint = training.CheckpointPath;
         bool resume = checkpoint is not null && File.Exists(checkpoint);

@@ -133,6 +133,12 @@ public abstract class ImageTrainerOptions
     /// <summary>Seed of weight initialization and shuffling: same seed and data on CPU give bit-identical models.</summary>
     public int Seed { get => Training.Seed; set => Training = Training with { Seed = value }; }
 
+    /// <inheritdoc cref="ClassifierTrainingOptions.LoaderWorkers"/>
+    public int LoaderWorkers { get => Training.LoaderWorkers; set => Training = Training with { LoaderWorkers = value }; }
+
+    /// <inheritdoc cref="ClassifierTrainingOptions.PrefetchBatches"/>
+    public int PrefetchBatches { get => Training.PrefetchBatches; set => Training = Training with { PrefetchBatches = value }; }
+
     /// <inheritdoc cref="ClassifierTrainingOptions.TuneGlibcMalloc"/>
     public bool TuneGlibcMalloc { get => Training.TuneGlibcMalloc; set => Training = Training with { TuneGlibcMalloc = value }; }
 

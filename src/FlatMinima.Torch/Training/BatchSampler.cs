@@ -20,7 +20,7 @@ internal sealed class BatchSampler : IDisposable
     private readonly Tensor?[] _orders;
     private readonly long[] _cursors;
 
-    public BatchSampler(TensorDataset data, int batchSize, Generator generator)
+    public BatchSampler(IExampleSet data, int batchSize, Generator generator)
     {
         _count = data.Count;
         _batchSize = batchSize;

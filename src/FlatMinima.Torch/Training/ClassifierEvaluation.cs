@@ -1,18 +1,20 @@
 using System;
+using System.Linq;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace FlatMinima.Torch.Training;
 
-/// <summary>Loss and accuracy of a classifier on a <see cref="TensorDataset"/>.</summary>
+/// <summary>Loss and accuracy of a classifier on an <see cref="IExampleSet"/>.</summary>
 public static class ClassifierEvaluation
 {
     /// <summary>
     /// Mean cross-entropy and accuracy of <paramref name="model"/> in eval mode, in batches (the model's train/eval mode
-    /// is restored afterwards). With <see cref="TensorDataset.Domains"/>, both are the mean over domains of each domain's
-    /// mean (DomainBed's training-domain validation).
+    /// is restored afterwards). With <see cref="IExampleSet.Domains"/>, both are the mean over domains of each domain's
+    /// mean (DomainBed's training-domain validation). Sets not held in memory are loaded ahead on
+    /// <paramref name="loaderWorkers"/> background threads, <paramref name="prefetchBatches"/> batches ahead.
     /// </summary>
-    public static (double Loss, double Accuracy) Evaluate(nn.Module<Tensor, Tensor> model, TensorDataset data, int batchSize, Device device)
+    public static (double Loss, double Accuracy) Evaluate(nn.Module<Tensor, Tensor> model, IExampleSet data, int batchSize, Device device, int loaderWorkers = 0, int prefetchBatches = 1)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(data);
@@ -26,11 +28,15 @@ public static class ClassifierEvaluation
         var counts = zeros(groups, ScalarType.Float64, device);
         using (no_grad())
         {
-            for (long start = 0; start < data.Count; start += batchSize)
+            using var batchScope = NewDisposeScope();
+            var batches = Enumerable.Range(0, (int)((data.Count + batchSize - 1) / batchSize))
+                .Select(b => arange((long)b * batchSize, Math.Min((long)(b + 1) * batchSize, data.Count), dtype: ScalarType.Int64));
+            foreach (var (rows, inputs) in BatchLoader.Load(data, batches, loaderWorkers, prefetchBatches))
             {
+                using var loaded = inputs;
                 using var scope = NewDisposeScope();
-                long size = Math.Min(batchSize, data.Count - start);
-                var x = data.Inputs.narrow(0, start, size).to(device);
+                long start = rows[0].item<long>(), size = rows.shape[0];
+                var x = loaded.to(device);
                 var y = data.Labels.narrow(0, start, size).to(device);
                 var group = data.Domains is Tensor d ? d.narrow(0, start, size).to(device) : zeros(size, ScalarType.Int64, device);
                 var logits = model.call(x);

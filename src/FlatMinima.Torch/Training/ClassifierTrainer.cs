@@ -41,7 +41,8 @@ public sealed class ClassifierTrainer
     /// statistics); the last report carries <see cref="EpochReport.Averaging"/> and the averaged model's validation metrics.
     /// </summary>
     /// <param name="model">The network.</param>
-    /// <param name="train">Training examples; with <see cref="TensorDataset.Domains"/> each step takes a batch from every domain.</param>
+    /// <param name="train">Training examples (<see cref="TensorDataset"/> in memory, or <see cref="LazyExampleSet"/> loaded ahead of the step
+    /// on background threads); with <see cref="IExampleSet.Domains"/> each step takes a batch from every domain.</param>
     /// <param name="validation">Evaluated after every epoch (and every <c>EvaluationFrequency</c> steps for SWAD, which needs it).</param>
     /// <param name="resumeFrom">
     /// A checkpoint written by an earlier run with the same options and data (<see cref="ClassifierTrainingOptions.CheckpointPath"/>):
@@ -57,7 +58,7 @@ public sealed class ClassifierTrainer
     /// divergence or cancellation after at least one completed epoch (counting a resumed checkpoint's) restores that
     /// epoch's weights and buffers and returns; the last report carries <see cref="EpochReport.Interruption"/>.
     /// </remarks>
-    public IReadOnlyList<EpochReport> Train(nn.Module<Tensor, Tensor> model, TensorDataset train, TensorDataset? validation = null, string? resumeFrom = null)
+    public IReadOnlyList<EpochReport> Train(nn.Module<Tensor, Tensor> model, IExampleSet train, IExampleSet? validation = null, string? resumeFrom = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(train);
@@ -102,13 +103,14 @@ public sealed class ClassifierTrainer
             {
                 using (var epochScope = NewDisposeScope())
                 {
-                    foreach (var index in sampler.Epoch())
+                    foreach (var (index, inputs) in BatchLoader.Load(train, sampler.Epoch(), o.LoaderWorkers, o.PrefetchBatches))
                     {
+                        using var loaded = inputs;
                         o.CancellationToken.ThrowIfCancellationRequested();
                         using var scope = NewDisposeScope();
                         long size = index.shape[0];
                         b++;
-                        var x = train.Inputs.index_select(0, index).to(_device);
+                        var x = loaded.to(_device);
                         if (o.Augmentation is not null) x = o.Augmentation.Apply(x, augmentationGenerator!);
                         var y = train.Labels.index_select(0, index).to(_device);
 
@@ -128,7 +130,7 @@ public sealed class ClassifierTrainer
                         averager?.AfterStep(step);
                         if (validationDriven is not null && step % validationDriven.EvaluationFrequency == 0)
                         {
-                            validationDriven.AfterEvaluation(ClassifierEvaluation.Evaluate(model, validation!, o.BatchSize, _device).Loss);
+                            validationDriven.AfterEvaluation(Evaluate(model, validation!).Loss);
                             if (stop = validationDriven.StopRequested) break;
                         }
                     }
@@ -154,7 +156,7 @@ public sealed class ClassifierTrainer
                 averaging = FinishAveraging(model, averager, train, validation, generator);
             double? validationLoss = null, validationAccuracy = null;
             if (hasValidation)
-                (validationLoss, validationAccuracy) = ClassifierEvaluation.Evaluate(model, validation!, o.BatchSize, _device);
+                (validationLoss, validationAccuracy) = Evaluate(model, validation!);
             var report = new EpochReport(epoch, o.Epochs, lossSum / seen, (double)correct / seen, validationLoss, validationAccuracy, rate, clock.Elapsed)
             {
                 Averaging = averaging,
@@ -170,11 +172,11 @@ public sealed class ClassifierTrainer
     }
 
     // Closes SWAD's open segment, writes the average into the model and recomputes BatchNorm statistics for it.
-    private AveragingReport FinishAveraging(nn.Module<Tensor, Tensor> model, IWeightAverager averager, TensorDataset train,
-        TensorDataset? validation, Generator generator)
+    private AveragingReport FinishAveraging(nn.Module<Tensor, Tensor> model, IWeightAverager averager, IExampleSet train,
+        IExampleSet? validation, Generator generator)
     {
         if (averager is IValidationDrivenAverager { HasOpenSegment: true } validationDriven && validation is not null)
-            validationDriven.AfterEvaluation(ClassifierEvaluation.Evaluate(model, validation, _options.BatchSize, _device).Loss);
+            validationDriven.AfterEvaluation(Evaluate(model, validation).Loss);
         var report = averager.Finish();
         if (report.AveragedSteps == 0 || averager.AveragesBuffers || !_options.Averaging!.RecomputeBatchNorm || !BatchNormRecompute.HasBatchNorm(model))
             return report;
@@ -183,21 +185,25 @@ public sealed class ClassifierTrainer
         var batches = Enumerable.Range(0, (int)((train.Count + _options.BatchSize - 1) / _options.BatchSize))
             .Select(b => order.narrow(0, (long)b * _options.BatchSize, Math.Min(_options.BatchSize, train.Count - (long)b * _options.BatchSize)))
             .Where(index => index.shape[0] > 1)
-            .Select(index => train.Inputs.index_select(0, index).to(_device));
+            .Select(index => train.LoadInputs(index).to(_device));
         int used = BatchNormRecompute.Run(model, batches, _options.Averaging.BatchNormBatches);
         return report with { BatchNormBatches = used };
     }
 
     // The augmentation needs image batches and, for a reflect padding, images larger than the padding.
-    private static void CheckAugmentation(AugmentationOptions? augmentation, TensorDataset train)
+    private static void CheckAugmentation(AugmentationOptions? augmentation, IExampleSet train)
     {
         if (augmentation is null) return;
-        var shape = train.Inputs.shape;
-        if (shape.Length != 4 || !train.Inputs.is_floating_point())
+        var shape = train.ExampleShape;
+        bool floating = train is not TensorDataset tensors || tensors.Inputs.is_floating_point();
+        if (shape.Length != 3 || !floating)
             throw new ArgumentException($"{nameof(ClassifierTrainingOptions.Augmentation)} needs floating-point image inputs [N, C, H, W]; " +
-                $"the training inputs are {train.Inputs.dtype} [{string.Join(", ", shape)}].", nameof(train));
-        NestedOption.Validate(nameof(ClassifierTrainingOptions.Augmentation), () => augmentation.ValidateFor((int)shape[2], (int)shape[3]));
+                $"the training inputs are {(train is TensorDataset t ? t.Inputs.dtype.ToString() : "")} [N, {string.Join(", ", shape)}].", nameof(train));
+        NestedOption.Validate(nameof(ClassifierTrainingOptions.Augmentation), () => augmentation.ValidateFor((int)shape[1], (int)shape[2]));
     }
+
+    private (double Loss, double Accuracy) Evaluate(nn.Module<Tensor, Tensor> model, IExampleSet data) =>
+        ClassifierEvaluation.Evaluate(model, data, _options.BatchSize, _device, _options.LoaderWorkers, _options.PrefetchBatches);
 
     private Tensor Loss(Tensor logits, Tensor y) =>
         nn.functional.cross_entropy(logits, y, label_smoothing: _options.LabelSmoothing);

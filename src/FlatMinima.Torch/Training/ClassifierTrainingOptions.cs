@@ -72,6 +72,23 @@ public sealed record ClassifierTrainingOptions
     /// </summary>
     public AugmentationOptions? Augmentation { get; init; }
 
+    /// <summary>
+    /// Background threads that load batches of sets not held in memory (<see cref="LazyExampleSet"/>: decoding, resizing)
+    /// ahead of the step; 0 loads on the training thread. The batches do not depend on this number (bit-identical
+    /// weights on the CPU whatever it is). Default: half the processors, at least 1 and at most 4. In-memory sets are
+    /// always sliced on the training thread.
+    /// </summary>
+    public int LoaderWorkers { get; init; } = DefaultLoaderWorkers;
+
+    /// <summary>The default <see cref="LoaderWorkers"/>: half the processors, at least 1 and at most 4.</summary>
+    public static int DefaultLoaderWorkers => Math.Clamp(Environment.ProcessorCount / 2, 1, 4);
+
+    /// <summary>
+    /// How many batches of a set not held in memory may be loaded or waiting ahead of the step (PyTorch's
+    /// <c>prefetch_factor</c> × workers): memory for inputs is bounded by <see cref="BatchSize"/> × this number.
+    /// </summary>
+    public int PrefetchBatches { get; init; } = 4;
+
     /// <summary>Seed of the weight initialization and the shuffling.</summary>
     public int Seed { get; init; } = 1;
 
@@ -122,6 +139,8 @@ public sealed record ClassifierTrainingOptions
             throw new ArgumentOutOfRangeException(nameof(LabelSmoothing), LabelSmoothing, "LabelSmoothing must be in [0, 1).");
         if (GradientClipNorm is double c && !(c > 0))
             throw new ArgumentOutOfRangeException(nameof(GradientClipNorm), c, "GradientClipNorm must be > 0, or null to disable clipping.");
+        if (LoaderWorkers is < 0 or > 64) throw new ArgumentOutOfRangeException(nameof(LoaderWorkers), LoaderWorkers, "LoaderWorkers must be in [0, 64] (0 loads on the training thread).");
+        if (PrefetchBatches is < 1 or > 1024) throw new ArgumentOutOfRangeException(nameof(PrefetchBatches), PrefetchBatches, "PrefetchBatches must be in [1, 1024].");
         if (!Enum.IsDefined(OnFailure)) throw new ArgumentOutOfRangeException(nameof(OnFailure), OnFailure, "Unknown failure policy.");
         if (CheckpointPath is not null && string.IsNullOrWhiteSpace(CheckpointPath))
             throw new ArgumentException("CheckpointPath must be a file path, or null for no checkpoints.", nameof(CheckpointPath));

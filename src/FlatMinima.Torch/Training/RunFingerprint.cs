@@ -24,14 +24,12 @@ internal sealed class RunFingerprint
     {
         nameof(ClassifierTrainingOptions.Progress), nameof(ClassifierTrainingOptions.CancellationToken),
         nameof(ClassifierTrainingOptions.CheckpointPath), nameof(ClassifierTrainingOptions.TuneGlibcMalloc),
-        nameof(ClassifierTrainingOptions.OnFailure),
+        nameof(ClassifierTrainingOptions.OnFailure), nameof(ClassifierTrainingOptions.LoaderWorkers),
+        nameof(ClassifierTrainingOptions.PrefetchBatches),
     };
 
     private const int MaxEntries = 256;
     private const int MaxValueLength = 1 << 20;
-
-    // Data is hashed in slices of at most this many bytes (a span per slice; tensors may exceed 2 GB).
-    private const long HashChunkBytes = 1 << 26;
 
     private RunFingerprint(IReadOnlyList<KeyValuePair<string, string>> entries) => Entries = entries;
 
@@ -39,7 +37,7 @@ internal sealed class RunFingerprint
     public IReadOnlyList<KeyValuePair<string, string>> Entries { get; }
 
     /// <summary>The fingerprint of a run of <paramref name="options"/> on <paramref name="model"/> and the data.</summary>
-    public static RunFingerprint Of(ClassifierTrainingOptions options, int stepsPerEpoch, nn.Module model, TensorDataset train, TensorDataset? validation)
+    public static RunFingerprint Of(ClassifierTrainingOptions options, int stepsPerEpoch, nn.Module model, IExampleSet train, IExampleSet? validation)
     {
         var entries = new List<KeyValuePair<string, string>>();
         foreach (var property in typeof(ClassifierTrainingOptions).GetProperties(BindingFlags.Public | BindingFlags.Instance)
@@ -127,24 +125,14 @@ internal sealed class RunFingerprint
         return $"checkpoint has {a.Length - 1} tensors, this run {b.Length - 1}";
     }
 
-    /// <summary>Shape of every tensor and a SHA-256 of their bytes (inputs, labels, domains), hashed in slices of at
-    /// most <paramref name="sliceBytes"/> bytes.</summary>
-    internal static string DataDigest(TensorDataset data, long sliceBytes = HashChunkBytes)
+    /// <summary>The inputs' digest (<see cref="IExampleSet.InputsDigest"/>) and the shape and SHA-256 of the labels and
+    /// domains, hashed in slices of at most <paramref name="sliceBytes"/> bytes.</summary>
+    internal static string DataDigest(IExampleSet data, long sliceBytes = TensorDataset.HashChunkBytes)
     {
-        using var scope = NewDisposeScope();
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var parts = new List<string>();
-        foreach (var (name, tensor) in new[] { ("inputs", data.Inputs), ("labels", data.Labels), ("domains", data.Domains) })
-        {
-            if (tensor is null) continue;
-            parts.Add($"{name} {tensor.dtype}[{string.Join(",", tensor.shape)}]");
-            var flat = tensor.detach().cpu().contiguous().view(-1);
-            long chunk = Math.Max(1, sliceBytes / flat.element_size());
-            for (long start = 0; start < flat.numel(); start += chunk)
-                using (var part = flat.narrow(0, start, Math.Min(chunk, flat.numel() - start)))
-                    hash.AppendData(part.bytes);
-        }
-        return string.Join(", ", parts) + ", sha256 " + Convert.ToHexStringLower(hash.GetHashAndReset());
+        var parts = new List<string> { data is TensorDataset tensors ? TensorDataset.Digest("inputs", tensors.Inputs, sliceBytes) : data.InputsDigest() };
+        parts.Add(TensorDataset.Digest("labels", data.Labels, sliceBytes));
+        if (data.Domains is Tensor domains) parts.Add(TensorDataset.Digest("domains", domains, sliceBytes));
+        return string.Join(", ", parts);
     }
 
     private static string Short(string? value) => value is null ? "(absent)" : value.Length <= 200 ? value : value[..200] + "…";
