@@ -22,6 +22,15 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
     /// <summary>Seeds of the augmentation-accuracy mode.</summary>
     public int[] AugmentationSeeds { get; init; } = { 1, 2, 3 };
 
+    /// <summary>Generated 224×224 JPEGs in the streaming step-time comparison (--stream-photos).</summary>
+    public int StreamingPhotos { get; init; } = 512;
+
+    /// <summary>Alternating rounds of the streaming comparison (--stream-rounds).</summary>
+    public int StreamingRounds { get; init; } = 2;
+
+    /// <summary>The configuration of a fit-memory child process (--fm-source fmnist|jpeg, --fm-loading, --fm-rows).</summary>
+    public FitMemoryOptions? FitMemory { get; init; }
+
     public static BenchmarkOptions Parse(string[] args)
     {
         var o = new BenchmarkOptions(new[] { "steps", "scoring", "data" }, 2, 60, 12, 12800, true, FlatMinima.Torch.Data.IdxImageSet.DebianFashionMnistDirectory, null);
@@ -38,6 +47,11 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
                 "--fashion-mnist" => o with { FashionMnist = Next() },
                 "--peer-bench" => o with { PeerBench = Next() },
                 "--hessian-parts" => o with { HessianParts = Next().Split(',') },
+                "--stream-photos" => o with { StreamingPhotos = int.Parse(Next()) },
+                "--stream-rounds" => o with { StreamingRounds = int.Parse(Next()) },
+                "--fm-source" => o with { FitMemory = (o.FitMemory ?? new()) with { Source = Next() } },
+                "--fm-loading" => o with { FitMemory = (o.FitMemory ?? new()) with { Loading = Next() } },
+                "--fm-rows" => o with { FitMemory = (o.FitMemory ?? new()) with { Rows = int.Parse(Next()) } },
                 "--aug-epochs" => o with { AugmentationEpochs = int.Parse(Next()) },
                 "--aug-seeds" => o with { AugmentationSeeds = Next().Split(',').Select(int.Parse).ToArray() },
                 "--dg-preset" => o with { DomainGeneralization = Next() switch
@@ -121,3 +135,6 @@ internal sealed record DomainGeneralizationOptions
     public string[]? Methods { get; init; }
     public string? Output { get; init; }
 }
+
+/// <summary>One fit-memory child: data source (fmnist or jpeg), DataLoading and rows.</summary>
+internal sealed record FitMemoryOptions(string Source = "fmnist", string Loading = "Streaming", int Rows = 6000);

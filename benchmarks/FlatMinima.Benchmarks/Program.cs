@@ -17,6 +17,10 @@
 //   domain-generalization  Rotated Fashion-MNIST, DomainBed protocol: ERM, ERM+SWA, ERM+SWAD, SAM, SAM+SWAD
 //               (--dg-preset reduced|full, --dg-steps, --dg-batch, --dg-eval, --dg-width, --dg-images, --dg-lr, --dg-rho,
 //                --dg-seeds 0,1,2, --dg-test 0,5 (domain indices of 0,15,…,75°), --dg-methods, --dg-out FILE)
+//   streaming   epoch time, streaming + Standard augmentation vs in memory without it (SmallCnn on Fashion-MNIST PNGs, --images;
+//               ResNet-18 at 224×224 on --stream-photos generated JPEGs), alternating --stream-rounds; decode/augment images/s
+//   streaming-memory  peak resident memory of Fit, 6,000 vs 60,000 Fashion-MNIST PNGs and 1,000 vs 10,000 generated
+//               JPEGs at 224×224, streaming and in memory, a child process (mode fit-memory) per configuration
 // Usage: dotnet run -c Release --project benchmarks/FlatMinima.Benchmarks -- <mode>[,<mode>…] [options]
 //   --fashion-mnist DIR   full Fashion-MNIST idx files (default /usr/share/datasets/fashion-mnist)
 //   --threads N (2)  --cnn-steps N (60)  --resnet-steps N (12)  --images N (12800)  --no-mallopt  --peer-bench DIR
@@ -51,7 +55,10 @@ foreach (var mode in options.Modes)
         case "domain-generalization": DomainGeneralizationBenchmark.Run(options); break;
         case "incremental": IncrementalFewShotBenchmark.Run(options); break;
         case "f2m-step": StepBenchmark.RunFlatRegion(options); break;
-        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment, sharpness-defaults, averaging, augmentation-accuracy, domain-generalization, incremental, f2m-step.");
+        case "streaming": StreamingBenchmark.Run(options); break;
+        case "streaming-memory": StreamingBenchmark.RunMemory(options); break;
+        case "fit-memory": StreamingBenchmark.FitMemoryChild(options); break;
+        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment, sharpness-defaults, averaging, augmentation-accuracy, domain-generalization, incremental, f2m-step, streaming, streaming-memory.");
     }
 }
 return 0;

@@ -13,16 +13,16 @@ namespace FlatMinima.MLNet;
 
 /// <summary>
 /// Training images kept as their encoded bytes (<see cref="ImageDataLoading.Streaming"/>): one pass over the IDataView
-/// copies each row's bytes, checks that it decodes (under <see cref="BadImagePolicy"/>), decides gray or color and
-/// accumulates the channel statistics chunk by chunk; example sets then decode, resize, convert and normalize the rows
-/// of each batch on the trainer's loader threads. Memory: the encoded bytes and the labels, plus one chunk of decoded
-/// images during the pass.
+/// appends each row's bytes to a temporary file (<see cref="EncodedImageSpill"/>), checks that it decodes (under
+/// <see cref="BadImagePolicy"/>), decides gray or color and accumulates the channel statistics chunk by chunk; example
+/// sets then read, decode, resize, convert and normalize the rows of each batch on the trainer's loader threads.
+/// Memory: 20 bytes per row (offset, length, label, position) plus one chunk of decoded images during the pass.
 /// </summary>
 internal sealed class EncodedImages : TrainingImages
 {
     private static readonly float[] Luminance = { 0.299f, 0.587f, 0.114f };
 
-    private readonly byte[][] _encoded;
+    private readonly EncodedImageSpill _encoded;
     private readonly long[] _positions;
     private readonly long[] _labels;
     private readonly (float[] Mean, float[] Std) _statistics;
@@ -30,7 +30,7 @@ internal sealed class EncodedImages : TrainingImages
     private readonly string _imageColumn;
     private readonly (long, IReadOnlyList<string>, SampledGeometry?) _report;
 
-    private EncodedImages(byte[][] encoded, long[] positions, long[] labels, int channels, int height, int width,
+    private EncodedImages(EncodedImageSpill encoded, long[] positions, long[] labels, int channels, int height, int width,
         (float[], float[]) statistics, string digest, string imageColumn, (long, IReadOnlyList<string>, SampledGeometry?) report)
     {
         (_encoded, _positions, _labels, Geometry, _statistics, _digest, _imageColumn, _report) =
@@ -45,12 +45,12 @@ internal sealed class EncodedImages : TrainingImages
 
     public override bool Streaming => true;
 
-    /// <summary>The encoded bytes kept, in bytes.</summary>
-    public long EncodedBytes => _encoded.Sum(e => (long)e.Length);
+    /// <summary>The encoded bytes kept in the temporary file.</summary>
+    public long EncodedBytes => _encoded.Bytes;
 
     /// <summary>
     /// Reads every row of <paramref name="data"/> (one cursor): label (key, not missing), encoded bytes (kept), a decode
-    /// check (in parallel over each chunk of <see cref="TrainingImages.ChunkSize"/> rows, on up to <paramref name="workers"/>
+    /// check (in parallel over each chunk of <see cref="ChunkRows"/> rows, on up to <paramref name="workers"/>
     /// threads). The geometry is <paramref name="channels"/>/<paramref name="height"/>/<paramref name="width"/> where given,
     /// else the sampled one (<paramref name="sample"/>); channels not given and not sampled are 1 when every image is gray,
     /// else 3.
@@ -60,14 +60,15 @@ internal sealed class EncodedImages : TrainingImages
     {
         var imageCol = data.Schema[imageColumn];
         var labelCol = data.Schema[labelColumn];
+        int chunkSize = ChunkRows(height, width);
         using var cursor = data.GetRowCursor(new[] { imageCol, labelCol });
         var getBytes = cursor.GetGetter<VBuffer<byte>>(imageCol);
         var getLabel = cursor.GetGetter<uint>(labelCol);
-        var encoded = new List<byte[]>();
+        var encoded = new EncodedImageSpill();
         var positions = new List<long>();
         var labels = new List<long>();
         var reasons = new List<string>();
-        var pending = new List<(byte[] Bytes, long Position)>(ChunkSize);
+        var pending = new List<(byte[] Bytes, long Position)>(chunkSize);
         var gray = new RunningChannelStatistics();
         var color = new RunningChannelStatistics();
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -76,31 +77,40 @@ internal sealed class EncodedImages : TrainingImages
         VBuffer<byte> buffer = default;
         uint key = 0;
         long skipped = 0;
-        while (cursor.MoveNext())
+        try
         {
-            getLabel(ref key);
-            if (key == 0)
-                throw new InvalidOperationException(
-                    $"Label column '{labelColumn}', row {cursor.Position}: the label is missing (key 0, e.g. a value MapValueToKey did not know). Remove such rows or map every label value.");
-            getBytes(ref buffer);
-            var bytes = buffer.Length == 0 ? Array.Empty<byte>() : buffer.DenseValues().ToArray();
-            labels.Add(key - 1);
-            pending.Add((bytes, cursor.Position));
-            if (pending.Count == ChunkSize) Flush();
+            while (cursor.MoveNext())
+            {
+                getLabel(ref key);
+                if (key == 0)
+                    throw new InvalidOperationException(
+                        $"Label column '{labelColumn}', row {cursor.Position}: the label is missing (key 0, e.g. a value MapValueToKey did not know). Remove such rows or map every label value.");
+                getBytes(ref buffer);
+                var bytes = buffer.Length == 0 ? Array.Empty<byte>() : buffer.DenseValues().ToArray();
+                labels.Add(key - 1);
+                pending.Add((bytes, cursor.Position));
+                if (pending.Count == chunkSize) Flush();
+            }
+            if (pending.Count > 0) Flush();
+            encoded.Complete();
+            if (labels.Count == 0)
+                throw new InvalidOperationException(skipped == 0
+                    ? $"The data is empty: no rows in columns '{imageColumn}' and '{labelColumn}'."
+                    : $"Every one of the {skipped} rows was skipped (BadImagePolicy.Skip): no usable image in column '{imageColumn}'. First: {reasons[0]}");
+            int c = modelChannels ?? (allGray ? 1 : 3);
+            hash.AppendData(BitConverter.GetBytes(c));
+            hash.AppendData(BitConverter.GetBytes(height));
+            hash.AppendData(BitConverter.GetBytes(width));
+            var statistics = (c == 1 ? gray : color).Result();
+            string digest = $"from {encoded.Count} encoded images decoded at {c}×{height}×{width}, sha256 {Convert.ToHexStringLower(hash.GetHashAndReset())}";
+            return new EncodedImages(encoded, positions.ToArray(), labels.ToArray(), c, height, width, statistics, digest, imageColumn,
+                (skipped, reasons, sample));
         }
-        if (pending.Count > 0) Flush();
-        if (labels.Count == 0)
-            throw new InvalidOperationException(skipped == 0
-                ? $"The data is empty: no rows in columns '{imageColumn}' and '{labelColumn}'."
-                : $"Every one of the {skipped} rows was skipped (BadImagePolicy.Skip): no usable image in column '{imageColumn}'. First: {reasons[0]}");
-        int c = modelChannels ?? (allGray ? 1 : 3);
-        hash.AppendData(BitConverter.GetBytes(c));
-        hash.AppendData(BitConverter.GetBytes(height));
-        hash.AppendData(BitConverter.GetBytes(width));
-        var statistics = (c == 1 ? gray : color).Result();
-        string digest = $"from {encoded.Count} encoded images decoded at {c}×{height}×{width}, sha256 {Convert.ToHexStringLower(hash.GetHashAndReset())}";
-        return new EncodedImages(encoded.ToArray(), positions.ToArray(), labels.ToArray(), c, height, width, statistics, digest, imageColumn,
-            (skipped, reasons, sample));
+        catch
+        {
+            encoded.Dispose();
+            throw;
+        }
 
         void Flush()
         {
@@ -109,7 +119,7 @@ internal sealed class EncodedImages : TrainingImages
             Parallel.For(0, pending.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, workers) },
                 i => decoded[i] = pending[i].Bytes.Length == 0 ? null : EncodedImageDecoder.Decode(pending[i].Bytes, out problems[i]));
             var kept = new List<DecodedImage>(pending.Count);
-            // Labels of this chunk were added in order; rows that fail are removed from the end of the list backwards.
+            // The chunk's labels are the last pending.Count entries: replaced by those of the rows kept.
             int firstLabel = labels.Count - pending.Count;
             var keptLabels = new List<long>(pending.Count);
             for (int i = 0; i < pending.Count; i++)
@@ -148,9 +158,10 @@ internal sealed class EncodedImages : TrainingImages
     {
         if (rows is null) return _statistics;
         var running = new RunningChannelStatistics();
-        for (int start = 0; start < rows.Length; start += ChunkSize)
+        int chunkSize = ChunkRows(Geometry.Height, Geometry.Width);
+        for (int start = 0; start < rows.Length; start += chunkSize)
         {
-            using var chunk = Decode(rows.AsSpan(start, Math.Min(ChunkSize, rows.Length - start)).ToArray(), null);
+            using var chunk = Decode(rows.AsSpan(start, Math.Min(chunkSize, rows.Length - start)).ToArray(), null);
             running.Add(chunk);
         }
         return running.Result();
@@ -169,16 +180,21 @@ internal sealed class EncodedImages : TrainingImages
         };
     }
 
-    public override void Dispose()
-    {
-    }
+    public override void Dispose() => _encoded.Dispose();
+
+    /// <summary>
+    /// Rows per chunk of the statistics (and decode-check) pass at a model size of <paramref name="height"/>×<paramref name="width"/>:
+    /// as many as fit 16 MiB of decoded RGB floats, at least 1 and at most <see cref="TrainingImages.ChunkSize"/> (256
+    /// rows up to 147×147; 27 rows at 224×224).
+    /// </summary>
+    public static int ChunkRows(int height, int width) => (int)Math.Clamp((16L << 20) / (3L * height * width * sizeof(float)), 1, ChunkSize);
 
     // Decodes the given kept rows to [B, C, H, W] floats in [0, 1] (then normalized when a standardization is given).
     private Tensor Decode(long[] rows, ChannelStandardization? standardization)
     {
         var images = new DecodedImage[rows.Length];
         for (int i = 0; i < rows.Length; i++)
-            images[i] = EncodedImageDecoder.Decode(_encoded[rows[i]], out var problem)
+            images[i] = EncodedImageDecoder.Decode(_encoded.Read(rows[i]), out var problem)
                 ?? throw new InvalidOperationException($"Image column '{_imageColumn}', row {_positions[rows[i]]}: the value {problem} (it decoded when the data was read).");
         using var scope = NewDisposeScope();
         var rgb = ImageBatch.Stack(images, Geometry.Height, Geometry.Width);

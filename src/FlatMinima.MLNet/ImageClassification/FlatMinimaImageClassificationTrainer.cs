@@ -70,6 +70,7 @@ public sealed partial class FlatMinimaImageClassificationTrainer
 
         var (mean, std) = train.ChannelStatistics(rows);
         IExampleSet? trainSet = null, validation = null;
+        TrainingImages? validationImages = null;
         nn.Module<Tensor, Tensor> network;
         string architecture;
         Device device;
@@ -79,7 +80,7 @@ public sealed partial class FlatMinimaImageClassificationTrainer
             if (heldOut is not null) validation = train.CreateSet(heldOut, mean, std, domains);
             else if (o.ValidationSet is not null)
             {
-                validation = ReadValidation(o.ValidationSet, imageInput, train, keyValues, classCount, mean, std);
+                (validation, validationImages) = ReadValidation(o.ValidationSet, imageInput, train, keyValues, classCount, mean, std);
                 if (o.DomainColumnName is not null && o.ValidationSet.Schema.GetColumnOrNull(o.DomainColumnName) is not null)
                 {
                     var validationDomains = tensor(DomainReader.Read(o.ValidationSet, o.DomainColumnName, domainNames, "ValidationSet"));
@@ -103,6 +104,7 @@ public sealed partial class FlatMinimaImageClassificationTrainer
         {
             TrainingImages.DisposeSet(trainSet);
             TrainingImages.DisposeSet(validation);
+            validationImages?.Dispose();
         }
         network.eval();
         var model = new FlatMinimaImageClassifier(network, architecture, channels, height, width, classCount, mean, std, device, AugmentationText(o.Augmentation));
@@ -119,7 +121,7 @@ public sealed partial class FlatMinimaImageClassificationTrainer
     }
 
     // The validation set, read in the training images' mode (in memory or streamed) and geometry, normalized with the training statistics.
-    private IExampleSet ReadValidation(IDataView validationSet, ImageInput trainInput, TrainingImages train, LabelKeyValues trainKeys,
+    private (IExampleSet Set, TrainingImages? Images) ReadValidation(IDataView validationSet, ImageInput trainInput, TrainingImages train, LabelKeyValues trainKeys,
         int classCount, float[] mean, float[] std)
     {
         var o = TrainerOptions;
@@ -131,14 +133,20 @@ public sealed partial class FlatMinimaImageClassificationTrainer
         var imageColumn = FindImageColumn(validationSet.Schema, "ValidationSet", nameof(o.ValidationSet));
         var validationInput = trainInput.Matching(imageColumn);
         var (channels, height, width) = train.Geometry;
-        using TrainingImages data = train.Streaming && validationInput.Kind == ImageInputKind.EncodedBytes
+        TrainingImages data = train.Streaming && validationInput.Kind == ImageInputKind.EncodedBytes
             ? EncodedImages.Read(validationSet, o.ImageColumnName, o.LabelColumnName, channels, height, width, null, o.BadImagePolicy, o.LoaderWorkers)
             : new InMemoryImages(ReadImages(validationSet, validationInput, "ValidationSet", channels, height, width));
         var seen = train.Labels.ToHashSet();
         int unseen = Array.FindIndex(data.Labels, l => !seen.Contains(l));
         if (unseen >= 0)
+        {
+            data.Dispose();
             throw new InvalidOperationException(
                 $"ValidationSet: row {unseen} has label '{trainKeys.Names[(int)data.Labels[unseen]]}', a class with no training examples. Validation labels must be classes seen in training.");
-        return data.CreateSet(null, mean, std, null);
+        }
+        var set = data.CreateSet(null, mean, std, null);
+        if (data.Streaming) return (set, data);   // the set reads the kept bytes: disposed after training
+        data.Dispose();                          // the set holds normalized copies
+        return (set, null);
     }
 }
