@@ -105,6 +105,28 @@ public sealed class PyTorchCheckpointTests
     }
 
     [TestMethod]
+    public void HalfPrecisionCheckpointsAreConvertedAndIntegerWeightsRefused()
+    {
+        using var source = Randomized(ImageNetResNet.ResNet18(10), seed: 13);
+        using var scope = NewDisposeScope();
+        var half = source.state_dict().ToDictionary(e => e.Key, e => e.Value.is_floating_point() ? e.Value.detach().to(float16) : e.Value);
+        string path = Path.Combine(folder, "half.safetensors");
+        Safetensors.SaveStateDict(path, half);
+        using var loaded = TorchVisionResNetLoader.Load(path, TorchVisionResNet.ResNet18, 10, useCheckpointHead: true);
+        foreach (var (key, value) in loaded.state_dict())
+        {
+            Assert.AreEqual(source.state_dict()[key].dtype, value.dtype, key);
+            Assert.IsTrue(Identical(half[key].to(value.dtype), value), $"'{key}' converted from float16");
+        }
+
+        half["layer1.0.conv1.weight"] = half["layer1.0.conv1.weight"].to(int32);
+        string integer = Path.Combine(folder, "integer.safetensors");
+        Safetensors.SaveStateDict(integer, half);
+        var e = Assert.ThrowsExactly<InvalidDataException>(() => TorchVisionResNetLoader.Load(integer, TorchVisionResNet.ResNet18, 10));
+        StringAssert.Contains(e.Message, "key 'layer1.0.conv1.weight' has dtype Int32 in the checkpoint; the network expects Float32");
+    }
+
+    [TestMethod]
     public void MissingUnexpectedAndMisShapedKeysAreNamedAndTheNetworkIsUnchanged()
     {
         using var source = Randomized(ImageNetResNet.ResNet18(10), seed: 7);
@@ -113,31 +135,31 @@ public sealed class PyTorchCheckpointTests
 
         var missing = source.state_dict();
         missing.Remove("layer2.1.bn2.running_var");
-        var e = LoadFails(target, missing, "missing.pth");
+        var e = LoadFails(target, missing, "missing.safetensors");
         StringAssert.Contains(e.Message, "missing key 'layer2.1.bn2.running_var' (shape [128])");
 
         var unexpected = source.state_dict();
         using var extra = ones(3, 4);
         unexpected["layer5.0.conv1.weight"] = extra;
-        e = LoadFails(target, unexpected, "unexpected.pth");
+        e = LoadFails(target, unexpected, "unexpected.safetensors");
         StringAssert.Contains(e.Message, "unexpected key 'layer5.0.conv1.weight' (shape [3, 4])");
 
         var misShaped = source.state_dict();
         using var wrong = zeros(256, 128, 1, 1);
         misShaped["layer3.0.conv1.weight"] = wrong;
-        e = LoadFails(target, misShaped, "misshaped.pth");
+        e = LoadFails(target, misShaped, "misshaped.safetensors");
         StringAssert.Contains(e.Message, "key 'layer3.0.conv1.weight' has shape [256, 128, 1, 1] in the checkpoint; the network expects [256, 128, 3, 3]");
 
         var wrongHead = source.state_dict();
         using var headWeight = zeros(7, 512);
         wrongHead["fc.weight"] = headWeight;
-        e = LoadFails(target, wrongHead, "head.pth", includeHead: true);
+        e = LoadFails(target, wrongHead, "head.safetensors", includeHead: true);
         StringAssert.Contains(e.Message, "key 'fc.weight' has shape [7, 512] in the checkpoint; the network expects [10, 512]");
 
         AssertUnchanged(before, target);
         // The control: the same checks see a successful load change every entry.
-        string good = Path.Combine(folder, "good.pth");
-        source.save_py(good);
+        string good = Path.Combine(folder, "good.safetensors");
+        source.save_safetensors(good);
         TorchVisionResNetLoader.LoadInto(target, good, includeHead: true);
         AssertStatesEqual(source, target);
     }
@@ -167,8 +189,8 @@ public sealed class PyTorchCheckpointTests
     public void AResNet50CheckpointDoesNotLoadAsAResNet18()
     {
         using var source = ImageNetResNet.ResNet50(2);
-        string path = Path.Combine(folder, "resnet50.pth");
-        source.save_py(path);
+        string path = Path.Combine(folder, "resnet50.safetensors");
+        source.save_safetensors(path);
         var e = Assert.ThrowsExactly<InvalidDataException>(() => TorchVisionResNetLoader.Load(path, TorchVisionResNet.ResNet18, 2));
         StringAssert.Contains(e.Message, path);
         StringAssert.Contains(e.Message, "basic-block ResNet [2, 2, 2, 2]");
@@ -238,6 +260,23 @@ public sealed class PyTorchCheckpointTests
         Assert.ThrowsExactly<ArgumentException>(() => preprocessing.Apply(gray));
     }
 
+    [TestMethod]
+    public void MLNetPreprocessingKeepsItsScaleAndDoesNotDivide()
+    {
+        // The same type describes ML.NET's ResNet-18 featurizer input (read from the package's ResNetPreprocess.onnx).
+        using var preprocessing = ResNetPreprocessing.Read();
+        Assert.AreEqual(255f, preprocessing.MaxPixelValue);
+        Assert.IsFalse(preprocessing.AcceptsAnySize);
+        CollectionAssert.AreEqual(new[] { 1f, 1f, 1f }, preprocessing.ChannelStds.ToArray());
+        using var generator = new Generator(12, CPU);
+        using var rgb = rand(new long[] { 1, 3, 224, 224 }, generator: generator).mul_(255);
+        using var expected = rgb.flip(1).sub_(preprocessing.MeanImage);
+        using var ours = preprocessing.Apply(rgb);
+        Assert.IsTrue(Identical(expected, ours), "BGR minus the mean image, no division");
+        using var small = zeros(1, 3, 64, 64);
+        Assert.ThrowsExactly<ArgumentException>(() => preprocessing.Apply(small), "the mean image fixes the size");
+    }
+
     // Seeded weights and non-trivial BatchNorm affine parameters, running statistics and batch counts, so a load that
     // skipped or mixed up an entry would show.
     private static ImageNetResNet Randomized(ImageNetResNet network, long seed)
@@ -267,10 +306,11 @@ public sealed class PyTorchCheckpointTests
 
     private static void Write(string path, IDictionary state) => PyTorchPickler.PickleStateDict(path, state);
 
-    private InvalidDataException LoadFails(ImageNetResNet target, IDictionary state, string name, bool includeHead = false)
+    // Key checks do not depend on the format: safetensors is written and read several times faster than torch.save's pickle.
+    private InvalidDataException LoadFails(ImageNetResNet target, Dictionary<string, Tensor> state, string name, bool includeHead = false)
     {
         string path = Path.Combine(folder, name);
-        Write(path, state);
+        Safetensors.SaveStateDict(path, state);
         var e = Assert.ThrowsExactly<InvalidDataException>(() => TorchVisionResNetLoader.LoadInto(target, path, includeHead));
         StringAssert.Contains(e.Message, $"'{path}' does not fit the basic-block ResNet [2, 2, 2, 2]");
         StringAssert.EndsWith(e.Message, "Nothing was loaded.");
