@@ -11,19 +11,10 @@ using static TorchSharp.torch;
 
 namespace FlatMinima.Torch.Pretrained;
 
-/// <summary>The file formats <see cref="PyTorchCheckpoint"/> reads.</summary>
-internal enum CheckpointFormat
-{
-    /// <summary>A <c>torch.save</c> zip archive (PyTorch ≥ 1.6's default): a pickled dictionary of tensors.</summary>
-    TorchSave,
-
-    /// <summary>A safetensors file: an 8-byte header length, a JSON header, the tensors' bytes.</summary>
-    Safetensors,
-}
-
 /// <summary>
-/// Reads the tensors of a PyTorch <c>state_dict</c> saved with <c>torch.save</c> (zip archive) or as safetensors, through
-/// TorchSharp.PyBridge's unpickler and safetensors reader. The format is told by the file's content, not its extension.
+/// Reads the tensors of a PyTorch <c>state_dict</c> saved with <c>torch.save</c> (a zip archive, PyTorch ≥ 1.6's default:
+/// a pickled dictionary, each tensor's bytes in an entry of its own) or as safetensors (an 8-byte header length, a JSON
+/// header, the tensors' bytes), through TorchSharp.PyBridge's unpickler and safetensors reader. The format is told by the file's content, not its extension.
 /// A <c>torch.save</c> file may hold the state_dict itself or a dictionary with it under <c>"state_dict"</c> or
 /// <c>"model"</c> (a training checkpoint; its other entries are ignored); keys that all start with <c>"module."</c>
 /// (saved from <c>DataParallel</c>/<c>DistributedDataParallel</c>) lose that prefix. Not read: PyTorch's legacy (pre-1.6)
@@ -40,7 +31,7 @@ internal static class PyTorchCheckpoint
     /// </summary>
     /// <exception cref="FileNotFoundException">There is no file at <paramref name="path"/>.</exception>
     /// <exception cref="InvalidDataException">The file is not a readable state_dict; the message names the file.</exception>
-    public static Dictionary<string, Tensor> ReadStateDict(string path, out CheckpointFormat format)
+    public static Dictionary<string, Tensor> ReadStateDict(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
         if (!File.Exists(path))
@@ -51,15 +42,9 @@ internal static class PyTorchCheckpoint
         stream.Position = 0;
         Dictionary<string, Tensor> state;
         if (read >= 4 && head[0] == 0x50 && head[1] == 0x4b && head[2] == 0x03 && head[3] == 0x04)
-        {
-            format = CheckpointFormat.TorchSave;
             state = ReadTorchSave(path, stream);
-        }
         else if (read == head.Length && head[8] == (byte)'{' && BitConverter.ToUInt64(head, 0) <= (ulong)stream.Length - 8)
-        {
-            format = CheckpointFormat.Safetensors;
             state = ReadSafetensors(path, stream);
-        }
         else if (read >= 2 && head[0] == 0x80 && head[1] <= 5)
             throw new InvalidDataException(
                 $"'{path}' is a pickle, not a torch.save zip archive: PyTorch's legacy (pre-1.6) format, which is not supported. " +

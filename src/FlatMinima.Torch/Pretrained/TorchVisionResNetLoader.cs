@@ -100,7 +100,7 @@ public static class TorchVisionResNetLoader
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(path);
         using var scope = NewDisposeScope();
-        var checkpoint = PyTorchCheckpoint.ReadStateDict(path, out _);
+        var checkpoint = PyTorchCheckpoint.ReadStateDict(path);
         var state = network.state_dict();
         var copies = new List<(Tensor Target, Tensor? Source)>();
         var problems = new List<string>();
