@@ -32,6 +32,36 @@ public sealed class PyTorchCheckpointTests
     public void DeleteFolder() => Directory.Delete(folder, recursive: true);
 
     [TestMethod]
+    public void FilesWrittenByPyTorchAreRead()
+    {
+        // Fixtures/pytorch-stem.pth: torch.save(stem.state_dict()) by PyTorch 1.13 (an OrderedDict with _metadata, in an
+        // archive named after the file); pytorch-training-checkpoint.pth wraps it with the "module." prefix next to an
+        // epoch, an SGD state (momentum buffers under integer keys) and an argparse.Namespace.
+        using var scope = NewDisposeScope();
+        foreach (var file in new[] { "pytorch-stem.pth", "pytorch-training-checkpoint.pth" })
+        {
+            var state = PyTorchCheckpoint.ReadStateDict(Path.Combine(AppContext.BaseDirectory, "Fixtures", file));
+            CollectionAssert.AreEquivalent(
+                new[] { "conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var", "bn1.num_batches_tracked" },
+                state.Keys.ToArray(), file);
+            using var conv = arange(108, dtype: float32).reshape(4, 3, 3, 3).div_(100).sub_(0.5);
+            Assert.IsTrue(Identical(conv, state["conv1.weight"]), $"{file}: conv1.weight");
+            using var weight = tensor(new[] { 1f, 1.5f, 2f, 2.5f });
+            using var bias = tensor(new[] { -0.25f, 0f, 0.25f, 0.5f });
+            using var mean = tensor(new[] { 0.1f, 0.2f, 0.3f, 0.4f });
+            using var variance = tensor(new[] { 1f, 2f, 3f, 4f });
+            Assert.IsTrue(Identical(weight, state["bn1.weight"]), $"{file}: bn1.weight");
+            Assert.IsTrue(Identical(bias, state["bn1.bias"]), $"{file}: bn1.bias");
+            Assert.IsTrue(Identical(mean, state["bn1.running_mean"]), $"{file}: bn1.running_mean");
+            Assert.IsTrue(Identical(variance, state["bn1.running_var"]), $"{file}: bn1.running_var");
+            var count = state["bn1.num_batches_tracked"];
+            Assert.AreEqual(ScalarType.Int64, count.dtype);
+            Assert.AreEqual(0, count.Dimensions, "a 0-d tensor");
+            Assert.AreEqual(7L, count.item<long>());
+        }
+    }
+
+    [TestMethod]
     public void ResNet18TorchSaveRoundTripIsBitIdenticalWithAndWithoutTheCheckpointHead()
     {
         using var source = Randomized(ImageNetResNet.ResNet18(10), seed: 1);
