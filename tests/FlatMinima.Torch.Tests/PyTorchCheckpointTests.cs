@@ -119,6 +119,26 @@ public sealed class PyTorchCheckpointTests
     }
 
     [TestMethod]
+    public void BottleneckBeginHeavyPaddingEqualsSymmetricAtEvenSizesAndRunsAtOddOnes()
+    {
+        using var symmetric = Randomized(ImageNetResNet.ResNet50(3), seed: 14);
+        using var beginHeavy = ImageNetResNet.ResNet50(3, StridedPadding.BeginHeavy);
+        beginHeavy.load_state_dict(symmetric.state_dict());
+        beginHeavy.eval();
+        using (var even = Input(1, 64, seed: 15))
+        using (var a = symmetric.Embed(even))
+        using (var b = beginHeavy.Embed(even))
+            Assert.IsTrue(Identical(a, b), "64: the same windows");
+        // 36 → stem 18 → pool 9, odd entering stage 2: begin-heavy 9 → 4 → 2 → 1, symmetric 9 → 5 → 3 → 2. The stride-2
+        // 3×3 convolution and its 1×1 shortcut keep one shape in each bottleneck, and the features differ.
+        using var odd = Input(1, 36, seed: 15);
+        using var c = symmetric.Embed(odd);
+        using var d = beginHeavy.Embed(odd);
+        CollectionAssert.AreEqual(new long[] { 1, 2048 }, d.shape);
+        Assert.IsFalse(Identical(c, d), "36: different padding, different features");
+    }
+
+    [TestMethod]
     public void WrappedStateDictsWithTheDataParallelPrefixLoad()
     {
         using var source = Randomized(ImageNetResNet.ResNet18(10), seed: 6);
