@@ -27,20 +27,43 @@ public enum StridedPadding
     BeginHeavy,
 }
 
+/// <summary>The residual block an <see cref="ImageNetResNet"/> is built of.</summary>
+public enum ResNetBlock
+{
+    /// <summary>
+    /// TorchVision's <c>BasicBlock</c>: two 3×3 convolutions (<c>conv1</c>/<c>bn1</c>, <c>conv2</c>/<c>bn2</c>), stage
+    /// widths 64–512, a 512-d embedding (ResNet-18, ResNet-34).
+    /// </summary>
+    Basic,
+
+    /// <summary>
+    /// TorchVision's <c>Bottleneck</c> (ResNet v1.5: the stride on the 3×3 convolution): 1×1, 3×3, 1×1 convolutions
+    /// (<c>conv1</c>/<c>bn1</c> … <c>conv3</c>/<c>bn3</c>), inner widths 64–512, outputs 4 × wider (256–2048), a 2048-d
+    /// embedding (ResNet-50, ResNet-101, ResNet-152).
+    /// </summary>
+    Bottleneck,
+}
+
 /// <summary>
-/// A ResNet of basic blocks for ImageNet-size inputs in TorchVision's layout and parameter names: a 7×7 stride-2 stem
-/// (<c>conv1</c>, <c>bn1</c>), a 3×3 stride-2 max pool, four stages of <see cref="BasicBlock"/>s (<c>layer1</c>–<c>layer4</c>,
-/// widths 64–512, 1×1 stride-2 <c>downsample</c> shortcuts opening stages 2–4), global average pooling to the 512-d
-/// embedding and a replaceable classification head (<c>fc</c>). <see cref="ResNet18"/> is TorchVision's ResNet-18
-/// (<see cref="ResNet18Blocks"/>, 2 blocks per stage); ML.NET's <c>ResNet18.onnx</c> has 3 blocks in its last stage
-/// (<see cref="MLNetResNet18Blocks"/>), which <see cref="Pretrained.ResNet18OnnxImporter"/> builds. The input is
-/// <c>[N, 3, H, W]</c> with H, W ≥ 32; the features are averaged globally (ImageNet's 7×7 average pool at 224).
-/// <see cref="SmallImageResNet.ResNet18"/> is the same body with a small-input stem.
+/// A ResNet for ImageNet-size inputs in TorchVision's layout and parameter names (its <c>state_dict</c> keys, BatchNorm's
+/// <c>num_batches_tracked</c> included): a 7×7 stride-2 stem (<c>conv1</c>, <c>bn1</c>), a 3×3 stride-2 max pool, four
+/// stages of <see cref="ResNetBlock.Basic"/> or <see cref="ResNetBlock.Bottleneck"/> blocks (<c>layer1</c>–<c>layer4</c>,
+/// 1×1 <c>downsample</c> shortcuts where a block changes the shape: stride 2 opening stages 2–4, and stride 1 opening
+/// stage 1 of a bottleneck network), global average pooling to the embedding (<see cref="EmbeddingWidth"/>: 512 for basic
+/// blocks, 2048 for bottlenecks) and a replaceable classification head (<c>fc</c>). <see cref="ResNet18"/> and
+/// <see cref="ResNet50"/> are TorchVision's <c>resnet18</c> and <c>resnet50</c>; ML.NET's <c>ResNet18.onnx</c> has 3 basic
+/// blocks in its last stage (<see cref="MLNetResNet18Blocks"/>), which <see cref="Pretrained.ResNet18OnnxImporter"/>
+/// builds; <see cref="Pretrained.TorchVisionResNetLoader"/> loads PyTorch checkpoints. The input is <c>[N, 3, H, W]</c>
+/// with H, W ≥ 32; the features are averaged globally (ImageNet's 7×7 average pool at 224).
+/// <see cref="SmallImageResNet.ResNet18"/> is the basic-block body with a small-input stem.
 /// </summary>
 public sealed class ImageNetResNet : Module<Tensor, Tensor>, IEmbeddingNetwork
 {
-    /// <summary>The embedding width (the head's input): 512.</summary>
+    /// <summary>The embedding width (the head's input) of a <see cref="ResNetBlock.Basic"/> network: 512.</summary>
     public const int EmbeddingSize = 512;
+
+    /// <summary>The embedding width (the head's input) of a <see cref="ResNetBlock.Bottleneck"/> network: 2048.</summary>
+    public const int BottleneckEmbeddingSize = 512 * Bottleneck.Expansion;
 
     private static readonly int[] Widths = { 64, 128, 256, 512 };
 
@@ -52,20 +75,26 @@ public sealed class ImageNetResNet : Module<Tensor, Tensor>, IEmbeddingNetwork
     private readonly Sequential layer4;
     private Module<Tensor, Tensor> fc;
 
-    /// <summary>Blocks per stage of TorchVision's ResNet-18: [2, 2, 2, 2] (11,176,512 backbone parameters).</summary>
+    /// <summary>Blocks per stage of TorchVision's ResNet-18: [2, 2, 2, 2] basic blocks (11,176,512 backbone parameters).</summary>
     public static IReadOnlyList<int> ResNet18Blocks { get; } = Array.AsReadOnly(new[] { 2, 2, 2, 2 });
 
-    /// <summary>Blocks per stage of ML.NET's (CNTK's) <c>ResNet18.onnx</c>: [2, 2, 2, 3] (15,897,152 backbone parameters).</summary>
+    /// <summary>Blocks per stage of TorchVision's ResNet-50: [3, 4, 6, 3] bottlenecks (23,508,032 backbone parameters).</summary>
+    public static IReadOnlyList<int> ResNet50Blocks { get; } = Array.AsReadOnly(new[] { 3, 4, 6, 3 });
+
+    /// <summary>Blocks per stage of ML.NET's (CNTK's) <c>ResNet18.onnx</c>: [2, 2, 2, 3] basic blocks (15,897,152 backbone parameters).</summary>
     public static IReadOnlyList<int> MLNetResNet18Blocks { get; } = Array.AsReadOnly(new[] { 2, 2, 2, 3 });
 
-    /// <summary>Creates the network with a linear head of <paramref name="numClasses"/> outputs (PyTorch's default initialization).</summary>
-    public ImageNetResNet(IReadOnlyList<int> blocksPerStage, int numClasses, StridedPadding padding = StridedPadding.Symmetric)
-        : this(blocksPerStage, Linear(EmbeddingSize, CheckClasses(numClasses)), padding)
+    /// <summary>
+    /// Creates the network with a linear head of <paramref name="numClasses"/> outputs (PyTorch's default initialization)
+    /// reading the embedding of <paramref name="block"/> networks (<see cref="EmbeddingSize"/> or <see cref="BottleneckEmbeddingSize"/>).
+    /// </summary>
+    public ImageNetResNet(IReadOnlyList<int> blocksPerStage, int numClasses, StridedPadding padding = StridedPadding.Symmetric, ResNetBlock block = ResNetBlock.Basic)
+        : this(blocksPerStage, Linear(EmbeddingWidthOf(block), CheckClasses(numClasses)), padding, block)
     {
     }
 
-    /// <summary>Creates the network with the given head, which reads the <see cref="EmbeddingSize"/>-d embedding.</summary>
-    public ImageNetResNet(IReadOnlyList<int> blocksPerStage, Module<Tensor, Tensor> head, StridedPadding padding = StridedPadding.Symmetric)
+    /// <summary>Creates the network with the given head, which reads the embedding (<see cref="EmbeddingWidth"/> features).</summary>
+    public ImageNetResNet(IReadOnlyList<int> blocksPerStage, Module<Tensor, Tensor> head, StridedPadding padding = StridedPadding.Symmetric, ResNetBlock block = ResNetBlock.Basic)
         : base(nameof(ImageNetResNet))
     {
         ArgumentNullException.ThrowIfNull(blocksPerStage);
@@ -74,8 +103,11 @@ public sealed class ImageNetResNet : Module<Tensor, Tensor>, IEmbeddingNetwork
             throw new ArgumentException($"blocksPerStage needs {Widths.Length} counts of at least 1; got [{string.Join(", ", blocksPerStage)}].", nameof(blocksPerStage));
         BlocksPerStage = blocksPerStage.ToArray();
         Padding = padding;
+        Block = block;
+        EmbeddingWidth = EmbeddingWidthOf(block);
         conv1 = Conv2d(3, Widths[0], 7, stride: 2, padding: 3, bias: false);
         bn1 = BatchNorm2d(Widths[0]);
+        bool beginHeavy = padding == StridedPadding.BeginHeavy;
         var stages = new Sequential[Widths.Length];
         int channels = Widths[0];
         for (int s = 0; s < Widths.Length; s++)
@@ -83,8 +115,17 @@ public sealed class ImageNetResNet : Module<Tensor, Tensor>, IEmbeddingNetwork
             var blocks = new List<Module<Tensor, Tensor>>();
             for (int b = 0; b < blocksPerStage[s]; b++)
             {
-                blocks.Add(new BasicBlock(channels, Widths[s], s > 0 && b == 0 ? 2 : 1, padding == StridedPadding.BeginHeavy));
-                channels = Widths[s];
+                int stride = s > 0 && b == 0 ? 2 : 1;
+                if (block == ResNetBlock.Basic)
+                {
+                    blocks.Add(new BasicBlock(channels, Widths[s], stride, beginHeavy));
+                    channels = Widths[s];
+                }
+                else
+                {
+                    blocks.Add(new Bottleneck(channels, Widths[s], stride, beginHeavy));
+                    channels = Widths[s] * Bottleneck.Expansion;
+                }
             }
             stages[s] = Sequential(blocks);
         }
@@ -93,17 +134,30 @@ public sealed class ImageNetResNet : Module<Tensor, Tensor>, IEmbeddingNetwork
         RegisterComponents();
     }
 
-    /// <summary>TorchVision's ResNet-18 (<see cref="ResNet18Blocks"/>) with a linear head of <paramref name="numClasses"/> outputs.</summary>
+    /// <summary>TorchVision's ResNet-18 (<see cref="ResNet18Blocks"/> basic blocks) with a linear head of <paramref name="numClasses"/> outputs.</summary>
     public static ImageNetResNet ResNet18(int numClasses, StridedPadding padding = StridedPadding.Symmetric) =>
         new(ResNet18Blocks, numClasses, padding);
 
-    /// <summary>The number of basic blocks in each of the four stages.</summary>
+    /// <summary>
+    /// TorchVision's ResNet-50 (<see cref="ResNet50Blocks"/> bottlenecks, v1.5, 2048-d embedding) with a linear head of
+    /// <paramref name="numClasses"/> outputs.
+    /// </summary>
+    public static ImageNetResNet ResNet50(int numClasses, StridedPadding padding = StridedPadding.Symmetric) =>
+        new(ResNet50Blocks, numClasses, padding, ResNetBlock.Bottleneck);
+
+    /// <summary>The number of blocks in each of the four stages.</summary>
     public IReadOnlyList<int> BlocksPerStage { get; }
 
     /// <summary>How the stride-2 layers pad (fixed at construction).</summary>
     public StridedPadding Padding { get; }
 
-    /// <summary>The classification head (<c>fc</c>): reads the embedding <c>[N, 512]</c>.</summary>
+    /// <summary>The residual block of the four stages (fixed at construction).</summary>
+    public ResNetBlock Block { get; }
+
+    /// <summary>The embedding width, the head's input: <see cref="EmbeddingSize"/> (512) or <see cref="BottleneckEmbeddingSize"/> (2048).</summary>
+    public int EmbeddingWidth { get; }
+
+    /// <summary>The classification head (<c>fc</c>): reads the embedding <c>[N, <see cref="EmbeddingWidth"/>]</c>.</summary>
     public Module<Tensor, Tensor> Head => fc;
 
     /// <summary>
@@ -127,7 +181,10 @@ public sealed class ImageNetResNet : Module<Tensor, Tensor>, IEmbeddingNetwork
         return fc.call(Embed(input)).MoveToOuterDisposeScope();
     }
 
-    /// <summary>The globally average-pooled features of the last stage, <c>[N, 512]</c>, of an input <c>[N, 3, H, W]</c>.</summary>
+    /// <summary>
+    /// The globally average-pooled features of the last stage, <c>[N, <see cref="EmbeddingWidth"/>]</c>, of an input
+    /// <c>[N, 3, H, W]</c>.
+    /// </summary>
     public Tensor Embed(Tensor input)
     {
         ArgumentNullException.ThrowIfNull(input);
@@ -140,6 +197,13 @@ public sealed class ImageNetResNet : Module<Tensor, Tensor>, IEmbeddingNetwork
         x = layer4.call(layer3.call(layer2.call(layer1.call(x))));
         return functional.adaptive_avg_pool2d(x, 1).flatten(1).MoveToOuterDisposeScope();
     }
+
+    private static int EmbeddingWidthOf(ResNetBlock block) => block switch
+    {
+        ResNetBlock.Basic => EmbeddingSize,
+        ResNetBlock.Bottleneck => BottleneckEmbeddingSize,
+        _ => throw new ArgumentOutOfRangeException(nameof(block), block, "Unknown residual block."),
+    };
 
     private static int CheckClasses(int numClasses) =>
         numClasses >= 1 ? numClasses : throw new ArgumentOutOfRangeException(nameof(numClasses), numClasses, "The head needs at least one class.");

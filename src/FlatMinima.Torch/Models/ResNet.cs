@@ -45,6 +45,57 @@ internal sealed class BasicBlock : Module<Tensor, Tensor>
 }
 
 /// <summary>
+/// TorchVision's bottleneck block (ResNet v1.5): a 1×1 convolution to <c>width</c> channels, a 3×3 convolution carrying
+/// the stride, a 1×1 convolution to <c>4 × width</c> channels, each followed by BatchNorm (<c>conv1</c>/<c>bn1</c> …
+/// <c>conv3</c>/<c>bn3</c>), with a 1×1 projection shortcut (<c>downsample.0</c>, <c>downsample.1</c>) when the shape changes.
+/// </summary>
+internal sealed class Bottleneck : Module<Tensor, Tensor>
+{
+    /// <summary>The ratio of a block's output channels to its inner width: 4.</summary>
+    public const int Expansion = 4;
+
+    private readonly Conv2d conv1;
+    private readonly BatchNorm2d bn1;
+    private readonly Conv2d conv2;
+    private readonly BatchNorm2d bn2;
+    private readonly Conv2d conv3;
+    private readonly BatchNorm2d bn3;
+    private readonly Module<Tensor, Tensor>? downsample;
+    private readonly bool beginHeavy;
+
+    /// <summary>
+    /// Creates a block from <paramref name="inChannels"/> to <c>4 × <paramref name="width"/></c> channels with the given
+    /// stride (on the 3×3 convolution); <paramref name="beginHeavy"/> pads the stride-2 layers as
+    /// <see cref="StridedPadding.BeginHeavy"/> describes.
+    /// </summary>
+    public Bottleneck(int inChannels, int width, int stride, bool beginHeavy = false) : base(nameof(Bottleneck))
+    {
+        int outChannels = width * Expansion;
+        this.beginHeavy = beginHeavy && stride == 2;
+        conv1 = Conv2d(inChannels, width, 1, bias: false);
+        bn1 = BatchNorm2d(width);
+        conv2 = Conv2d(width, width, 3, stride: stride, padding: 1, bias: false);
+        bn2 = BatchNorm2d(width);
+        conv3 = Conv2d(width, outChannels, 1, bias: false);
+        bn3 = BatchNorm2d(outChannels);
+        if (stride != 1 || inChannels != outChannels)
+            downsample = Sequential(Conv2d(inChannels, outChannels, 1, stride: stride, bias: false), BatchNorm2d(outChannels));
+        RegisterComponents();
+    }
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        var x = functional.relu(bn1.call(conv1.call(input)));
+        x = functional.relu(bn2.call(StridedLayer.Crop(conv2.call(x), x, beginHeavy)));
+        x = bn3.call(conv3.call(x));
+        x = x.add_(downsample is null ? input : StridedLayer.Crop(downsample.call(input), input, beginHeavy));
+        return x.relu_().MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
 /// ResNet for small images: a 3×3 stem without max-pool, stages of <see cref="BasicBlock"/>s, global average pooling
 /// and a linear classifier. <see cref="ResNet20"/> is the CIFAR ResNet-20 of He et al. (widths 16/32/64, 3 blocks per
 /// stage, 272,474 parameters for 3 channels and 10 classes); <see cref="ResNet18"/> follows TorchVision's ResNet-18
