@@ -37,7 +37,7 @@ public enum StridedPadding
 /// <c>[N, 3, H, W]</c> with H, W ≥ 32; the features are averaged globally (ImageNet's 7×7 average pool at 224).
 /// <see cref="SmallImageResNet.ResNet18"/> is the same body with a small-input stem.
 /// </summary>
-public sealed class ImageNetResNet : Module<Tensor, Tensor>, IEmbeddingNetwork
+public sealed class ImageNetResNet : Module<Tensor, Tensor>, IEmbeddingNetwork, IFineTunableNetwork
 {
     /// <summary>The embedding width (the head's input): 512.</summary>
     public const int EmbeddingSize = 512;
@@ -102,6 +102,12 @@ public sealed class ImageNetResNet : Module<Tensor, Tensor>, IEmbeddingNetwork
 
     /// <summary>How the stride-2 layers pad (fixed at construction).</summary>
     public StridedPadding Padding { get; }
+
+    /// <summary>The stem (<c>conv1</c>, <c>bn1</c>), then <c>layer1</c>–<c>layer4</c>: five stages; the head <c>fc</c> is not part of them.</summary>
+    public IReadOnlyList<IReadOnlyList<nn.Module>> BackboneStages => new IReadOnlyList<nn.Module>[]
+    {
+        new nn.Module[] { conv1, bn1 }, new nn.Module[] { layer1 }, new nn.Module[] { layer2 }, new nn.Module[] { layer3 }, new nn.Module[] { layer4 },
+    };
 
     /// <summary>The classification head (<c>fc</c>): reads the embedding <c>[N, 512]</c>.</summary>
     public Module<Tensor, Tensor> Head => fc;

@@ -8,8 +8,8 @@ namespace FlatMinima.Torch.Training;
 public static class ClassifierEvaluation
 {
     /// <summary>
-    /// Mean cross-entropy and accuracy of <paramref name="model"/> in eval mode, in batches (the model's train/eval mode
-    /// is restored afterwards). With <see cref="TensorDataset.Domains"/>, both are the mean over domains of each domain's
+    /// Mean cross-entropy and accuracy of <paramref name="model"/> in eval mode, in batches (the train/eval mode of the model
+    /// and of each of its modules is restored afterwards). With <see cref="TensorDataset.Domains"/>, both are the mean over domains of each domain's
     /// mean (DomainBed's training-domain validation).
     /// </summary>
     public static (double Loss, double Accuracy) Evaluate(nn.Module<Tensor, Tensor> model, TensorDataset data, int batchSize, Device device)
@@ -17,7 +17,7 @@ public static class ClassifierEvaluation
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(data);
         if (data.Count == 0) throw new ArgumentException("The data is empty.", nameof(data));
-        bool wasTraining = model.training;
+        var modes = ModuleModes.Capture(model);
         model.eval();
         using var outer = NewDisposeScope();
         long groups = data.Domains is Tensor dom ? dom.max().item<long>() + 1 : 1;
@@ -39,7 +39,7 @@ public static class ClassifierEvaluation
                 counts.index_add_(0, group, ones(size, ScalarType.Float64, device), 1.0);
             }
         }
-        model.train(wasTraining);
+        modes.Restore();
         var present = counts.gt(0);
         var loss = lossSums.masked_select(present).div(counts.masked_select(present)).mean().item<double>();
         var accuracy = hitSums.masked_select(present).div(counts.masked_select(present)).mean().item<double>();
