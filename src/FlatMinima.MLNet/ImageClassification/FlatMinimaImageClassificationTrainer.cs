@@ -30,6 +30,9 @@ public sealed partial class FlatMinimaImageClassificationTrainer
     {
     }
 
+    /// <inheritdoc />
+    private protected override FlatMinima.Torch.Pretrained.PretrainedBackbone? Backbone => TrainerOptions.Backbone;
+
     /// <summary>No normalization or caching is needed; validation data is supported.</summary>
     public TrainerInfo Info { get; } = new(normalization: false, calibration: false, caching: false, supportValid: true,
         supportIncrementalTrain: false, supportTest: false);
@@ -68,7 +71,7 @@ public sealed partial class FlatMinimaImageClassificationTrainer
 
         using var rowIndex = tensor(rows);
         using var trainPart = heldOut.Length == 0 ? trainImages.alias() : trainImages.index_select(0, rowIndex);
-        var (mean, std) = ImageTrainingData.ChannelStatistics(trainPart);
+        var (mean, std) = FixedStandardization(train.Channels) ?? ImageTrainingData.ChannelStatistics(trainPart);
         using var trainX = ImageTrainingData.Normalize(trainPart, mean, std);
         using var trainY = tensor(rows.Select(i => train.Labels[i]).ToArray());
         using var trainDomains = domains is null ? null : tensor(rows.Select(i => domains[i]).ToArray());
