@@ -88,7 +88,7 @@ public sealed class PretrainedBackbonePipelineTests
             Assert.IsTrue(value.eq(trained[name].cpu()).all().item<bool>(), $"{name} changed although the backbone was frozen");
             compared++;
         }
-        Assert.IsTrue(compared > 200, $"{compared} backbone entries compared");
+        Assert.IsTrue(compared > 120, $"{compared} backbone entries compared");
         Assert.IsFalse(initial["backbone.fc.weight"].eq(trained["backbone.fc.weight"].cpu()).all().item<bool>(), "the head trained");
         Assert.IsTrue(model.Network.parameters().All(p => p.requires_grad), "requires_grad restored");
     }
@@ -157,9 +157,11 @@ public sealed class PretrainedBackbonePipelineTests
         Assert.IsTrue(features.All(f => f.Length == 512 && f.All(float.IsFinite)));
         Assert.IsTrue(features[0].Zip(features[11]).Any(p => p.First != p.Second), "different images give different embeddings");
 
-        // Row by row (PredictionEngine's mapper) gives the batch's values.
+        // Row by row (PredictionEngine's mapper) gives the batch's values (up to the convolutions' batch-size-dependent rounding).
         var engine = _ml.Model.CreatePredictionEngine<ImageRow, FeatureRow>(fromBackbone);
-        CollectionAssert.AreEqual(features[7], engine.Predict(rows[7]).Features);
+        var single = engine.Predict(rows[7]).Features;
+        Assert.AreEqual(512, single.Length);
+        for (int j = 0; j < single.Length; j++) Assert.AreEqual(features[7][j], single[j], 1e-4f * (1 + Math.Abs(single[j])), $"feature {j}");
 
         // The head-only model's backbone is the imported one, so its embeddings are the same.
         var fromModel = _ml.Transforms.FlatMinimaFeaturizeImage("Features", "ImageSource", Classifier(_model), batchSize: 4).Fit(data);
