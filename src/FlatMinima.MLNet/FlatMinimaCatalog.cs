@@ -107,7 +107,8 @@ public static class FlatMinimaCatalog
     /// <paramref name="inputColumnName"/> (encoded bytes, <c>MLImage</c> or a pixel vector in 0–1) computed by
     /// <paramref name="backbone"/> (e.g. <c>PretrainedBackbone.ResNet18ImageNet()</c>) at <paramref name="imageHeight"/> ×
     /// <paramref name="imageWidth"/> (the backbone's 224 when null), in batches of <paramref name="batchSize"/> rows,
-    /// to feed ML.NET's own trainers. Rows without a usable image get NaN. The transformer cannot be saved in a model zip.
+    /// to feed ML.NET's own trainers. Rows without a usable image get NaN. The fitted transformer saves its network in the
+    /// model zip and loads without the backbone's files.
     /// </summary>
     public static FlatMinimaImageFeaturizerEstimator FlatMinimaFeaturizeImage(this TransformsCatalog catalog, string outputColumnName, string inputColumnName,
         PretrainedBackbone backbone, int? imageHeight = null, int? imageWidth = null, int batchSize = 64)

@@ -179,6 +179,36 @@ public sealed class PretrainedBackbonePipelineTests
     }
 
     [TestMethod]
+    public void FeaturizerSavesAndLoadsWithoutTheOnnxFiles()
+    {
+        string folder = Path.Combine(Path.GetTempPath(), $"flatminima-featurizer-{Guid.NewGuid():N}");
+        string zip = folder + ".zip";
+        Directory.CreateDirectory(folder);
+        try
+        {
+            string onnx = Path.Combine(folder, "a.onnx"), preprocess = Path.Combine(folder, "b.onnx");
+            File.Copy(DnnImageModelFiles.ResNet18(), onnx);
+            File.Copy(DnnImageModelFiles.ResNetPreprocess(), preprocess);
+            var data = _ml.Data.LoadFromEnumerable(TestData.Load("test", TestData.ThreeClasses, 2));
+            var featurizer = _ml.Transforms.FlatMinimaFeaturizeImage("Features", "ImageSource", PretrainedBackbone.ResNet18ImageNet(onnx, preprocess), 48, 40, batchSize: 3).Fit(data);
+            Directory.Delete(folder, recursive: true);
+            _ml.Model.Save(featurizer, data.Schema, zip);
+            var loaded = _ml.Model.Load(zip, out _);
+            var expected = TestData.Scores(featurizer.Transform(data), "Features");
+            var actual = TestData.Scores(loaded.Transform(data), "Features");
+            Assert.AreEqual(6, actual.Length);
+            for (int i = 0; i < expected.Length; i++) CollectionAssert.AreEqual(expected[i], actual[i], $"row {i}");
+            var reloaded = (FlatMinimaImageFeaturizer)loaded;
+            Assert.AreEqual((48, 40, 512, 3), (reloaded.Source.Height, reloaded.Source.Width, reloaded.EmbeddingSize, reloaded.BatchSize));
+        }
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+            if (File.Exists(zip)) File.Delete(zip);
+        }
+    }
+
+    [TestMethod]
     public void EvaluateSharpnessWorksOnTheFineTunedModel()
     {
         var data = _ml.Data.LoadFromEnumerable(TestData.Load("test", TestData.ThreeClasses, 4));
@@ -213,6 +243,9 @@ public sealed class PretrainedBackbonePipelineTests
         Expect<ArgumentException>("Backbone", o => { o.CustomModelFactory = (c, k) => nn.Linear(c, k); o.CustomModelName = "Probe"; });
         Expect<ArgumentException>("FineTuning", o => o.Backbone = null);
         Expect<ArgumentOutOfRangeException>("FineTuning.TrainableStages", o => o.FineTuning = FineTuningOptions.LastStages(0));
+        var fewShot = Assert.ThrowsExactly<ArgumentException>(() => _ml.MulticlassClassification.Trainers.FlatMinimaIncrementalFewShot(
+            new IncrementalFewShot.FlatMinimaIncrementalFewShotTrainer.Options { FineTuning = FineTuningOptions.HeadOnly() }));
+        Assert.AreEqual("FineTuning", fewShot.ParamName);
         Assert.ThrowsExactly<ArgumentException>(() => FlatMinimaModelRegistry.Register(PretrainedBackbone.ResNet18ImageNetName, (c, k) => nn.Linear(c, k)));
     }
 

@@ -10,13 +10,16 @@ using Microsoft.ML.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
+[assembly: LoadableClass(typeof(FlatMinima.MLNet.FlatMinimaImageFeaturizer), null, typeof(SignatureLoadModel),
+    "FlatMinima Image Featurizer", FlatMinima.MLNet.FlatMinimaImageFeaturizer.LoaderSignature)]
+
 namespace FlatMinima.MLNet;
 
 /// <summary>
 /// Adds a column of image embeddings (a known-size <c>Vector&lt;Single&gt;</c>: 512 floats for ResNet-18) computed by a
 /// pretrained backbone or by the network of a trained FlatMinima image classifier, to feed ML.NET's own trainers
 /// (e.g. <c>LbfgsMaximumEntropy</c>). Create it with <c>mlContext.Transforms.FlatMinimaFeaturizeImage(…)</c>;
-/// <see cref="Fit"/> only checks the image column and builds the network (on the CPU).
+/// <see cref="Fit"/> only checks the image column and builds the network (a backbone's on the CPU).
 /// </summary>
 public sealed class FlatMinimaImageFeaturizerEstimator : IEstimator<FlatMinimaImageFeaturizer>
 {
@@ -63,16 +66,30 @@ public sealed class FlatMinimaImageFeaturizerEstimator : IEstimator<FlatMinimaIm
         var column = input.Schema.GetColumnOrNull(_inputColumn)
             ?? throw new ArgumentOutOfRangeException(nameof(input), $"Image column '{_inputColumn}' was not found in the input data.");
         TorchNativeLibrary.EnsureLoaded();
+        FlatMinimaImageClassifier source;
         if (_classifier is { } model)
         {
-            var modelInput = ImageInput.FromColumn(column, model.Channels, model.Height, model.Width);
-            var copy = model.CopyNetwork();
-            return new FlatMinimaImageFeaturizer(_host, copy, model.Standardization.Apply, modelInput, _outputColumn, _inputColumn, model.Channels, model.Height, model.Width, _batchSize);
+            source = new FlatMinimaImageClassifier(model.CopyNetwork(), model.Architecture, model.Channels, model.Height, model.Width, model.ClassCount,
+                model.Mean.ToArray(), model.Std.ToArray(), model.Device, model.Augmentation);
         }
-        var backbone = _backbone!;
-        var imageInput = ImageInput.FromColumn(column, backbone.Channels, _height, _width);
-        var network = backbone.CreateNetwork(1, _height, _width);
-        return new FlatMinimaImageFeaturizer(_host, network, null, imageInput, _outputColumn, _inputColumn, backbone.Channels, _height, _width, _batchSize);
+        else
+        {
+            // A one-output head (never used): the embedding is what the featurizer returns.
+            var backbone = _backbone!;
+            var network = backbone.CreateNetwork(1, _height, _width);
+            source = new FlatMinimaImageClassifier(network, backbone.Name, backbone.Channels, _height, _width, 1,
+                new float[backbone.Channels], Enumerable.Repeat(1f, backbone.Channels).ToArray(), CPU, null);
+        }
+        try
+        {
+            var imageInput = ImageInput.FromColumn(column, source.Channels, source.Height, source.Width);
+            return new FlatMinimaImageFeaturizer(_host, source, imageInput, _outputColumn, _inputColumn, _batchSize);
+        }
+        catch
+        {
+            source.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The input columns plus the embedding column; checks that the image column exists.</summary>
@@ -89,34 +106,37 @@ public sealed class FlatMinimaImageFeaturizerEstimator : IEstimator<FlatMinimaIm
 
 /// <summary>
 /// Adds the embedding of each row's image (<see cref="EmbeddingSize"/> floats; NaN for a row without a usable image)
-/// computed in batches of <see cref="BatchSize"/> rows. Not saveable: create it again (it holds no trained state of its
-/// own) or save the classifier it was made from.
+/// computed in batches of <see cref="BatchSize"/> rows by <see cref="Source"/>'s network. Saves and loads with
+/// <c>mlContext.Model.Save</c>/<c>Load</c>, the network's weights (with a backbone's preprocessing) inside the zip, so
+/// a saved featurizer loads without the backbone's files.
 /// </summary>
 public sealed class FlatMinimaImageFeaturizer : ITransformer, IImageScorer, IDisposable
 {
+    internal const string LoaderSignature = "FlatMinimaImgFeatXf";
+
     private readonly IHost _host;
-    private readonly nn.Module<Tensor, Tensor> _network;
-    private readonly Func<Tensor, Tensor>? _standardize;
-    private readonly (int Channels, int Height, int Width) _geometry;
     private readonly object _lock = new();
 
-    internal FlatMinimaImageFeaturizer(IHost host, nn.Module<Tensor, Tensor> network, Func<Tensor, Tensor>? standardize, ImageInput input,
-        string outputColumn, string inputColumn, int channels, int height, int width, int batchSize)
+    internal FlatMinimaImageFeaturizer(IHostEnvironment env, FlatMinimaImageClassifier source, ImageInput input, string outputColumn, string inputColumn, int batchSize)
     {
-        _host = host;
-        _network = network;
-        _network.eval();
-        _standardize = standardize;
+        _host = env.Register(nameof(FlatMinimaImageFeaturizer));
+        if (source.Network is not IEmbeddingNetwork)
+            throw new ArgumentException($"The network ({source.Architecture}) does not expose its embedding (IEmbeddingNetwork).", nameof(source));
+        Source = source;
+        Source.Network.eval();
         Input = input;
         OutputColumnName = outputColumn;
         InputColumnName = inputColumn;
-        _geometry = (channels, height, width);
         BatchSize = batchSize;
-        using var noGrad = no_grad();
-        using var probe = zeros(1, channels, height, width, device: Device);
-        using var embedding = ((IEmbeddingNetwork)_network).Embed(_standardize is null ? probe : _standardize(probe));
-        EmbeddingSize = (int)embedding.shape[1];
+        using var scope = NewDisposeScope();
+        EmbeddingSize = (int)Embed(zeros(1, source.Channels, source.Height, source.Width)).shape[1];
     }
+
+    /// <summary>
+    /// The network and its input geometry and standardization: a backbone's network (architecture = the backbone's
+    /// name, mean 0 and standard deviation 1: its preprocessing is inside the network) or a copy of a trained model's.
+    /// </summary>
+    public FlatMinimaImageClassifier Source { get; }
 
     /// <summary>The image column read.</summary>
     public string InputColumnName { get; }
@@ -134,8 +154,6 @@ public sealed class FlatMinimaImageFeaturizer : ITransformer, IImageScorer, IDis
     public bool IsRowToRowMapper => true;
 
     internal ImageInput Input { get; }
-
-    private Device Device => _network.parameters().First().device;
 
     ImageInput IImageScorer.Input => Input;
 
@@ -170,13 +188,8 @@ public sealed class FlatMinimaImageFeaturizer : ITransformer, IImageScorer, IDis
         return new ScoringRowMapper(this, inputSchema, GetOutputSchema(inputSchema));
     }
 
-    /// <summary>Not supported: the featurizer is created from a backbone's files or a trained model; create it again after loading.</summary>
-    void ICanSaveModel.Save(ModelSaveContext ctx) =>
-        throw new NotSupportedException(
-            "FlatMinimaImageFeaturizer cannot be saved in a model zip; save the pipeline without it and add mlContext.Transforms.FlatMinimaFeaturizeImage(…) again after loading.");
-
     /// <summary>Releases the network.</summary>
-    public void Dispose() => _network.Dispose();
+    public void Dispose() => Source.Dispose();
 
     DataViewSchema.Column IImageScorer.CheckImageColumn(DataViewSchema schema) => CheckImageColumn(schema);
 
@@ -186,6 +199,18 @@ public sealed class FlatMinimaImageFeaturizer : ITransformer, IImageScorer, IDis
             ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Image column '{InputColumnName}' was not found in the input data.");
         Input.CheckCompatible(column);
         return column;
+    }
+
+    // The embedding [B, D] (on the CPU) of a raw batch, standardized as the source model was.
+    private Tensor Embed(Tensor raw)
+    {
+        lock (_lock)
+        {
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            var x = Source.Normalize(raw.to(Source.Device));
+            return ((IEmbeddingNetwork)Source.Network).Embed(x).cpu().MoveToOuterDisposeScope();
+        }
     }
 
     /// <summary>Embeds a batch into <paramref name="features"/> (<c>[B·D]</c>); unusable or non-finite rows get NaN.</summary>
@@ -203,19 +228,71 @@ public sealed class FlatMinimaImageFeaturizer : ITransformer, IImageScorer, IDis
         var output = full(images.Count, EmbeddingSize, float.NaN);
         if (usable.Count > 0)
         {
-            var (channels, height, width) = _geometry;
-            var raw = ImageBatch.AdaptChannels(ImageBatch.Stack(usable, height, width), channels);
-            Tensor embedded;
-            lock (_lock)
-            {
-                using var noGrad = no_grad();
-                var x = raw.to(Device);
-                embedded = ((IEmbeddingNetwork)_network).Embed(_standardize is null ? x : _standardize(x)).cpu();
-            }
+            var raw = ImageBatch.AdaptChannels(ImageBatch.Stack(usable, Source.Height, Source.Width), Source.Channels);
+            var embedded = Embed(raw);
             var finite = isfinite(raw).flatten(1).all(1).logical_and_(isfinite(embedded).all(1));
             output.index_copy_(0, tensor(rows.ToArray()), embedded.masked_fill(finite.logical_not().unsqueeze(1), float.NaN));
         }
         output.data<float>().CopyTo(features.AsSpan(0, images.Count * EmbeddingSize));
         Array.Fill(predicted, -1, 0, images.Count);
+    }
+
+    private static VersionInfo GetVersionInfo() => new(
+        modelSignature: "FMIMGFEA",
+        verWrittenCur: 0x00010001,
+        verReadableCur: 0x00010001,
+        verWeCanReadBack: 0x00010001,
+        loaderSignature: LoaderSignature,
+        loaderAssemblyName: typeof(FlatMinimaImageFeaturizer).Assembly.FullName);
+
+    void ICanSaveModel.Save(ModelSaveContext ctx)
+    {
+        _host.CheckValue(ctx, nameof(ctx));
+        ctx.CheckAtModel();
+        ctx.SetVersionInfo(GetVersionInfo());
+        // Format 0x00010001: image and embedding column names; input kind and vector shape; batch size; the source's
+        // architecture, geometry, head size and standardization; SHA-256 of the weights entry; the weights as a zip entry.
+        var weights = Source.WeightsBytes();
+        ctx.SaveNonEmptyString(InputColumnName);
+        ctx.SaveNonEmptyString(OutputColumnName);
+        ctx.Writer.Write((int)Input.Kind);
+        ctx.Writer.Write(Input.VectorChannels);
+        ctx.Writer.Write(Input.VectorHeight);
+        ctx.Writer.Write(Input.VectorWidth);
+        ctx.Writer.Write(BatchSize);
+        Source.SaveHeader(ctx);
+        ctx.Writer.Write(System.Security.Cryptography.SHA256.HashData(weights));
+        ctx.SaveBinaryStream(FlatMinimaImageClassifier.WeightsEntry, w => w.Write(weights));
+    }
+
+    private static FlatMinimaImageFeaturizer Create(IHostEnvironment env, ModelLoadContext ctx)
+    {
+        Contracts.CheckValue(env, nameof(env));
+        env.CheckValue(ctx, nameof(ctx));
+        TorchNativeLibrary.EnsureLoaded();
+        return ModelReading.Run(ctx, reading =>
+        {
+            ctx.CheckAtModel(GetVersionInfo());
+            var reader = reading.Reader;
+            string inputColumn = reading.ReadName("image column name"), outputColumn = reading.ReadName("embedding column name");
+            int rawKind = reader.ReadInt32();
+            var kind = (ImageInputKind)rawKind;
+            reading.Check(Enum.IsDefined(kind), $"the image input kind {rawKind} is not one of {string.Join(", ", Enum.GetNames<ImageInputKind>())}.");
+            int c = reader.ReadInt32(), h = reader.ReadInt32(), w = reader.ReadInt32();
+            if (kind == ImageInputKind.PixelVector)
+                reading.Check(c is >= 1 and <= ModelLimits.MaxVectorChannels && h is >= 1 and <= ModelLimits.MaxImageSide
+                    && w is >= 1 and <= ModelLimits.MaxImageSide && (long)c * h * w <= ModelLimits.MaxInputValues,
+                    $"the pixel-vector shape {c}×{h}×{w} is outside the accepted limits.");
+            else
+                reading.Check(c == 0 && h == 0 && w == 0, $"an input of kind {kind} stores a vector shape {c}×{h}×{w}; expected 0×0×0.");
+            var input = new ImageInput(kind, c, h, w);
+            int batchSize = reader.ReadInt32();
+            reading.Check(batchSize is >= 1 and <= ModelLimits.MaxScoringBatchSize, $"the batch size {batchSize} is outside 1 to {ModelLimits.MaxScoringBatchSize}.");
+            var header = FlatMinimaImageClassifier.LoadHeader(reading, input);
+            var sha256 = reader.ReadBytes(32);
+            reading.Check(sha256.Length == 32, "the entry ends inside the weights checksum.");
+            var source = header.LoadNetwork(reading, sha256, FlatMinimaModelLoading.ResolveLoadDevice(0));
+            return new FlatMinimaImageFeaturizer(env, source, input, outputColumn, inputColumn, batchSize);
+        });
     }
 }
