@@ -67,6 +67,7 @@ public sealed class PretrainedFineTuningTests
     [DataRow("swa")]
     [DataRow("sam+ema-buffers")]
     [DataRow("asam+swad")]
+    [DataRow("sagd+ema")]
     public void HeadOnlyLeavesEveryBackboneParameterAndBufferBitIdentical(string method)
     {
         var data = Images();
@@ -77,6 +78,7 @@ public sealed class PretrainedFineTuningTests
             "sam" => ((GradientStepOptions?)SharpnessAwareOptions.Sam(), (WeightAveragingOptions?)null),
             "swa" => (null, WeightAveragingOptions.Swa(startEpoch: 1)),
             "sam+ema-buffers" => (SharpnessAwareOptions.Sam(), WeightAveragingOptions.Ema(0.9, averageBuffers: true)),
+            "sagd+ema" => (SharpnessAwareOptions.SaGd(2), WeightAveragingOptions.Ema(0.9)),
             _ => (SharpnessAwareOptions.Asam(), WeightAveragingOptions.Swad(evaluationFrequency: 1, optimumPatience: 1)),
         };
         var reports = new ClassifierTrainer(Options(FineTuningOptions.HeadOnly(), step, averaging), CPU).Train(network, data, averaging is SwadOptions ? data : null);

@@ -19,7 +19,8 @@ namespace FlatMinima.MLNet.ImageClassification;
 /// </summary>
 /// <remarks>
 /// The decoded training images are held in memory as one float tensor (N×C×H×W×4 bytes); inputs are standardized per
-/// channel with the training data's mean and standard deviation, which are saved with the model.
+/// channel with the training data's mean and standard deviation, which are saved with the model — or, with
+/// <see cref="Options.Backbone"/>, prepared as the pretrained backbone expects by a module inside the saved network.
 /// </remarks>
 public sealed partial class FlatMinimaImageClassificationTrainer
     : ImageTrainerBase<FlatMinimaImageClassificationTrainer.Options>,
