@@ -140,6 +140,41 @@ public sealed class PretrainedFineTuningTests
     }
 
     [TestMethod]
+    public void ResumingAFineTuningRunFromItsCheckpointGivesTheUninterruptedResult()
+    {
+        var data = Images();
+        var options = Options(FineTuningOptions.LastStages(2, backboneLearningRateFactor: 0.1), SharpnessAwareOptions.Sam(), WeightAveragingOptions.Ema(0.9)) with
+        {
+            Epochs = 3,
+        };
+        using var uninterrupted = Network();
+        new ClassifierTrainer(options, CPU).Train(uninterrupted, data);
+
+        string folder = Path.Combine(Path.GetTempPath(), $"flatminima-finetune-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(folder);
+        try
+        {
+            string path = Path.Combine(folder, "run.checkpoint");
+            using var cancel = new System.Threading.CancellationTokenSource();
+            using (var first = Network())
+            {
+                var run = options with { CheckpointPath = path, CancellationToken = cancel.Token, Progress = _ => cancel.Cancel() };
+                Assert.ThrowsExactly<OperationCanceledException>(() => new ClassifierTrainer(run, CPU).Train(first, data));
+            }
+            Assert.IsTrue(File.Exists(path));
+            using var resumed = Network();
+            new ClassifierTrainer(options with { CheckpointPath = path }, CPU).Train(resumed, data, resumeFrom: path);
+            var expected = uninterrupted.state_dict();
+            foreach (var (name, value) in resumed.state_dict())
+                Assert.IsTrue(Same(expected[name], value), $"{name} differs after resuming");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [TestMethod]
     public void FineTuningANetworkWithoutBackboneNamesTheOption()
     {
         var data = Images();
