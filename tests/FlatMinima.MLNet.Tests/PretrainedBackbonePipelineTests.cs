@@ -94,6 +94,39 @@ public sealed class PretrainedBackbonePipelineTests
     }
 
     [TestMethod]
+    public void LastStageWithFrozenBatchNormAsamAndSwadOnHeldOutRowsKeepsEarlierStagesAndStatistics()
+    {
+        var options = TestData.FastOptions(epochs: 2, batchSize: 4, change: o =>
+        {
+            o.Backbone = PretrainedBackbone.ResNet18ImageNet();
+            o.FineTuning = FineTuningOptions.LastStages(1, backboneLearningRateFactor: 0.1, freezeBatchNorm: true);
+            (o.ImageHeight, o.ImageWidth) = (Size, Size);
+            o.SharpnessAware = SharpnessAwareOptions.Asam();
+            o.Averaging = WeightAveragingOptions.Swad(evaluationFrequency: 1, optimumPatience: 1);
+            o.ValidationFraction = 0.25;
+            o.LearningRate = 0.01;
+        });
+        var model = TestData.Pipeline(_ml, options).Fit(_train);
+        using var fresh = PretrainedBackbone.ResNet18ImageNet().CreateNetwork(3, Size, Size, headSeed: 1);
+        var trained = Classifier(model).Model.Network.state_dict();
+        int kept = 0, moved = 0;
+        foreach (var (name, value) in fresh.state_dict())
+        {
+            bool same = value.eq(trained[name]).all().item<bool>();
+            bool statistic = name.EndsWith("running_mean") || name.EndsWith("running_var") || name.EndsWith("num_batches_tracked");
+            if (statistic || !(name.StartsWith("backbone.layer4.", StringComparison.Ordinal) || name.StartsWith("backbone.fc.", StringComparison.Ordinal)))
+            {
+                Assert.IsTrue(same, $"{name} changed");
+                kept++;
+            }
+            else if (!same) moved++;
+        }
+        Assert.IsTrue(kept > 100 && moved > 0, $"{kept} kept, {moved} trained");
+        var scores = TestData.Scores(model.Transform(_train));
+        Assert.IsTrue(scores.All(row => row.All(float.IsFinite)));
+    }
+
+    [TestMethod]
     public void TheModelRecordsTheBackboneGeometryAndNoDataStandardization()
     {
         var model = Classifier(_model).Model;
