@@ -247,10 +247,12 @@ public sealed class PretrainedBackbonePipelineTests
         var data = _ml.Data.LoadFromEnumerable(TestData.Load("test", TestData.ThreeClasses, 4));
         var report = _ml.MulticlassClassification.EvaluateSharpness(_model, data, new FlatMinimaSharpnessOptions
         {
-            MaxExamples = 12, BatchSize = 12, TopEigenvalues = 1, TraceProbes = 2, KrylovDimension = 5, MaxIterationsPerEigenvalue = 5,
+            MaxExamples = 8, BatchSize = 8, TopEigenvalues = 0, TraceProbes = 2, KrylovDimension = 5, MaxIterationsPerEigenvalue = 5,
             WorstCaseRho = 0, KeskarEpsilon = 0, AdaptiveRho = 0, AverageCaseSamples = 2,
         });
         Assert.IsTrue(double.IsFinite(report.Loss) && report.Loss > 0, $"loss {report.Loss}");
+        Assert.IsNotNull(report.Trace, "the Hessian trace was estimated");
+        Assert.AreEqual(Classifier(_model).Model.ParameterCount, report.Parameters, "every parameter is measured (requires_grad restored after training)");
     }
 
     [TestMethod]

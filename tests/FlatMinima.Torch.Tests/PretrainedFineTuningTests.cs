@@ -113,7 +113,9 @@ public sealed class PretrainedFineTuningTests
     }
 
     [TestMethod]
-    public void BackboneLearningRateFactorScalesTheBackboneStepOnly()
+    [DataRow(BaseOptimizerKind.Sgd)]
+    [DataRow(BaseOptimizerKind.AdamW)]
+    public void BackboneLearningRateFactorScalesTheBackboneStepOnly(BaseOptimizerKind optimizer)
     {
         var data = Images(4);
         Dictionary<string, Tensor> Delta(double factor)
@@ -122,7 +124,8 @@ public sealed class PretrainedFineTuningTests
             var before = Snapshot(network);
             var options = Options(FineTuningOptions.Full(factor, freezeBatchNorm: true)) with
             {
-                Epochs = 1, Momentum = 0, WeightDecay = 0, Schedule = LearningRateSchedule.Constant(),
+                Epochs = 1, Momentum = 0, WeightDecay = 0, Schedule = LearningRateSchedule.Constant(), Optimizer = optimizer,
+                LearningRate = optimizer == BaseOptimizerKind.AdamW ? 1e-3 : 0.05,
             };
             new ClassifierTrainer(options, CPU).Train(network, data);
             var after = network.state_dict();
