@@ -112,7 +112,8 @@ public abstract class ImageTrainerBase<TOptions>
 
     /// <summary>
     /// Resolves the device, registers a custom network and creates the network on the device, its weights drawn from a
-    /// generator of its own seeded with <see cref="ImageTrainerOptions.Seed"/> (not TorchSharp's global generator).
+    /// generator of its own seeded with <see cref="ImageTrainerOptions.Seed"/> (not TorchSharp's global generator). With a
+    /// <see cref="Backbone"/>: the imported backbone and its preprocessing, with a new head drawn from the seed.
     /// </summary>
     private protected (nn.Module<Tensor, Tensor> Network, string Architecture, Device Device) CreateNetwork(int channels, int classCount, int height, int width)
     {

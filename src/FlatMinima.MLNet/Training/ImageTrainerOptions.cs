@@ -54,7 +54,8 @@ public abstract class ImageTrainerOptions
     /// Null (both null) takes the median height and width of a deterministic sample of up to 1,000 training rows, read
     /// from the image headers (vector inputs: the vector's dimensions), as long as the decoded training set then needs at
     /// most 1 GiB (rows × channels × height × width × 4 bytes); above that, training fails before decoding the set and
-    /// asks for an explicit size. Images of other sizes are resized (bilinear).</summary>
+    /// asks for an explicit size. Images of other sizes are resized (bilinear). With a pretrained <c>Backbone</c> (image
+    /// classification): the backbone's 224 unless set, at least 32.</summary>
     public int? ImageHeight { get; set; }
 
     /// <summary>Model input width in pixels, 1 to <see cref="ModelLimits.MaxImageSide"/>; set together with <see cref="ImageHeight"/>
@@ -63,7 +64,8 @@ public abstract class ImageTrainerOptions
 
     /// <summary>Model input channels, 1 (grayscale) or 3 (RGB); null detects: 1 if every training image is gray (pixel
     /// vectors without dimensions: the vector's length / (<see cref="ImageHeight"/> × <see cref="ImageWidth"/>)).
-    /// Color images given to a grayscale model are converted by luminance; gray images to an RGB model are replicated.</summary>
+    /// Color images given to a grayscale model are converted by luminance; gray images to an RGB model are replicated.
+    /// With a pretrained <c>Backbone</c> (image classification): 3, or null (which then means 3).</summary>
     public int? ImageChannels { get; set; }
 
     /// <summary>

@@ -43,6 +43,16 @@ public sealed record PretrainedBackbone
     /// <summary>The smallest input side the backbone accepts: 32.</summary>
     public int MinInputSize => 32;
 
+    /// <summary>
+    /// The factor the network's 0–1 RGB input is multiplied by before the mean image is subtracted: 255 (the backbone
+    /// was trained on 0–255 pixels). The input preparation is RGB 0–1 → × <see cref="PixelScale"/> → BGR when
+    /// <see cref="Bgr"/> → minus the mean image read from the preprocessing file, resized to the input size.
+    /// </summary>
+    public double PixelScale => 255;
+
+    /// <summary>Whether the backbone reads BGR (it does: the preprocessing graph reorders RGB to BGR; checked when the file is read).</summary>
+    public bool Bgr => true;
+
     /// <summary>The embedding width (the head's input): 512.</summary>
     public int EmbeddingSize => ImageNetResNet.EmbeddingSize;
 
@@ -77,10 +87,10 @@ public sealed record PretrainedBackbone
         try
         {
             using var preprocessing = ResNetPreprocessing.Read(PreprocessPath);
-            if (!preprocessing.IsBgr)
+            if (preprocessing.IsBgr != Bgr)
                 throw new System.IO.InvalidDataException($"The preprocessing graph reorders the channels as [{string.Join(", ", preprocessing.ChannelOrder)}]; expected BGR [2, 1, 0].");
             using var mean = Resize(preprocessing.MeanImage, height, width);
-            var result = new PretrainedImageNetwork(new ImagePreprocessingModule(mean, 255, bgr: true), network);
+            var result = new PretrainedImageNetwork(new ImagePreprocessingModule(mean, PixelScale, Bgr), network);
             result.eval();
             return result;
         }
@@ -101,7 +111,8 @@ public sealed record PretrainedBackbone
         CheckSize(height, width);
         var network = new ImageNetResNet(ImageNetResNet.MLNetResNet18Blocks, numClasses, StridedPadding.BeginHeavy);
         using var mean = zeros(3, height, width);
-        return new PretrainedImageNetwork(new ImagePreprocessingModule(mean, 255, bgr: true), network);
+        var backbone = ResNet18ImageNet();
+        return new PretrainedImageNetwork(new ImagePreprocessingModule(mean, backbone.PixelScale, backbone.Bgr), network);
     }
 
     private static void CheckSize(int height, int width)
