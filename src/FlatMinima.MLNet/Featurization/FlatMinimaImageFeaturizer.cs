@@ -39,6 +39,9 @@ public sealed class FlatMinimaImageFeaturizerEstimator : IEstimator<FlatMinimaIm
         _host = env.Register(nameof(FlatMinimaImageFeaturizerEstimator));
         if (string.IsNullOrWhiteSpace(outputColumn)) throw new ArgumentException("outputColumnName must name a column.", nameof(outputColumn));
         if (string.IsNullOrWhiteSpace(inputColumn)) throw new ArgumentException("inputColumnName must name a column.", nameof(inputColumn));
+        foreach (var (name, value) in new[] { ("outputColumnName", outputColumn), ("inputColumnName", inputColumn) })
+            if (value.Length > ModelLimits.MaxNameLength || value.Any(char.IsControl))
+                throw new ArgumentException($"{name} must be at most {ModelLimits.MaxNameLength} characters without control characters (a model file stores it).", name);
         if (batchSize < 1 || batchSize > ModelLimits.MaxScoringBatchSize)
             throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, $"batchSize must be 1 to {ModelLimits.MaxScoringBatchSize}.");
         if (classifier is not null && classifier.Network is not IEmbeddingNetwork)
