@@ -2,6 +2,7 @@ using System;
 using FlatMinima.MLNet.ImageClassification;
 using FlatMinima.MLNet.IncrementalFewShot;
 using FlatMinima.Torch.Optimization;
+using FlatMinima.Torch.Pretrained;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
@@ -99,5 +100,34 @@ public static class FlatMinimaCatalog
         ArgumentNullException.ThrowIfNull(catalog);
         ArgumentNullException.ThrowIfNull(options);
         return new FlatMinimaIncrementalFewShotTrainer(catalog.GetEnvironment(), options);
+    }
+
+    /// <summary>
+    /// Adds <paramref name="outputColumnName"/>: the embedding (512 floats for ResNet-18) of each image of
+    /// <paramref name="inputColumnName"/> (encoded bytes, <c>MLImage</c> or a pixel vector in 0–1) computed by
+    /// <paramref name="backbone"/> (e.g. <c>PretrainedBackbone.ResNet18ImageNet()</c>) at <paramref name="imageHeight"/> ×
+    /// <paramref name="imageWidth"/> (the backbone's 224 when null), in batches of <paramref name="batchSize"/> rows,
+    /// to feed ML.NET's own trainers. Rows without a usable image get NaN. The fitted transformer saves its network in the
+    /// model zip and loads without the backbone's files.
+    /// </summary>
+    public static FlatMinimaImageFeaturizerEstimator FlatMinimaFeaturizeImage(this TransformsCatalog catalog, string outputColumnName, string inputColumnName,
+        PretrainedBackbone backbone, int? imageHeight = null, int? imageWidth = null, int batchSize = 64)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(backbone);
+        return new FlatMinimaImageFeaturizerEstimator(catalog.GetEnvironment(), outputColumnName, inputColumnName, backbone, null, imageHeight, imageWidth, batchSize);
+    }
+
+    /// <summary>
+    /// Adds <paramref name="outputColumnName"/>: the embedding (the features the classification head reads) of each
+    /// image of <paramref name="inputColumnName"/> computed by a trained FlatMinima image classifier's network, with the
+    /// model's own input geometry and standardization, in batches of <paramref name="batchSize"/> rows.
+    /// </summary>
+    public static FlatMinimaImageFeaturizerEstimator FlatMinimaFeaturizeImage(this TransformsCatalog catalog, string outputColumnName, string inputColumnName,
+        FlatMinimaImageClassificationTransformer model, int batchSize = 64)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(model);
+        return new FlatMinimaImageFeaturizerEstimator(catalog.GetEnvironment(), outputColumnName, inputColumnName, null, model.Model, null, null, batchSize);
     }
 }

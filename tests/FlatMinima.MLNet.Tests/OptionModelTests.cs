@@ -45,6 +45,7 @@ public sealed class OptionModelTests
         _ when type == typeof(string) => "run.checkpoint",
         _ when type == typeof(TrainingFailurePolicy) => TrainingFailurePolicy.ReturnLastGoodEpoch,
         _ when type == typeof(AugmentationOptions) => AugmentationOptions.Strong(flip: false),
+        _ when type == typeof(FineTuningOptions) => FineTuningOptions.LastStages(2, backboneLearningRateFactor: 0.1, freezeBatchNorm: true),
         _ => throw new AssertFailedException($"No distinct test value for {type.Name}; add one."),
     };
 

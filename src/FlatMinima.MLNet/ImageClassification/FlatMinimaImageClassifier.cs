@@ -15,7 +15,8 @@ namespace FlatMinima.MLNet.ImageClassification;
 
 /// <summary>
 /// A trained image classifier: the TorchSharp network with its input geometry (channels × height × width) and the
-/// per-channel normalization learned from the training data. This is the <c>Model</c> of
+/// per-channel normalization learned from the training data (mean 0 and standard deviation 1 on a pretrained backbone,
+/// whose own input preparation is part of the network). This is the <c>Model</c> of
 /// <see cref="FlatMinimaImageClassificationTransformer"/>.
 /// </summary>
 public sealed class FlatMinimaImageClassifier : IDisposable

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using FlatMinima.Torch.Models;
+using FlatMinima.Torch.Pretrained;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -23,6 +24,8 @@ public static class FlatMinimaModelRegistry
         if (string.IsNullOrWhiteSpace(name)) throw new ArgumentException("The name must not be empty.", nameof(name));
         if (Enum.TryParse<ImageClassifierArchitecture>(name, out _))
             throw new ArgumentException($"'{name}' is a built-in architecture name; choose another name.", nameof(name));
+        if (PretrainedBackbone.IsBackboneName(name))
+            throw new ArgumentException($"'{name}' is the name of a pretrained backbone; choose another name.", nameof(name));
         ArgumentNullException.ThrowIfNull(factory);
         lock (Factories) Factories[name] = factory;
     }
@@ -43,6 +46,9 @@ public static class FlatMinimaModelRegistry
     {
         if (Enum.TryParse<ImageClassifierArchitecture>(architecture, out var builtIn))
             return ImageClassifierModels.Create(builtIn, channels, classCount, height, width);
+        // A fine-tuned pretrained backbone: its skeleton (the weights and the mean image come from the saved state, no file is read).
+        if (PretrainedBackbone.IsBackboneName(architecture))
+            return PretrainedBackbone.CreateSkeleton(architecture, classCount, height, width);
         return Create(architecture, channels, classCount);
     }
 

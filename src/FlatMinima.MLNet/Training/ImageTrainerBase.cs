@@ -1,8 +1,10 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
+using System.Linq;
 using FlatMinima.MLNet.ImageClassification;
 using FlatMinima.Torch.Augmentation;
+using FlatMinima.Torch.Pretrained;
 using FlatMinima.Torch.Training;
 using Microsoft.ML;
 using Microsoft.ML.Data;
@@ -29,7 +31,19 @@ public abstract class ImageTrainerBase<TOptions>
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         TrainerOptions = (TOptions)options.Snapshot();
+        Backbone?.CheckFiles();
     }
+
+    /// <summary>The pretrained backbone the network is built on, or null to build <see cref="ImageTrainerOptions.Architecture"/> (or the custom network) from random weights.</summary>
+    private protected virtual PretrainedBackbone? Backbone => null;
+
+    /// <summary>
+    /// The input standardization the model uses whatever the data: with a <see cref="Backbone"/> none (mean 0, standard
+    /// deviation 1 for each of the data's <paramref name="channels"/>: the backbone's own preparation is part of the network); null to use the training data's
+    /// per-channel mean and standard deviation.
+    /// </summary>
+    private protected (float[] Mean, float[] Std)? FixedStandardization(int channels) =>
+        Backbone is null ? null : (new float[channels], Enumerable.Repeat(1f, channels).ToArray());
 
     private protected IHost Host { get; }
 
@@ -162,12 +176,20 @@ public abstract class ImageTrainerBase<TOptions>
 
     /// <summary>
     /// Resolves the device, registers a custom network and creates the network on the device, its weights drawn from a
-    /// generator of its own seeded with <see cref="ImageTrainerOptions.Seed"/> (not TorchSharp's global generator).
+    /// generator of its own seeded with <see cref="ImageTrainerOptions.Seed"/> (not TorchSharp's global generator). With a
+    /// <see cref="Backbone"/>: the imported backbone and its preprocessing, with a new head drawn from the seed.
     /// </summary>
     private protected (nn.Module<Tensor, Tensor> Network, string Architecture, Device Device) CreateNetwork(int channels, int classCount, int height, int width)
     {
         var o = TrainerOptions;
         var device = Devices.Resolve(o.Device, o.CudaDeviceIndex);
+        if (Backbone is { } backbone)
+        {
+            // The imported weights and a new head drawn from the seed; the backbone's preprocessing is part of the network.
+            var pretrained = backbone.CreateNetwork(classCount, height, width, o.Seed);
+            pretrained.to(device);
+            return (pretrained, backbone.Name, device);
+        }
         string architecture = o.CustomModelFactory is null ? o.Architecture.ToString() : o.CustomModelName!;
         if (o.CustomModelFactory is not null) FlatMinimaModelRegistry.Register(o.CustomModelName!, o.CustomModelFactory);
         var network = FlatMinimaModelRegistry.CreateInitialNetwork(architecture, channels, classCount, height, width, o.Seed, o.CustomModelFactory);

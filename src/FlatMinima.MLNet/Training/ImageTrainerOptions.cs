@@ -54,7 +54,8 @@ public abstract class ImageTrainerOptions
     /// Null (both null) takes the median height and width of a deterministic sample of up to 1,000 training rows, read
     /// from the image headers (vector inputs: the vector's dimensions), as long as the decoded training set then needs at
     /// most 1 GiB (rows × channels × height × width × 4 bytes); above that, training fails before decoding the set and
-    /// asks for an explicit size. Images of other sizes are resized (bilinear).</summary>
+    /// asks for an explicit size. Images of other sizes are resized (bilinear). With a pretrained <c>Backbone</c> (image
+    /// classification): the backbone's 224 unless set, at least 32.</summary>
     public int? ImageHeight { get; set; }
 
     /// <summary>Model input width in pixels, 1 to <see cref="ModelLimits.MaxImageSide"/>; set together with <see cref="ImageHeight"/>
@@ -63,7 +64,8 @@ public abstract class ImageTrainerOptions
 
     /// <summary>Model input channels, 1 (grayscale) or 3 (RGB); null detects: 1 if every training image is gray (pixel
     /// vectors without dimensions: the vector's length / (<see cref="ImageHeight"/> × <see cref="ImageWidth"/>)).
-    /// Color images given to a grayscale model are converted by luminance; gray images to an RGB model are replicated.</summary>
+    /// Color images given to a grayscale model are converted by luminance; gray images to an RGB model are replicated.
+    /// With a pretrained <c>Backbone</c> (image classification): 3, or null (which then means 3).</summary>
     public int? ImageChannels { get; set; }
 
     /// <summary>
@@ -129,6 +131,15 @@ public abstract class ImageTrainerOptions
     /// (<c>FlatMinimaImageClassifier.Augmentation</c>). Incremental few-shot: the base session only.
     /// </summary>
     public AugmentationOptions? Augmentation { get => Training.Augmentation; set => Training = Training with { Augmentation = value }; }
+
+    /// <summary>
+    /// How a pretrained backbone (image classification's <c>Backbone</c>) is fine-tuned: null (the default) or
+    /// <c>FineTuningOptions.Full(backboneLearningRateFactor)</c> trains every weight; <c>.LastStages(n)</c> freezes all but
+    /// the last n backbone stages; <c>.HeadOnly()</c> trains only the new head (what ML.NET's own image classification
+    /// trainer does); each can keep the backbone's BatchNorm statistics frozen. Frozen parts stay bit-identical under
+    /// every sharpness-aware step and weight averaging. Needs a network with a backbone.
+    /// </summary>
+    public FineTuningOptions? FineTuning { get => Training.FineTuning; set => Training = Training with { FineTuning = value }; }
 
     /// <summary>Seed of weight initialization and shuffling: same seed and data on CPU give bit-identical models.</summary>
     public int Seed { get => Training.Seed; set => Training = Training with { Seed = value }; }
@@ -197,13 +208,31 @@ public abstract class ImageTrainerOptions
         ValidateNested(nameof(Schedule), Schedule.Validate);
         ValidateNested(nameof(Augmentation), Augmentation is null ? null
             : ImageHeight is int h && ImageWidth is int w ? () => Augmentation.ValidateFor(h, w) : Augmentation.Validate);
+        ValidateNested(nameof(FineTuning), FineTuning is null ? null : FineTuning.Validate);
+        if (FineTuning is { IsPlain: false } && !MayHaveBackbone)
+            throw new ArgumentException(
+                $"FineTuning: {FineTuning.Mode} fine-tuning needs a network with a backbone; set Backbone (e.g. PretrainedBackbone.ResNet18ImageNet()) " +
+                "or a CustomModelFactory whose network implements IFineTunableNetwork, or leave FineTuning null.", nameof(FineTuning));
         // The loop's own settings first, so that e.g. BatchSize = 0 is reported as BatchSize, not through a record that depends on it.
-        (Training with { GradientStep = null, Averaging = null, Augmentation = null }).Validate();
+        (Training with { GradientStep = null, Averaging = null, Augmentation = null, FineTuning = null }).Validate();
     }
 
     /// <summary>A copy of these options, taken when a trainer is created, so later changes to the user's object do not
     /// bypass validation or reach a trainer already created. The Torch records it holds are immutable.</summary>
-    internal ImageTrainerOptions Snapshot() => (ImageTrainerOptions)MemberwiseClone();
+    internal ImageTrainerOptions Snapshot()
+    {
+        var copy = (ImageTrainerOptions)MemberwiseClone();
+        copy.ResolveModelDefaults();
+        return copy;
+    }
+
+    /// <summary>Whether the network may have a backbone that <see cref="FineTuning"/> can freeze in parts (a custom network may).</summary>
+    private protected virtual bool MayHaveBackbone => CustomModelFactory is not null;
+
+    /// <summary>Fills settings whose defaults depend on other settings (a pretrained backbone's input geometry) in the trainer's snapshot.</summary>
+    private protected virtual void ResolveModelDefaults()
+    {
+    }
 
     private void ValidateImageSize()
     {

@@ -11,6 +11,9 @@ namespace FlatMinima.Torch.Averaging;
 /// Recomputes BatchNorm running statistics for averaged weights, with <c>torch.optim.swa_utils.update_bn</c>
 /// semantics: reset every BatchNorm layer's statistics, set its momentum to null (an exact cumulative average over
 /// batches), run one pass in training mode without gradients, then restore the momenta and the train/eval mode.
+/// Frozen BatchNorm layers are left alone (statistics kept, eval mode during the pass): those whose parameters all have
+/// <c>requires_grad = false</c>, and those held in eval mode while the model is in training mode (fine-tuning's
+/// <see cref="Training.FineTuningOptions.FreezeBatchNorm"/>).
 /// </summary>
 public static class BatchNormRecompute
 {
@@ -28,8 +31,12 @@ public static class BatchNormRecompute
         if (maxBatches < 1) throw new ArgumentOutOfRangeException(nameof(maxBatches), maxBatches, "maxBatches must be ≥ 1.");
         var layers = Layers(model);
         if (layers.Length == 0) return 0;
+        var held = model.training ? layers.Where(l => !l.training).ToHashSet() : new HashSet<BatchNorm>();
+        var frozen = layers.Where(l => held.Contains(l) || IsFrozen(l)).ToArray();
+        layers = layers.Except(frozen).ToArray();
+        if (layers.Length == 0) return 0;
         var momenta = layers.Select(l => l.momentum).ToArray();
-        bool wasTraining = model.training;
+        var modes = Training.ModuleModes.Capture(model);
         int used = 0;
         try
         {
@@ -41,6 +48,7 @@ public static class BatchNormRecompute
                     layer.momentum = null;
                 }
                 model.train();
+                foreach (var layer in frozen) layer.eval();
                 foreach (var x in batches)
                 {
                     if (used == maxBatches) break;
@@ -53,9 +61,15 @@ public static class BatchNormRecompute
         finally
         {
             for (int i = 0; i < layers.Length; i++) layers[i].momentum = momenta[i];
-            model.train(wasTraining);
+            modes.Restore();
         }
         return used;
+    }
+
+    private static bool IsFrozen(BatchNorm layer)
+    {
+        var parameters = layer.parameters().ToArray();
+        return parameters.Length > 0 && parameters.All(p => !p.requires_grad);
     }
 
     private static BatchNorm[] Layers(nn.Module model) => model.modules().OfType<BatchNorm>().Where(b => b.track_running_stats).ToArray();

@@ -7,8 +7,8 @@ using static TorchSharp.torch;
 namespace FlatMinima.Torch.Averaging;
 
 /// <summary>
-/// The tensors of a module that an average covers — every parameter and, optionally, every floating-point buffer
-/// (BatchNorm running statistics) — and flat buffers that hold one value per covered element. A flat buffer is one
+/// The tensors of a module that an average covers — every trainable parameter and, optionally, every floating-point
+/// buffer (BatchNorm running statistics) except those of modules whose parameters are all frozen — and flat buffers that hold one value per covered element. A flat buffer is one
 /// contiguous tensor on the module's device with a view per model tensor, so averaging updates are one in-place native
 /// op per tensor (no allocation, no per-element .NET loop) and copies of a whole average are one <c>clone</c>.
 /// </summary>
@@ -22,8 +22,14 @@ internal sealed class ModelTensors
     public ModelTensors(nn.Module model, bool includeBuffers)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var parameters = model.parameters().Select(p => (Tensor)p);
-        var buffers = includeBuffers ? model.buffers().Where(b => b.is_floating_point()) : Enumerable.Empty<Tensor>();
+        // Frozen parameters (requires_grad false, e.g. a fine-tuned network's frozen backbone stages) never change: they
+        // are left out, and so are the buffers of modules all of whose own parameters are frozen.
+        var parameters = model.parameters().Where(p => p.requires_grad).Select(p => (Tensor)p);
+        var frozenOwners = model.named_modules().Where(m => IsFrozen(m.module)).Select(m => m.name).ToHashSet(StringComparer.Ordinal);
+        if (IsFrozen(model)) frozenOwners.Add("");
+        var buffers = includeBuffers
+            ? model.named_buffers().Where(b => b.buffer.is_floating_point() && !frozenOwners.Contains(Owner(b.name))).Select(b => b.buffer)
+            : Enumerable.Empty<Tensor>();
         _tensors = parameters.Concat(buffers).ToArray();
         if (_tensors.Length == 0) throw new ArgumentException("The model has no parameters to average.", nameof(model));
         if (_tensors.Any(t => t.dtype != ScalarType.Float32))
@@ -31,6 +37,14 @@ internal sealed class ModelTensors
         Device = _tensors[0].device;
         Count = _tensors.Sum(t => t.numel());
         IncludesBuffers = includeBuffers;
+    }
+
+    private static string Owner(string bufferName) => bufferName.LastIndexOf('.') is int dot and >= 0 ? bufferName[..dot] : "";
+
+    private static bool IsFrozen(nn.Module module)
+    {
+        var own = module.parameters(recurse: false).ToArray();
+        return own.Length > 0 && own.All(p => !p.requires_grad);
     }
 
     /// <summary>The device of the model's tensors (and of the flat buffers).</summary>

@@ -57,7 +57,7 @@ public enum ResNetBlock
 /// with H, W ≥ 32; the features are averaged globally (ImageNet's 7×7 average pool at 224).
 /// <see cref="SmallImageResNet.ResNet18"/> is the basic-block body with a small-input stem.
 /// </summary>
-public sealed class ImageNetResNet : Module<Tensor, Tensor>, IEmbeddingNetwork
+public sealed class ImageNetResNet : Module<Tensor, Tensor>, IEmbeddingNetwork, IFineTunableNetwork
 {
     /// <summary>The embedding width (the head's input) of a <see cref="ResNetBlock.Basic"/> network: 512.</summary>
     public const int EmbeddingSize = 512;
@@ -156,6 +156,12 @@ public sealed class ImageNetResNet : Module<Tensor, Tensor>, IEmbeddingNetwork
 
     /// <summary>The embedding width, the head's input: <see cref="EmbeddingSize"/> (512) or <see cref="BottleneckEmbeddingSize"/> (2048).</summary>
     public int EmbeddingWidth { get; }
+
+    /// <summary>The stem (<c>conv1</c>, <c>bn1</c>), then <c>layer1</c>–<c>layer4</c>: five stages; the head <c>fc</c> is not part of them.</summary>
+    public IReadOnlyList<IReadOnlyList<nn.Module>> BackboneStages => new IReadOnlyList<nn.Module>[]
+    {
+        new nn.Module[] { conv1, bn1 }, new nn.Module[] { layer1 }, new nn.Module[] { layer2 }, new nn.Module[] { layer3 }, new nn.Module[] { layer4 },
+    };
 
     /// <summary>The classification head (<c>fc</c>): reads the embedding <c>[N, <see cref="EmbeddingWidth"/>]</c>.</summary>
     public Module<Tensor, Tensor> Head => fc;

@@ -9,9 +9,9 @@ namespace FlatMinima.Torch.Training;
 public static class ClassifierEvaluation
 {
     /// <summary>
-    /// Mean cross-entropy and accuracy of <paramref name="model"/> in eval mode, in batches (the model's train/eval mode
-    /// is restored afterwards). With <see cref="IExampleSet.Domains"/>, both are the mean over domains of each domain's
-    /// mean (DomainBed's training-domain validation). Sets not held in memory are loaded ahead on
+    /// Mean cross-entropy and accuracy of <paramref name="model"/> in eval mode, in batches (the train/eval mode of the model
+    /// and of each of its modules is restored afterwards). With <see cref="IExampleSet.Domains"/>, both are the mean over
+    /// domains of each domain's mean (DomainBed's training-domain validation). Sets not held in memory are loaded ahead on
     /// <paramref name="loaderWorkers"/> background threads, <paramref name="prefetchBatches"/> batches ahead.
     /// </summary>
     public static (double Loss, double Accuracy) Evaluate(nn.Module<Tensor, Tensor> model, IExampleSet data, int batchSize, Device device, int loaderWorkers = 0, int prefetchBatches = 1)
@@ -19,7 +19,7 @@ public static class ClassifierEvaluation
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(data);
         if (data.Count == 0) throw new ArgumentException("The data is empty.", nameof(data));
-        bool wasTraining = model.training;
+        var modes = ModuleModes.Capture(model);
         model.eval();
         using var outer = NewDisposeScope();
         long groups = data.Domains is Tensor dom ? dom.max().item<long>() + 1 : 1;
@@ -45,7 +45,7 @@ public static class ClassifierEvaluation
                 counts.index_add_(0, group, ones(size, ScalarType.Float64, device), 1.0);
             }
         }
-        model.train(wasTraining);
+        modes.Restore();
         var present = counts.gt(0);
         var loss = lossSums.masked_select(present).div(counts.masked_select(present)).mean().item<double>();
         var accuracy = hitSums.masked_select(present).div(counts.masked_select(present)).mean().item<double>();

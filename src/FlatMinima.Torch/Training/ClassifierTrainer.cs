@@ -70,9 +70,10 @@ public sealed class ClassifierTrainer
                 "(its loss decides the averaging window); pass a non-empty validation set.", nameof(validation));
         CheckAugmentation(o.Augmentation, train);
         if (o.TuneGlibcMalloc) Native.GlibcMalloc.TuneForTensors();
+        using var fineTuning = FineTuningPlan.Apply(model, o.FineTuning);
         var parameters = model.parameters().Where(p => p.requires_grad).ToArray();
         if (parameters.Length == 0) throw new ArgumentException("The model has no trainable parameters.", nameof(model));
-        using var optimizer = CreateOptimizer(parameters);
+        using var optimizer = CreateOptimizer(parameters, fineTuning);
         var context = new GradientStepContext(model, optimizer, Loss, o.Seed);
         using var gradientStep = o.GradientStep?.CreateStep(context) ?? new PlainGradientStep(context);
         using var generator = new Generator((ulong)o.Seed, CPU);
@@ -95,7 +96,7 @@ public sealed class ClassifierTrainer
         for (int epoch = done.CompletedEpochs + 1; epoch <= o.Epochs && !stop; epoch++)
         {
             var clock = Stopwatch.StartNew();
-            model.train();
+            FineTuningPlan.Train(model, fineTuning);
             double lossSum = 0;
             long correct = 0, seen = 0;
             int b = 0;
@@ -208,10 +209,31 @@ public sealed class ClassifierTrainer
     private Tensor Loss(Tensor logits, Tensor y) =>
         nn.functional.cross_entropy(logits, y, label_smoothing: _options.LabelSmoothing);
 
-    private optim.Optimizer CreateOptimizer(IEnumerable<Parameter> parameters) => _options.Optimizer switch
+    // One parameter group; with fine-tuning at a backbone learning-rate factor ≠ 1, a head group and a backbone group
+    // whose rate LearningRateSchedule.Apply scales by the factor.
+    private optim.Optimizer CreateOptimizer(IEnumerable<Parameter> parameters, FineTuningPlan? fineTuning)
     {
-        BaseOptimizerKind.Sgd => optim.SGD(parameters, _options.LearningRate, _options.Momentum, 0, _options.WeightDecay, _options.Nesterov),
-        BaseOptimizerKind.AdamW => optim.AdamW(parameters, _options.LearningRate, _options.Beta1, _options.Beta2, 1e-8, _options.WeightDecay),
-        _ => throw new ArgumentOutOfRangeException(nameof(ClassifierTrainingOptions.Optimizer), _options.Optimizer, "Unknown optimizer."),
-    };
+        var o = _options;
+        if (fineTuning is null || fineTuning.BackboneLearningRateFactor == 1 || fineTuning.BackboneParameters.Count == 0 || fineTuning.HeadParameters.Count == 0)
+        {
+            return o.Optimizer switch
+            {
+                BaseOptimizerKind.Sgd => optim.SGD(parameters, o.LearningRate, o.Momentum, 0, o.WeightDecay, o.Nesterov),
+                BaseOptimizerKind.AdamW => optim.AdamW(parameters, o.LearningRate, o.Beta1, o.Beta2, 1e-8, o.WeightDecay),
+                _ => throw new ArgumentOutOfRangeException(nameof(ClassifierTrainingOptions.Optimizer), o.Optimizer, "Unknown optimizer."),
+            };
+        }
+        var groups = new[] { (fineTuning.HeadParameters, 1.0), (fineTuning.BackboneParameters, fineTuning.BackboneLearningRateFactor) };
+        optim.Optimizer optimizer = o.Optimizer switch
+        {
+            BaseOptimizerKind.Sgd => optim.SGD(groups.Select(g => new SGD.ParamGroup(g.Item1, o.LearningRate * g.Item2, o.Momentum, 0, o.WeightDecay, o.Nesterov)),
+                o.LearningRate, o.Momentum, 0, o.WeightDecay, o.Nesterov),
+            BaseOptimizerKind.AdamW => optim.AdamW(groups.Select(g => new AdamW.ParamGroup(g.Item1, o.LearningRate * g.Item2, o.Beta1, o.Beta2, 1e-8, o.WeightDecay)),
+                o.LearningRate, o.Beta1, o.Beta2, 1e-8, o.WeightDecay),
+            _ => throw new ArgumentOutOfRangeException(nameof(ClassifierTrainingOptions.Optimizer), o.Optimizer, "Unknown optimizer."),
+        };
+        var created = optimizer.ParamGroups.ToArray();
+        for (int i = 0; i < created.Length; i++) LearningRateSchedule.SetFactor(created[i], groups[i].Item2);
+        return optimizer;
+    }
 }

@@ -89,6 +89,14 @@ public sealed record ClassifierTrainingOptions
     /// </summary>
     public int PrefetchBatches { get; init; } = 4;
 
+    /// <summary>
+    /// How a network with a pretrained backbone (<see cref="Models.IFineTunableNetwork"/>) is fine-tuned:
+    /// <c>FineTuningOptions.HeadOnly()</c>, <c>.LastStages(n)</c> or <c>.Full(backboneLearningRateFactor)</c>, each with an
+    /// optional BatchNorm freeze. Null (the default) trains every parameter at one rate, as does <c>Full()</c>.
+    /// Frozen parts stay bit-identical under every gradient step and weight averaging.
+    /// </summary>
+    public FineTuningOptions? FineTuning { get; init; }
+
     /// <summary>Seed of the weight initialization and the shuffling.</summary>
     public int Seed { get; init; } = 1;
 
@@ -150,6 +158,7 @@ public sealed record ClassifierTrainingOptions
         GradientStep?.ValidateFor(this);
         Averaging?.Validate();
         Augmentation?.Validate();
+        NestedOption.Validate(nameof(FineTuning), FineTuning is null ? null : FineTuning.Validate);
     }
 }
 

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using System.Runtime.CompilerServices;
 using TorchSharp;
 
 namespace FlatMinima.Torch.Training;
@@ -66,11 +67,20 @@ public sealed record LearningRateSchedule
         };
     }
 
-    /// <summary>Sets every parameter group of <paramref name="optimizer"/> to <paramref name="rate"/>.</summary>
+    /// <summary>
+    /// Sets every parameter group of <paramref name="optimizer"/> to <paramref name="rate"/> times the group's factor
+    /// (1 unless set by <see cref="SetFactor"/>, e.g. fine-tuning's backbone learning-rate factor).
+    /// </summary>
     public static void Apply(torch.optim.Optimizer optimizer, double rate)
     {
-        foreach (var group in optimizer.ParamGroups) group.LearningRate = rate;
+        foreach (var group in optimizer.ParamGroups)
+            group.LearningRate = Factors.TryGetValue(group, out var factor) ? rate * factor.Value : rate;
     }
+
+    /// <summary>Makes <see cref="Apply"/> give <paramref name="group"/> <paramref name="factor"/> × the schedule's rate.</summary>
+    internal static void SetFactor(torch.optim.ILearningRateController group, double factor) => Factors.AddOrUpdate(group, new StrongBox<double>(factor));
+
+    private static readonly ConditionalWeakTable<torch.optim.ILearningRateController, StrongBox<double>> Factors = new();
 
     /// <summary>Throws naming the first invalid setting.</summary>
     public void Validate()
