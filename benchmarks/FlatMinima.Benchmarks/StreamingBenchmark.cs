@@ -42,53 +42,69 @@ internal static class StreamingBenchmark
         var fmnist = FashionMnistFiles(options, Math.Min(options.Images, 60_000));
         var photos = GeneratedJpegs(options.StreamingPhotos);
         Console.WriteLine();
-        Console.WriteLine("## Streaming data path: epoch time with streaming + Standard augmentation vs in memory without augmentation");
+        Console.WriteLine("## Streaming data path: epoch time of each data path vs in memory without augmentation");
         Console.WriteLine();
         Console.WriteLine($"Encoded files read with LoadRawImageBytes; SGD (no SAM), epoch time from the Progress reports (reading the data excluded); " +
                           $"configurations alternate, {options.StreamingRounds} rounds, median. Loader threads: {ClassifierTrainingOptions.DefaultLoaderWorkers} (the default on this machine), prefetch 4.");
         Console.WriteLine();
-        Console.WriteLine("| model, data | in memory, no augmentation: s/epoch | streaming + Standard: s/epoch | ratio | step images/s (in memory) |");
+        Console.WriteLine("| model, data | data path | s/epoch | ratio to in memory, no augmentation | training images/s |");
         Console.WriteLine("|---|---|---|---|---|");
-        CompareEpochs(ml, fmnist, $"SmallCnn 1×28×28, {fmnist.Count:N0} Fashion-MNIST PNGs, batch 128, 2 epochs", options,
+        CompareEpochs(ml, fmnist, $"SmallCnn 1×28×28, {fmnist.Count:N0} Fashion-MNIST PNGs, batch 128, 2 epochs", options, AllPaths,
             o => { o.BatchSize = 128; o.Epochs = 2; o.ImageHeight = 28; o.ImageWidth = 28; });
         CompareEpochs(ml, photos, $"ResNet-18 (ImageNet layout) 3×224×224, {photos.Count:N0} generated JPEGs, batch 32, 1 epoch", options,
+            new[] { AllPaths[0], AllPaths[3] },
             o =>
             {
                 o.BatchSize = 32; o.Epochs = 1; o.ImageHeight = 224; o.ImageWidth = 224; o.ImageChannels = 3;
                 o.CustomModelName = "ResNet18ImageNetLayout";
                 o.CustomModelFactory = (channels, classes) => ImageNetResNet.ResNet18(classes);
             });
-
         Console.WriteLine();
-        Console.WriteLine("Decode + resize + normalize (+ Standard augmentation of each batch) on one thread, images/s:");
+        Console.WriteLine("The data path's parts on one thread, images/s (batches of the model's batch size):");
         Console.WriteLine();
-        Console.WriteLine("| data | decode + resize + normalize, images/s per loader thread | Standard augmentation, images/s |");
-        Console.WriteLine("|---|---|---|");
+        Console.WriteLine("| data | read + decode (loader thread) | resize + channels + normalize (training thread) | Standard augmentation (training thread) |");
+        Console.WriteLine("|---|---|---|---|");
         LoaderThroughput(ml, fmnist, "Fashion-MNIST PNG → 1×28×28", 28, 128);
         LoaderThroughput(ml, photos, "generated JPEG 256×256 → 3×224×224", 224, 32);
     }
 
-    private static void CompareEpochs(MLContext ml, List<FileRow> files, string title, BenchmarkOptions options, Action<FlatMinimaImageClassificationTrainer.Options> setup)
+    /// <summary>A data-path configuration: streaming or in memory, Standard augmentation or none, loader threads (null: the default).</summary>
+    private sealed record DataPath(string Name, bool Streaming, bool Augment, int? Workers = null);
+
+    private static readonly DataPath[] AllPaths =
+    {
+        new("in memory, no augmentation", false, false), new("in memory + Standard", false, true), new("streaming, no augmentation", true, false),
+        new("streaming + Standard", true, true), new("streaming + Standard, decoded on the training thread", true, true, 0),
+    };
+
+    // Alternates the configurations for the rounds; prints each one's median epoch time and its ratio to the first.
+    private static void CompareEpochs(MLContext ml, List<FileRow> files, string title, BenchmarkOptions options, DataPath[] paths,
+        Action<FlatMinimaImageClassificationTrainer.Options> setup)
     {
         var data = Load(ml, files);
-        var times = new Dictionary<bool, List<double>> { [false] = new(), [true] = new() };
+        var times = paths.ToDictionary(p => p, _ => new List<double>());
         for (int round = 0; round < options.StreamingRounds; round++)
-            foreach (bool streaming in new[] { false, true })
+            foreach (var path in paths)
             {
                 var epochs = new List<double>();
                 var o = new FlatMinimaImageClassificationTrainer.Options
                 {
                     ImageColumnName = "Image", SharpnessAware = null, LearningRate = 0.01, Device = DeviceKind.Cpu, TuneGlibcMalloc = options.Mallopt,
-                    DataLoading = streaming ? ImageDataLoading.Streaming : ImageDataLoading.InMemory,
-                    Augmentation = streaming ? AugmentationOptions.Standard() : null,
+                    DataLoading = path.Streaming ? ImageDataLoading.Streaming : ImageDataLoading.InMemory,
+                    Augmentation = path.Augment ? AugmentationOptions.Standard() : null,
                     Progress = r => epochs.Add(r.Elapsed.TotalSeconds),
                 };
+                if (path.Workers is int workers) o.LoaderWorkers = workers;
                 setup(o);
                 using var model = (IDisposable)Pipeline(ml, o).Fit(data);
-                times[streaming].Add(epochs.Average());
+                times[path].Add(epochs.Average());
             }
-        double memory = Timing.Median(times[false]), streamed = Timing.Median(times[true]);
-        Console.WriteLine($"| {title} | {memory:F2} | {streamed:F2} | **{streamed / memory:F3}** | {files.Count / memory:N0} |");
+        double baseline = Timing.Median(times[paths[0]]);
+        foreach (var path in paths)
+        {
+            double t = Timing.Median(times[path]);
+            Console.WriteLine($"| {title} | {path.Name} | {t:F2} | {(path == paths[0] ? "1" : $"**{t / baseline:F3}**")} | {files.Count / t:N0} |");
+        }
     }
 
     private static void LoaderThroughput(MLContext ml, List<FileRow> files, string title, int size, int batch)
@@ -96,26 +112,26 @@ internal static class StreamingBenchmark
         var data = ml.Transforms.Conversion.MapValueToKey("Label").Fit(Load(ml, files)).Transform(Load(ml, files));
         using var images = EncodedImages.Read(data, "Image", "Label", size == 28 ? 1 : 3, size, size, null, BadImagePolicy.Error, workers: 1);
         var (mean, std) = images.ChannelStatistics(null);
-        var set = images.CreateSet(null, mean, std, null);
+        var standardization = new FlatMinima.Torch.IncrementalFewShot.ChannelStandardization(mean, std);
         var augmentation = AugmentationOptions.Standard();
         using var generator = new Generator(1, CPU);
-        int n = (int)Math.Min(set.Count, batch * 20);
-        double loadSeconds = 0, augmentSeconds = 0;
+        int n = Math.Min(images.Labels.Length, batch * 20);
+        double decodeSeconds = 0, assembleSeconds = 0, augmentSeconds = 0;
         for (int start = 0; start + batch <= n; start += batch)
         {
-            using var scope = NewDisposeScope();
-            var rows = arange(start, start + batch, dtype: ScalarType.Int64);
+            var rows = Enumerable.Range(start, batch).Select(i => (long)i).ToArray();
             var clock = Stopwatch.StartNew();
-            var x = set.LoadInputs(rows);
-            loadSeconds += clock.Elapsed.TotalSeconds;
+            var decoded = images.DecodeRows(rows);
+            decodeSeconds += clock.Elapsed.TotalSeconds;
+            clock.Restart();
+            using var x = images.Assemble(decoded, standardization);
+            assembleSeconds += clock.Elapsed.TotalSeconds;
             clock.Restart();
             augmentation.Apply(x, generator).Dispose();
             augmentSeconds += clock.Elapsed.TotalSeconds;
-            x.Dispose();
         }
         int used = n / batch * batch;
-        Console.WriteLine($"| {title} | {used / loadSeconds:N0} | {used / augmentSeconds:N0} |");
-        TrainingImages.DisposeSet(set);
+        Console.WriteLine($"| {title} | {used / decodeSeconds:N0} | {used / assembleSeconds:N0} | {used / augmentSeconds:N0} |");
     }
 
     // ---- peak memory, one child process per configuration --------------------------------------------------------------

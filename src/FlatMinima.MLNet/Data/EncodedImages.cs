@@ -173,7 +173,8 @@ internal sealed class EncodedImages : TrainingImages
         var standardization = new ChannelStandardization(mean, std);
         var (c, h, w) = Geometry;
         return new LazyExampleSet(tensor(Select(_labels, rows)), new long[] { c, h, w },
-            index => Decode(index.Select(i => map[i]).ToArray(), standardization),
+            index => DecodeRows(index.Select(i => map[i]).ToArray()),
+            (index, prepared) => Assemble((DecodedImage[])prepared!, standardization),
             $"{_digest}, rows sha256 {RowsDigest(map)}, normalized by mean [{string.Join(", ", mean)}] std [{string.Join(", ", std)}]")
         {
             Domains = domains is null ? null : tensor(Select(domains, rows)),
@@ -189,19 +190,27 @@ internal sealed class EncodedImages : TrainingImages
     /// </summary>
     public static int ChunkRows(int height, int width) => (int)Math.Clamp((16L << 20) / (3L * height * width * sizeof(float)), 1, ChunkSize);
 
-    // Decodes the given kept rows to [B, C, H, W] floats in [0, 1] (then normalized when a standardization is given).
-    private Tensor Decode(long[] rows, ChannelStandardization? standardization)
+    // Reads and decodes the given kept rows (no tensor operations: runs on loader threads).
+    internal DecodedImage[] DecodeRows(long[] rows)
     {
         var images = new DecodedImage[rows.Length];
         for (int i = 0; i < rows.Length; i++)
             images[i] = EncodedImageDecoder.Decode(_encoded.Read(rows[i]), out var problem)
                 ?? throw new InvalidOperationException($"Image column '{_imageColumn}', row {_positions[rows[i]]}: the value {problem} (it decoded when the data was read).");
+        return images;
+    }
+
+    // Decoded images to [B, C, H, W] floats in [0, 1] at the model's size and channels (then normalized when a standardization is given).
+    internal Tensor Assemble(DecodedImage[] images, ChannelStandardization? standardization)
+    {
         using var scope = NewDisposeScope();
         var rgb = ImageBatch.Stack(images, Geometry.Height, Geometry.Width);
         var x = Geometry.Channels == 1 ? ToGray(rgb, GrayMask(rgb)) : rgb;
         if (standardization is not null) x = standardization.Apply(x);
         return x.contiguous().MoveToOuterDisposeScope();
     }
+
+    private Tensor Decode(long[] rows, ChannelStandardization? standardization) => Assemble(DecodeRows(rows), standardization);
 
     // Whether each image of an RGB batch [B, 3, H, W] is gray (R = G = B everywhere), [B] booleans.
     private static Tensor GrayMask(Tensor rgb) =>

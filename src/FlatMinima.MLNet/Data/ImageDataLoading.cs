@@ -20,12 +20,16 @@ public enum ImageDataLoading
     InMemory,
 
     /// <summary>
-    /// Only the encoded bytes of each row are kept (a JPEG or PNG file's size); every batch is decoded, resized and
-    /// normalized on <c>LoaderWorkers</c> background threads, <c>PrefetchBatches</c> batches ahead of the training step,
-    /// so decoded pixels take batch size × prefetch depth whatever the number of rows. Needs an encoded-bytes image
-    /// column (e.g. from <c>LoadRawImageBytes</c>). Gives the same model as <see cref="InMemory"/> for the same seed when
-    /// the training rows fit in one statistics chunk of 256 rows; otherwise the per-channel normalization statistics,
-    /// accumulated over chunks, differ from the whole-tensor ones by about 1e-7 relative, and so does training.
+    /// Only the encoded bytes of each row are kept, in a temporary file (28 bytes per row stay in memory); every batch is
+    /// read and decoded — on <c>LoaderWorkers</c> background threads, <c>PrefetchBatches</c> batches ahead of the step,
+    /// or on the training thread when <c>LoaderWorkers</c> is 0 (the default on machines with at most 2 processors) —
+    /// then resized, converted and normalized on the training thread, so decoded pixels take batch size × prefetch depth
+    /// whatever the number of rows. Needs an encoded-bytes image column (e.g. from <c>LoadRawImageBytes</c>). Costs a
+    /// decode per image per epoch: about 21 µs for a 28×28 PNG, 0.7 ms for a 256×256 JPEG on the machine in
+    /// docs/benchmarks.md. Gives the same model as <see cref="InMemory"/> for the same seed when the training rows fit
+    /// in one statistics chunk (256 rows at sizes up to 147×147; 16 MiB of decoded floats); otherwise the per-channel
+    /// normalization statistics, accumulated over chunks, differ from the whole-tensor ones by about 1e-7 relative, and
+    /// so does training.
     /// </summary>
     Streaming,
 }

@@ -138,7 +138,7 @@ public sealed partial class FlatMinimaImageClassificationTrainer
         var validationInput = trainInput.Matching(imageColumn);
         var (channels, height, width) = train.Geometry;
         TrainingImages data = train.Streaming && validationInput.Kind == ImageInputKind.EncodedBytes
-            ? EncodedImages.Read(validationSet, o.ImageColumnName, o.LabelColumnName, channels, height, width, null, o.BadImagePolicy, o.LoaderWorkers)
+            ? EncodedImages.Read(validationSet, o.ImageColumnName, o.LabelColumnName, channels, height, width, null, o.BadImagePolicy, Environment.ProcessorCount)
             : new InMemoryImages(ReadImages(validationSet, validationInput, "ValidationSet", channels, height, width));
         var seen = train.Labels.ToHashSet();
         int unseen = Array.FindIndex(data.Labels, l => !seen.Contains(l));

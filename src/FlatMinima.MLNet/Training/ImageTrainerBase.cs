@@ -149,7 +149,7 @@ public abstract class ImageTrainerBase<TOptions>
             stream = ImageDataLoadingRule.Streams(loading, input.Kind, rows, channels, height, width);
             using var ch = Host.Start("Reading images");
             ch.Info(MessageSensitivity.None, loading == ImageDataLoading.Streaming
-                ? $"DataLoading Streaming: the {what} is decoded per batch on {o.LoaderWorkers} loader thread(s), {o.PrefetchBatches} batches ahead."
+                ? $"DataLoading Streaming: the {what} is decoded per batch " + (o.LoaderWorkers == 0 ? "on the training thread (LoaderWorkers 0)." : $"on {o.LoaderWorkers} loader thread(s), {o.PrefetchBatches} batches ahead.")
                 : $"DataLoading Automatic: {rows:N0} rows × {channels}×{height}×{width} floats = {rows * channels * (long)height * width * 4 / (1024.0 * 1024 * 1024):F2} GiB decoded; " +
                   (stream ? $"more than {ImageDataLoadingRule.InMemoryLimitBytes >> 30} GiB, so the images are streamed (decoded per batch)." : "held in memory."));
         }
@@ -159,7 +159,7 @@ public abstract class ImageTrainerBase<TOptions>
                 $"Image column '{o.ImageColumnName}': ImageHeight and ImageWidth are not set and none of the {sample.SampledRows:N0} sampled rows " +
                 "had a usable image, so no size could be chosen from the data. Set ImageHeight and ImageWidth (e.g. 224 and 224): images are resized to that size.");
         var images = EncodedImages.Read(data, o.ImageColumnName, o.LabelColumnName, o.ImageChannels, o.ImageHeight ?? sample!.Height, o.ImageWidth ?? sample!.Width,
-            sample, o.BadImagePolicy, o.LoaderWorkers);
+            sample, o.BadImagePolicy, Environment.ProcessorCount);
         LogReading(images.Report.Sampled, images.Report.Skipped, images.Report.Reasons, images.Labels.Length, what);
         return images;
     }

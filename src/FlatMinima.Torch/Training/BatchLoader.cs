@@ -10,8 +10,9 @@ namespace FlatMinima.Torch.Training;
 
 /// <summary>
 /// Loads the inputs of a sequence of index batches, in order. Sets held in memory are sliced on the caller's thread;
-/// other sets (<see cref="LazyExampleSet"/>) are loaded up to <c>prefetch</c> batches ahead by <c>workers</c> background
-/// threads, so decoding overlaps with the training step. The batches and their contents do not depend on the number of
+/// for other sets (<see cref="LazyExampleSet"/>) <see cref="IExampleSet.PrepareInputs"/> (reading, decoding) runs up to
+/// <c>prefetch</c> batches ahead on <c>workers</c> background threads, so it overlaps with the training step, and
+/// <see cref="IExampleSet.AssembleInputs"/> (the tensor operations) on the caller's thread when the batch is taken. The batches and their contents do not depend on the number of
 /// workers: each batch is a pure function of its rows and batches are handed out in the order of the index sequence,
 /// which the caller enumerates on its own thread (its random draws happen there, in order).
 /// </summary>
@@ -19,7 +20,7 @@ internal static class BatchLoader
 {
     /// <summary>
     /// Yields each index batch of <paramref name="batches"/> with its inputs (the caller disposes the inputs; the index
-    /// tensors stay the enumerator's). At most <paramref name="prefetch"/> batches are loaded or waiting at any time, so
+    /// tensors stay the enumerator's). At most <paramref name="prefetch"/> batches are prepared or waiting at any time, so
     /// memory is bounded by batch size × <paramref name="prefetch"/>. Breaking out of the enumeration stops the workers
     /// and disposes what they loaded ahead; a loader exception is rethrown when its batch is reached.
     /// </summary>
@@ -46,13 +47,23 @@ internal static class BatchLoader
             {
                 while (pending.Count < Math.Max(1, prefetch) && enumerator.MoveNext())
                 {
-                    var job = new Job(enumerator.Current);
+                    var job = new Job(enumerator.Current, enumerator.Current.data<long>().ToArray());
                     pending.Enqueue(job);
                     jobs.Add(job);
                 }
                 if (pending.Count == 0) yield break;
                 var next = pending.Dequeue();
-                yield return (next.Rows, next.Result.GetAwaiter().GetResult());
+                var prepared = next.Result.GetAwaiter().GetResult();
+                Tensor inputs;
+                try
+                {
+                    inputs = source.AssembleInputs(next.Indices, prepared);
+                }
+                finally
+                {
+                    (prepared as IDisposable)?.Dispose();
+                }
+                yield return (next.Rows, inputs);
             }
         }
         finally
@@ -75,7 +86,7 @@ internal static class BatchLoader
             }
             try
             {
-                job.Complete(source.LoadInputs(job.Rows));
+                job.Complete(source.PrepareInputs(job.Indices));
             }
             catch (Exception e)
             {
@@ -84,24 +95,26 @@ internal static class BatchLoader
         }
     }
 
-    private sealed class Job(Tensor rows)
+    private sealed class Job(Tensor rows, long[] indices)
     {
-        private readonly TaskCompletionSource<Tensor> _result = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource<object?> _result = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public Tensor Rows { get; } = rows;
 
-        public Task<Tensor> Result => _result.Task;
+        public long[] Indices { get; } = indices;
 
-        public void Complete(Tensor inputs) => _result.SetResult(inputs);
+        public Task<object?> Result => _result.Task;
+
+        public void Complete(object? prepared) => _result.SetResult(prepared);
 
         public void Fail(Exception e) => _result.SetException(e);
 
         public void Cancel() => _result.TrySetCanceled();
 
-        // Waits for a job the caller will not take (the workers have stopped) and disposes its inputs.
+        // Disposes what a job the caller will not take prepared (the workers have stopped).
         public void DisposeResult()
         {
-            if (_result.Task.IsCompletedSuccessfully) _result.Task.Result.Dispose();
+            if (_result.Task.IsCompletedSuccessfully) (_result.Task.Result as IDisposable)?.Dispose();
         }
     }
 }

@@ -73,15 +73,17 @@ public sealed record ClassifierTrainingOptions
     public AugmentationOptions? Augmentation { get; init; }
 
     /// <summary>
-    /// Background threads that load batches of sets not held in memory (<see cref="LazyExampleSet"/>: decoding, resizing)
-    /// ahead of the step; 0 loads on the training thread. The batches do not depend on this number (bit-identical
-    /// weights on the CPU whatever it is). Default: half the processors, at least 1 and at most 4. In-memory sets are
-    /// always sliced on the training thread.
+    /// Background threads that prepare batches of sets not held in memory (<see cref="LazyExampleSet"/>: reading and
+    /// decoding) ahead of the step; 0 prepares them on the training thread. The batches do not depend on this number
+    /// (bit-identical weights on the CPU whatever it is). Default (<see cref="DefaultLoaderWorkers"/>): 0 on machines
+    /// with at most 2 processors, where the step already keeps every core busy and a loader thread slows it more than
+    /// decoding on the training thread does (measured, see the streaming benchmark); otherwise a quarter of the processors,
+    /// 1 to 4. In-memory sets are always sliced on the training thread.
     /// </summary>
     public int LoaderWorkers { get; init; } = DefaultLoaderWorkers;
 
-    /// <summary>The default <see cref="LoaderWorkers"/>: half the processors, at least 1 and at most 4.</summary>
-    public static int DefaultLoaderWorkers => Math.Clamp(Environment.ProcessorCount / 2, 1, 4);
+    /// <summary>The default <see cref="LoaderWorkers"/>: 0 with at most 2 processors, else a quarter of them, 1 to 4.</summary>
+    public static int DefaultLoaderWorkers => Environment.ProcessorCount <= 2 ? 0 : Math.Clamp(Environment.ProcessorCount / 4, 1, 4);
 
     /// <summary>
     /// How many batches of a set not held in memory may be loaded or waiting ahead of the step (PyTorch's

@@ -1,10 +1,12 @@
+using System;
+using System.Linq;
 using static TorchSharp.torch;
 
 namespace FlatMinima.Torch.Training;
 
 /// <summary>
 /// Labelled examples for <see cref="ClassifierTrainer"/> and <see cref="ClassifierEvaluation"/>: labels (and domains)
-/// in memory, inputs produced batch by batch by <see cref="LoadInputs"/> — sliced from one tensor
+/// in memory, inputs produced batch by batch (<see cref="PrepareInputs"/> then <see cref="AssembleInputs"/>) — sliced from one tensor
 /// (<see cref="TensorDataset"/>) or decoded on demand (<see cref="LazyExampleSet"/>), so that memory need not grow with
 /// the number of examples.
 /// </summary>
@@ -23,17 +25,33 @@ public interface IExampleSet
     long[] ExampleShape { get; }
 
     /// <summary>
-    /// True when <see cref="LoadInputs"/> only slices tensors already in memory: the trainer then loads on its own thread;
-    /// otherwise batches are loaded ahead of the step on <see cref="ClassifierTrainingOptions.LoaderWorkers"/> background threads.
+    /// True when the inputs are sliced from tensors already in memory: the trainer then loads on its own thread;
+    /// otherwise <see cref="PrepareInputs"/> runs ahead of the step on <see cref="ClassifierTrainingOptions.LoaderWorkers"/>
+    /// background threads and <see cref="AssembleInputs"/> on the training thread.
     /// </summary>
     bool IsInMemory { get; }
 
     /// <summary>
-    /// The float inputs <c>[B, …]</c> (CPU, normalized, the caller owns and disposes them) of the examples at
-    /// <paramref name="rows"/> (int64 <c>[B]</c>, CPU), in that order. A pure function of the rows (the same rows give
-    /// the same values, bit for bit) and safe to call from several threads at once.
+    /// The part of loading the examples at <paramref name="rows"/> that runs ahead of the step on loader threads:
+    /// reading and decoding, without tensor operations (those would compete with the step's own threads). Returns what
+    /// <see cref="AssembleInputs"/> needs (disposed by the trainer if it is <see cref="IDisposable"/> and never used).
+    /// Safe to call from several threads at once.
     /// </summary>
-    Tensor LoadInputs(Tensor rows);
+    object? PrepareInputs(long[] rows);
+
+    /// <summary>
+    /// The float inputs <c>[B, …]</c> (CPU, normalized; the caller owns and disposes them) of the examples at
+    /// <paramref name="rows"/>, in that order, from what <see cref="PrepareInputs"/> returned for the same rows; runs on
+    /// the training thread. Loading is a pure function of the rows: the same rows give the same values, bit for bit.
+    /// </summary>
+    Tensor AssembleInputs(long[] rows, object? prepared);
+
+    /// <summary>Loads the inputs of <paramref name="rows"/> (int64 <c>[B]</c>, CPU) on the calling thread: prepare, then assemble.</summary>
+    Tensor LoadInputs(Tensor rows)
+    {
+        var index = rows.data<long>().ToArray();
+        return AssembleInputs(index, PrepareInputs(index));
+    }
 
     /// <summary>
     /// Identifies the inputs' content for training checkpoints (their shape and a hash of what they are computed from):

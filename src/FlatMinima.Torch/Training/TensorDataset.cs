@@ -27,6 +27,16 @@ public sealed record TensorDataset(Tensor Inputs, Tensor Labels) : IExampleSet
     bool IExampleSet.IsInMemory => true;
 
     /// <inheritdoc/>
+    public object? PrepareInputs(long[] rows) => null;
+
+    /// <inheritdoc/>
+    public Tensor AssembleInputs(long[] rows, object? prepared)
+    {
+        using var index = tensor(rows);
+        return Inputs.index_select(0, index);
+    }
+
+    /// <summary>The inputs at <paramref name="rows"/> (int64 <c>[B]</c>): <c>Inputs.index_select(0, rows)</c>.</summary>
     public Tensor LoadInputs(Tensor rows) => Inputs.index_select(0, rows);
 
     /// <inheritdoc/>
