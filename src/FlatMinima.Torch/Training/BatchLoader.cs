@@ -53,17 +53,7 @@ internal static class BatchLoader
                 }
                 if (pending.Count == 0) yield break;
                 var next = pending.Dequeue();
-                var prepared = next.Result.GetAwaiter().GetResult();
-                Tensor inputs;
-                try
-                {
-                    inputs = source.AssembleInputs(next.Indices, prepared);
-                }
-                finally
-                {
-                    (prepared as IDisposable)?.Dispose();
-                }
-                yield return (next.Rows, inputs);
+                yield return (next.Rows, source.AssembleInputs(next.Indices, next.Result.GetAwaiter().GetResult()));
             }
         }
         finally

@@ -34,7 +34,8 @@ public interface IExampleSet
     /// <summary>
     /// The part of loading the examples at <paramref name="rows"/> that runs ahead of the step on loader threads:
     /// reading and decoding, without tensor operations (those would compete with the step's own threads). Returns what
-    /// <see cref="AssembleInputs"/> needs (disposed by the trainer if it is <see cref="IDisposable"/> and never used).
+    /// <see cref="AssembleInputs"/> needs, which takes it over; a result never assembled (training stopped early)
+    /// is disposed by the trainer if it is <see cref="IDisposable"/>.
     /// Safe to call from several threads at once.
     /// </summary>
     object? PrepareInputs(long[] rows);
