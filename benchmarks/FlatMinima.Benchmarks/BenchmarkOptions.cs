@@ -22,6 +22,25 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
     /// <summary>Seeds of the augmentation-accuracy mode.</summary>
     public int[] AugmentationSeeds { get; init; } = { 1, 2, 3 };
 
+    /// <summary>ResNet-18 step benchmark: input size, batch and rounds (--resnet18-size, --resnet18-batch, --resnet18-rounds).</summary>
+    public int ResNet18Size { get; init; } = 112;
+
+    /// <inheritdoc cref="ResNet18Size"/>
+    public int ResNet18Batch { get; init; } = 32;
+
+    /// <inheritdoc cref="ResNet18Size"/>
+    public int ResNet18Rounds { get; init; } = 8;
+
+    /// <summary>The repository root (found from the working folder upwards; for benchmarks/peer scripts).</summary>
+    public string RepoRoot { get; init; } = FindRepoRoot();
+
+    private static string FindRepoRoot()
+    {
+        for (var dir = new System.IO.DirectoryInfo(Environment.CurrentDirectory); dir is not null; dir = dir.Parent)
+            if (System.IO.File.Exists(System.IO.Path.Combine(dir.FullName, "FlatMinima.MLNet.sln"))) return dir.FullName;
+        return Environment.CurrentDirectory;
+    }
+
     /// <summary>Generated 224×224 JPEGs in the streaming step-time comparison (--stream-photos).</summary>
     public int StreamingPhotos { get; init; } = 512;
 
@@ -47,6 +66,9 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
                 "--fashion-mnist" => o with { FashionMnist = Next() },
                 "--peer-bench" => o with { PeerBench = Next() },
                 "--hessian-parts" => o with { HessianParts = Next().Split(',') },
+                "--resnet18-size" => o with { ResNet18Size = int.Parse(Next()) },
+                "--resnet18-batch" => o with { ResNet18Batch = int.Parse(Next()) },
+                "--resnet18-rounds" => o with { ResNet18Rounds = int.Parse(Next()) },
                 "--stream-photos" => o with { StreamingPhotos = int.Parse(Next()) },
                 "--stream-rounds" => o with { StreamingRounds = int.Parse(Next()) },
                 "--fm-source" => o with { FitMemory = (o.FitMemory ?? new()) with { Source = Next() } },

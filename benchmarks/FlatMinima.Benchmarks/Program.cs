@@ -17,6 +17,8 @@
 //   domain-generalization  Rotated Fashion-MNIST, DomainBed protocol: ERM, ERM+SWA, ERM+SWAD, SAM, SAM+SWAD
 //               (--dg-preset reduced|full, --dg-steps, --dg-batch, --dg-eval, --dg-width, --dg-images, --dg-lr, --dg-rho,
 //                --dg-seeds 0,1,2, --dg-test 0,5 (domain indices of 0,15,…,75°), --dg-methods, --dg-out FILE)
+//   resnet18-steps  ResNet-18 (TorchVision layout) SGD and SAM step at --resnet18-size (112), batch --resnet18-batch (32),
+//               then TorchVision's resnet18 in Debian's PyTorch (benchmarks/peer/resnet18_step.py) in the same run
 //   streaming   epoch time, streaming + Standard augmentation vs in memory without it (SmallCnn on Fashion-MNIST PNGs, --images;
 //               ResNet-18 at 224×224 on --stream-photos generated JPEGs), alternating --stream-rounds; decode/augment images/s
 //   streaming-memory  peak resident memory of Fit, 6,000 vs 60,000 Fashion-MNIST PNGs and 1,000 vs 10,000 generated
@@ -55,10 +57,11 @@ foreach (var mode in options.Modes)
         case "domain-generalization": DomainGeneralizationBenchmark.Run(options); break;
         case "incremental": IncrementalFewShotBenchmark.Run(options); break;
         case "f2m-step": StepBenchmark.RunFlatRegion(options); break;
+        case "resnet18-steps": StepBenchmark.RunResNet18(options); break;
         case "streaming": StreamingBenchmark.Run(options); break;
         case "streaming-memory": StreamingBenchmark.RunMemory(options); break;
         case "fit-memory": StreamingBenchmark.FitMemoryChild(options); break;
-        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment, sharpness-defaults, averaging, augmentation-accuracy, domain-generalization, incremental, f2m-step, streaming, streaming-memory.");
+        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment, sharpness-defaults, averaging, augmentation-accuracy, domain-generalization, incremental, f2m-step, resnet18-steps, streaming, streaming-memory.");
     }
 }
 return 0;

@@ -23,6 +23,60 @@ internal static class StepBenchmark
         Measure("ResNet-20 3×32×32", () => SmallImageResNet.ResNet20(3, 10), new long[] { 3, 32, 32 }, 4, options.ResNetSteps);
     }
 
+    /// <summary>
+    /// ResNet-18 (TorchVision layout) at <c>--resnet18-size</c>, batch <c>--resnet18-batch</c>: our SGD and SAM steps, then
+    /// TorchVision's resnet18 doing the same work in Debian's PyTorch (benchmarks/peer/resnet18_step.py) in the same run.
+    /// </summary>
+    public static void RunResNet18(BenchmarkOptions options)
+    {
+        int size = options.ResNet18Size, batch = options.ResNet18Batch, rounds = options.ResNet18Rounds;
+        Console.WriteLine();
+        Console.WriteLine($"## ResNet-18 step time, 3×{size}×{size}, batch {batch} (median ms over {rounds} interleaved rounds after 2 warm-up rounds)");
+        Console.WriteLine();
+        manual_seed(0);
+        var x = randn(batch, 3, size, size);
+        var y = randint(0, 10, new long[] { batch });
+        var (sgdModel, sgd, _) = Setup(() => ImageNetResNet.ResNet18(10), null);
+        var (samModel, samOpt, sam) = Setup(() => ImageNetResNet.ResNet18(10), SharpnessAwareOptions.Sam(0.05));
+        var times = new List<double>[] { new(), new() };
+        for (int r = 0; r < 2 + rounds; r++)
+        {
+            double a = Timing.Ms(() => PlainStep(sgdModel, sgd, x, y));
+            double b = Timing.Ms(() => SharpStep(samModel, sam!, x, y));
+            if (r < 2) continue;
+            times[0].Add(a); times[1].Add(b);
+        }
+        double ours = Timing.Median(times[0]), oursSam = Timing.Median(times[1]);
+        string script = System.IO.Path.Combine(options.RepoRoot, "benchmarks", "peer", "resnet18_step.py");
+        var start = new System.Diagnostics.ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { script, "--threads", options.Threads.ToString(), "--size", size.ToString(), "--batch", batch.ToString(), "--rounds", rounds.ToString() })
+            start.ArgumentList.Add(a);
+        string? peer = null;
+        try
+        {
+            using var process = System.Diagnostics.Process.Start(start)!;
+            string output = process.StandardOutput.ReadToEnd(), error = process.StandardError.ReadToEnd();
+            process.WaitForExit();
+            peer = process.ExitCode == 0 ? output.Trim().Split('\n').Last() : throw new InvalidOperationException(error);
+        }
+        catch (Exception e)
+        {
+            Console.WriteLine($"PyTorch side not run: {e.Message.Split('\n').Last(l => l.Length > 0)}");
+        }
+        Console.WriteLine("| | SGD ms | SAM ms | SAM/SGD |");
+        Console.WriteLine("|---|---|---|---|");
+        Console.WriteLine($"| ours (TorchSharp 0.107, `ImageNetResNet.ResNet18`) | {ours:F0} | {oursSam:F0} | **{oursSam / ours:F2}** |");
+        if (peer is null) return;
+        using var json = System.Text.Json.JsonDocument.Parse(peer);
+        var root = json.RootElement;
+        double torchSgd = root.GetProperty("sgd_ms").GetDouble(), torchSam = root.GetProperty("sam_ms").GetDouble();
+        Console.WriteLine($"| PyTorch {root.GetProperty("torch").GetString()}, torchvision {root.GetProperty("torchvision").GetString()} `resnet18` | {torchSgd:F0} | {torchSam:F0} | {torchSam / torchSgd:F2} |");
+        Console.WriteLine($"| ours / PyTorch | **{ours / torchSgd:F2}** | **{oursSam / torchSam:F2}** | |");
+        Console.WriteLine();
+        Console.WriteLine($"PyTorch side: `/usr/bin/python3 {string.Join(' ', start.ArgumentList.Skip(1).Prepend(System.IO.Path.GetRelativePath(options.RepoRoot, script)))}`, " +
+                          "run after ours in the same process tree (2 threads, interop 1, random data in memory).");
+    }
+
     /// <summary>F2M's flat-region step (M noisy forward/backward passes) vs an SGD step on ResNet-20 1×28×28, batch 128.</summary>
     public static void RunFlatRegion(BenchmarkOptions options)
     {
