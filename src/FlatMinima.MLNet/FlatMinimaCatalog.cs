@@ -103,10 +103,10 @@ public static class FlatMinimaCatalog
     }
 
     /// <summary>
-    /// Adds <paramref name="outputColumnName"/>: the embedding (512 floats for ResNet-18) of each image of
+    /// Adds <paramref name="outputColumnName"/>: the embedding (512 floats for ResNet-18, 2048 for ResNet-50) of each image of
     /// <paramref name="inputColumnName"/> (encoded bytes, <c>MLImage</c> or a pixel vector in 0–1) computed by
-    /// <paramref name="backbone"/> (e.g. <c>PretrainedBackbone.ResNet18ImageNet()</c>) at <paramref name="imageHeight"/> ×
-    /// <paramref name="imageWidth"/> (the backbone's 224 when null), in batches of <paramref name="batchSize"/> rows,
+    /// <paramref name="backbone"/> (e.g. <c>PretrainedBackbone.ResNet18ImageNet()</c> or <c>PretrainedBackbone.FromPyTorch(…)</c>)
+    /// at <paramref name="imageHeight"/> × <paramref name="imageWidth"/> (the backbone's default, 224, when null), in batches of <paramref name="batchSize"/> rows,
     /// to feed ML.NET's own trainers. Rows without a usable image get NaN. The fitted transformer saves its network in the
     /// model zip and loads without the backbone's files.
     /// </summary>

@@ -219,6 +219,31 @@ public sealed class PretrainedFineTuningTests
     }
 
     [TestMethod]
+    public void FromNetworkKeepsTheTrainedBackboneWithANewHeadAndResizesTheMeanImage()
+    {
+        using var trained = Network();
+        var backbone = PretrainedBackbone.FromNetwork(PretrainedBackbone.ResNet18ImageNetName, trained);
+        Assert.AreEqual((PretrainedBackbone.ResNet18ImageNetName, Size, Size), (backbone.Name, backbone.DefaultInputHeight, backbone.DefaultInputWidth));
+        backbone.CheckFiles();   // reads no file
+        using var same = backbone.CreateNetwork(2, Size, Size, headSeed: 7);
+        Assert.IsFalse(same.training, "eval mode");
+        var state = same.state_dict();
+        int compared = 0;
+        foreach (var (name, value) in trained.state_dict())
+        {
+            if (name.StartsWith("backbone.fc.", StringComparison.Ordinal)) continue;
+            Assert.IsTrue(Same(value, state[name]), $"{name} is not the trained network's");
+            compared++;
+        }
+        Assert.AreEqual(state.Count - 2, compared);
+        CollectionAssert.AreEqual(new long[] { 2, 512 }, state["backbone.fc.weight"].shape, "a new head sized to the new classes");
+        using var larger = backbone.CreateNetwork(2, 48, 40);
+        Assert.AreEqual((48L, 40L), (larger.Preprocessing.Height, larger.Preprocessing.Width), "the mean image is resized");
+        var layout = Assert.ThrowsExactly<ArgumentException>(() => PretrainedBackbone.FromNetwork(PretrainedBackbone.TorchVisionResNet18Name, trained));
+        StringAssert.Contains(layout.Message, "does not have the layout of the backbone TorchVisionResNet18");
+    }
+
+    [TestMethod]
     public void MissingOnnxFileNamesThePackage()
     {
         var e = Assert.ThrowsExactly<FileNotFoundException>(() => PretrainedBackbone.ResNet18ImageNet(Path.Combine(Path.GetTempPath(), "absent", "ResNet18.onnx")).CreateNetwork(2, Size, Size));

@@ -52,8 +52,8 @@ public sealed class FlatMinimaImageFeaturizerEstimator : IEstimator<FlatMinimaIm
         _classifier = classifier;
         if (backbone is not null)
         {
-            _height = imageHeight ?? backbone.DefaultInputSize;
-            _width = imageWidth ?? backbone.DefaultInputSize;
+            _height = imageHeight ?? backbone.DefaultInputHeight;
+            _width = imageWidth ?? backbone.DefaultInputWidth;
             foreach (var (name, side) in new[] { ("imageHeight", _height), ("imageWidth", _width) })
                 if (side < backbone.MinInputSize || side > ModelLimits.MaxImageSide)
                     throw new ArgumentOutOfRangeException(name, side, $"{name} must be {backbone.MinInputSize} to {ModelLimits.MaxImageSide} pixels for {backbone.Name}.");

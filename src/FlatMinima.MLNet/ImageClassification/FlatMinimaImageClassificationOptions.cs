@@ -54,16 +54,22 @@ public sealed partial class FlatMinimaImageClassificationTrainer
         public ImageDataLoading DataLoading { get; set; } = ImageDataLoading.Automatic;
 
         /// <summary>
-        /// A pretrained backbone to fine-tune instead of a network trained from random weights (null, the default):
-        /// <c>PretrainedBackbone.ResNet18ImageNet()</c> reads ML.NET's ImageNet ResNet-18 from the files the NuGet package
-        /// <c>Microsoft.ML.DnnImageFeaturizer.ResNet18</c> puts in the app's output folder (or from the paths given) and
-        /// adds a new head sized to the label's classes. <see cref="ImageTrainerOptions.Architecture"/> is then ignored;
-        /// the model reads 3 channels (gray images are replicated) at <see cref="ImageTrainerOptions.ImageHeight"/> ×
+        /// A pretrained backbone to fine-tune instead of a network trained from random weights (null, the default), with a
+        /// new head sized to the label's classes. <c>PretrainedBackbone.ResNet18ImageNet()</c> reads ML.NET's ImageNet
+        /// ResNet-18 from the files the NuGet package <c>Microsoft.ML.DnnImageFeaturizer.ResNet18</c> puts in the app's
+        /// output folder (or from the paths given) and prepares images as it was trained (RGB → BGR, 0–255, minus its mean
+        /// image resized to the input size). <c>PretrainedBackbone.FromPyTorch(path, TorchVisionResNet.ResNet18 | ResNet50)</c>
+        /// reads a PyTorch checkpoint (<c>torch.save</c> or safetensors state_dict) of TorchVision's ResNet and prepares
+        /// images with TorchVision's ImageNet normalization (RGB in 0–1, minus (0.485, 0.456, 0.406), divided by
+        /// (0.229, 0.224, 0.225)). <see cref="ImageTrainerOptions.Architecture"/> is then ignored; the model reads 3
+        /// channels (gray images are replicated) at <see cref="ImageTrainerOptions.ImageHeight"/> ×
         /// <see cref="ImageTrainerOptions.ImageWidth"/>, 224 × 224 unless set (at least 32; 112–160 trade accuracy for CPU
-        /// time), and standardizes them as the backbone was trained (RGB → BGR, 0–255, minus the backbone's mean image
-        /// resized to the input size) instead of with the data's mean and standard deviation. That preparation and every
-        /// fine-tuned weight are saved in the model, which loads without the package. Choose what trains with
-        /// <see cref="ImageTrainerOptions.FineTuning"/>; a missing file fails when the trainer is created, naming the package to add.
+        /// time), and is standardized by the backbone's preparation instead of the data's mean and standard deviation. That
+        /// preparation and every fine-tuned weight are saved in the model, which loads without the package or the
+        /// checkpoint. Choose what trains with <see cref="ImageTrainerOptions.FineTuning"/>. A missing file fails when the
+        /// trainer is created (naming the package to add, or the checkpoint's path); a file whose content does not fit
+        /// (a checkpoint's missing, unexpected or mis-shaped keys) fails at the start of <c>Fit</c>, before any image is
+        /// read.
         /// </summary>
         public PretrainedBackbone? Backbone { get; set; }
 
@@ -94,12 +100,12 @@ public sealed partial class FlatMinimaImageClassificationTrainer
         /// <inheritdoc />
         private protected override bool MayHaveBackbone => Backbone is not null || base.MayHaveBackbone;
 
-        /// <summary>With a <see cref="Backbone"/>: 3 channels and its input size unless set.</summary>
+        /// <summary>With a <see cref="Backbone"/>: 3 channels and its default input size unless set.</summary>
         private protected override void ResolveModelDefaults()
         {
             if (Backbone is null) return;
             ImageChannels ??= Backbone.Channels;
-            if (ImageHeight is null && ImageWidth is null) (ImageHeight, ImageWidth) = (Backbone.DefaultInputSize, Backbone.DefaultInputSize);
+            if (ImageHeight is null && ImageWidth is null) (ImageHeight, ImageWidth) = (Backbone.DefaultInputHeight, Backbone.DefaultInputWidth);
         }
 
         /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option.</summary>
@@ -114,7 +120,7 @@ public sealed partial class FlatMinimaImageClassificationTrainer
                         $"ImageChannels is {channels} but the backbone {Backbone.Name} reads {Backbone.Channels} channels (gray images are replicated); leave it null or set {Backbone.Channels}.");
                 foreach (var (name, value) in new[] { (nameof(ImageHeight), ImageHeight), (nameof(ImageWidth), ImageWidth) })
                     if (value is int side && side < Backbone.MinInputSize)
-                        throw new ArgumentOutOfRangeException(name, side, $"{name} is {side} but the backbone {Backbone.Name} needs at least {Backbone.MinInputSize} pixels (its default is {Backbone.DefaultInputSize}).");
+                        throw new ArgumentOutOfRangeException(name, side, $"{name} is {side} but the backbone {Backbone.Name} needs at least {Backbone.MinInputSize} pixels (its default is {Backbone.DefaultInputHeight}×{Backbone.DefaultInputWidth}).");
             }
             base.Validate();
             if (!Enum.IsDefined(DataLoading)) throw new ArgumentOutOfRangeException(nameof(DataLoading), DataLoading, "Unknown DataLoading.");

@@ -43,10 +43,25 @@ public sealed partial class FlatMinimaImageClassificationTrainer
     public FlatMinimaImageClassificationTransformer Fit(IDataView input)
     {
         Host.CheckValue(input, nameof(input));
-        var o = TrainerOptions;
         var (keyValues, imageInput) = InspectTrainingData(input, "training data", "The training data is empty: it has no rows.");
         int classCount = keyValues.Names.Count;
 
+        // A pretrained backbone is built (its checkpoint or ONNX file read and checked) before any image is decoded.
+        var backboneNetwork = CreateBackboneNetwork(classCount);
+        try
+        {
+            return Train(input, keyValues, imageInput, classCount, ref backboneNetwork);
+        }
+        finally
+        {
+            backboneNetwork?.Dispose();   // not taken over: reading the images failed
+        }
+    }
+
+    private FlatMinimaImageClassificationTransformer Train(IDataView input, LabelKeyValues keyValues, ImageInput imageInput, int classCount,
+        ref FlatMinima.Torch.Pretrained.PretrainedImageNetwork? backboneNetwork)
+    {
+        var o = TrainerOptions;
         using var ch = Host.Start("Training");
         var clock = System.Diagnostics.Stopwatch.StartNew();
         using var train = ReadTrainingImages(input, imageInput, o.DataLoading);
@@ -96,7 +111,9 @@ public sealed partial class FlatMinimaImageClassificationTrainer
                     };
                 }
             }
-            (network, architecture, device) = CreateNetwork(channels, classCount, height, width);
+            var prebuilt = backboneNetwork;
+            backboneNetwork = null;   // CreateNetwork takes it over (and disposes it if it fails)
+            (network, architecture, device) = CreateNetwork(channels, classCount, height, width, prebuilt);
             var training = TrainingOptions(ch);
             ch.Info(MessageSensitivity.None, $"Training {architecture} on {device.type} with {training.GradientStep?.ToString() ?? "the base optimizer only"}" +
                 (o.Averaging is null ? "" : $" and weight averaging {o.Averaging}") + $"; augmentation: {AugmentationText(o.Augmentation)}.");

@@ -46,7 +46,8 @@ public static class FlatMinimaModelRegistry
     {
         if (Enum.TryParse<ImageClassifierArchitecture>(architecture, out var builtIn))
             return ImageClassifierModels.Create(builtIn, channels, classCount, height, width);
-        // A fine-tuned pretrained backbone: its skeleton (the weights and the mean image come from the saved state, no file is read).
+        // A fine-tuned pretrained backbone (ResNet18ImageNet, TorchVisionResNet18/50): its skeleton (the weights and the input
+        // preparation's buffers come from the saved state; no ONNX file or checkpoint is read).
         if (PretrainedBackbone.IsBackboneName(architecture))
             return PretrainedBackbone.CreateSkeleton(architecture, classCount, height, width);
         return Create(architecture, channels, classCount);

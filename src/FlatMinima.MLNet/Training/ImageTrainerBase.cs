@@ -175,21 +175,49 @@ public abstract class ImageTrainerBase<TOptions>
     }
 
     /// <summary>
+    /// With a <see cref="Backbone"/>: its network for <paramref name="classCount"/> classes at the options' input size (on
+    /// the CPU, a new head drawn from <see cref="ImageTrainerOptions.Seed"/>), built at the start of <c>Fit</c> before any
+    /// image is read, so that a checkpoint or ONNX file that does not fit fails before the training data is decoded.
+    /// Null without a backbone. The caller owns the network (pass it to <see cref="CreateNetwork"/>, or dispose it).
+    /// </summary>
+    private protected PretrainedImageNetwork? CreateBackboneNetwork(int classCount)
+    {
+        if (Backbone is not { } backbone) return null;
+        var o = TrainerOptions;
+        // The options' snapshot resolves a backbone's input size (its default when neither side is set).
+        return backbone.CreateNetwork(classCount, o.ImageHeight ?? backbone.DefaultInputHeight, o.ImageWidth ?? backbone.DefaultInputWidth, o.Seed);
+    }
+
+    /// <summary>
     /// Resolves the device, registers a custom network and creates the network on the device, its weights drawn from a
     /// generator of its own seeded with <see cref="ImageTrainerOptions.Seed"/> (not TorchSharp's global generator). With a
-    /// <see cref="Backbone"/>: the imported backbone and its preprocessing, with a new head drawn from the seed.
+    /// <see cref="Backbone"/>: the imported backbone and its preprocessing, with a new head drawn from the seed
+    /// (<paramref name="backboneNetwork"/> when <see cref="CreateBackboneNetwork"/> built it already; taken over).
     /// </summary>
-    private protected (nn.Module<Tensor, Tensor> Network, string Architecture, Device Device) CreateNetwork(int channels, int classCount, int height, int width)
+    private protected (nn.Module<Tensor, Tensor> Network, string Architecture, Device Device) CreateNetwork(int channels, int classCount, int height, int width,
+        PretrainedImageNetwork? backboneNetwork = null)
     {
         var o = TrainerOptions;
         var device = Devices.Resolve(o.Device, o.CudaDeviceIndex);
         if (Backbone is { } backbone)
         {
             // The imported weights and a new head drawn from the seed; the backbone's preprocessing is part of the network.
-            var pretrained = backbone.CreateNetwork(classCount, height, width, o.Seed);
-            pretrained.to(device);
+            var pretrained = backboneNetwork ?? backbone.CreateNetwork(classCount, height, width, o.Seed);
+            try
+            {
+                if (!pretrained.Preprocessing.AcceptsAnySize && (pretrained.Preprocessing.Height != height || pretrained.Preprocessing.Width != width))
+                    throw new InvalidOperationException(
+                        $"The backbone network was built for {pretrained.Preprocessing.Height}×{pretrained.Preprocessing.Width} inputs but the training images are {height}×{width}.");
+                pretrained.to(device);
+            }
+            catch
+            {
+                pretrained.Dispose();
+                throw;
+            }
             return (pretrained, backbone.Name, device);
         }
+        backboneNetwork?.Dispose();
         string architecture = o.CustomModelFactory is null ? o.Architecture.ToString() : o.CustomModelName!;
         if (o.CustomModelFactory is not null) FlatMinimaModelRegistry.Register(o.CustomModelName!, o.CustomModelFactory);
         var network = FlatMinimaModelRegistry.CreateInitialNetwork(architecture, channels, classCount, height, width, o.Seed, o.CustomModelFactory);
