@@ -47,6 +47,9 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
     /// <summary>Alternating rounds of the streaming comparison (--stream-rounds).</summary>
     public int StreamingRounds { get; init; } = 2;
 
+    /// <summary>Settings of the transfer mode (--transfer-k, --transfer-seeds, --transfer-size, --transfer-methods, --transfer-out, …).</summary>
+    public TransferOptions Transfer { get; init; } = new();
+
     /// <summary>The configuration of a fit-memory child process (--fm-source fmnist|jpeg, --fm-loading, --fm-rows).</summary>
     public FitMemoryOptions? FitMemory { get; init; }
 
@@ -76,6 +79,17 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
                 "--fm-rows" => o with { FitMemory = (o.FitMemory ?? new()) with { Rows = int.Parse(Next()) } },
                 "--aug-epochs" => o with { AugmentationEpochs = int.Parse(Next()) },
                 "--aug-seeds" => o with { AugmentationSeeds = Next().Split(',').Select(int.Parse).ToArray() },
+                "--transfer-k" => o with { Transfer = o.Transfer with { ImagesPerClass = Next().Split(',').Select(int.Parse).ToArray() } },
+                "--transfer-seeds" => o with { Transfer = o.Transfer with { Seeds = Next().Split(',').Select(int.Parse).ToArray() } },
+                "--transfer-size" => o with { Transfer = o.Transfer with { Size = int.Parse(Next()) } },
+                "--transfer-methods" => o with { Transfer = o.Transfer with { Methods = Next().Split(',') } },
+                "--transfer-out" => o with { Transfer = o.Transfer with { Output = Next() } },
+                "--transfer-test" => o with { Transfer = o.Transfer with { TestImages = int.Parse(Next()) } },
+                "--transfer-steps" => o with { Transfer = o.Transfer with { PretrainedSteps = int.Parse(Next()) } },
+                "--transfer-scratch-steps" => o with { Transfer = o.Transfer with { ScratchSteps = int.Parse(Next()) } },
+                "--transfer-min-epochs" => o with { Transfer = o.Transfer with { MinEpochs = int.Parse(Next()) } },
+                "--transfer-lr" => o with { Transfer = o.Transfer with { LearningRate = double.Parse(Next(), CultureInfo.InvariantCulture) } },
+                "--transfer-backbone-factor" => o with { Transfer = o.Transfer with { BackboneFactor = double.Parse(Next(), CultureInfo.InvariantCulture) } },
                 "--dg-preset" => o with { DomainGeneralization = Next() switch
                 {
                     "reduced" => DomainGeneralizationOptions.Reduced,

@@ -23,6 +23,12 @@
 //               ResNet-18 at 224×224 on --stream-photos generated JPEGs), alternating --stream-rounds; decode/augment images/s
 //   streaming-memory  peak resident memory of Fit, 6,000 vs 60,000 Fashion-MNIST PNGs and 1,000 vs 10,000 generated
 //               JPEGs at 224×224, streaming and in memory, a child process (mode fit-memory) per configuration
+//   transfer    low-data transfer learning on Fashion-MNIST (K images per class, seeded draws, 2,000 test images): ML.NET's
+//               DnnFeaturizeImage ResNet-18 + LbfgsMaximumEntropy vs FlatMinima from scratch (SmallCnn, ResNet-20 + SAM) vs
+//               FlatMinima fine-tuning the same ResNet-18 (head only, SGD, SAM, SAM + SWAD)
+//               (--transfer-k 10,50,200, --transfer-seeds 1,2,3, --transfer-size N, --transfer-methods a,b,…, --transfer-out FILE,
+//                --transfer-test N, --transfer-steps N, --transfer-scratch-steps N, --transfer-min-epochs N, --transfer-lr X,
+//                --transfer-backbone-factor X)
 // Usage: dotnet run -c Release --project benchmarks/FlatMinima.Benchmarks -- <mode>[,<mode>…] [options]
 //   --fashion-mnist DIR   full Fashion-MNIST idx files (default /usr/share/datasets/fashion-mnist)
 //   --threads N (2)  --cnn-steps N (60)  --resnet-steps N (12)  --images N (12800)  --no-mallopt  --peer-bench DIR
@@ -60,8 +66,9 @@ foreach (var mode in options.Modes)
         case "resnet18-steps": StepBenchmark.RunResNet18(options); break;
         case "streaming": StreamingBenchmark.Run(options); break;
         case "streaming-memory": StreamingBenchmark.RunMemory(options); break;
+        case "transfer": TransferBenchmark.Run(options); break;
         case "fit-memory": StreamingBenchmark.FitMemoryChild(options); break;
-        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment, sharpness-defaults, averaging, augmentation-accuracy, domain-generalization, incremental, f2m-step, resnet18-steps, streaming, streaming-memory.");
+        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment, sharpness-defaults, averaging, augmentation-accuracy, domain-generalization, incremental, f2m-step, resnet18-steps, streaming, streaming-memory, transfer.");
     }
 }
 return 0;
