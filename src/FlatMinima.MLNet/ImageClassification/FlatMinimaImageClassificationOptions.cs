@@ -2,7 +2,6 @@ using System;
 using FlatMinima.Torch.Averaging;
 using FlatMinima.Torch.Models;
 using FlatMinima.Torch.Optimization;
-using FlatMinima.Torch.Pretrained;
 using FlatMinima.Torch.Training;
 using Microsoft.ML;
 
@@ -53,26 +52,6 @@ public sealed partial class FlatMinimaImageClassificationTrainer
         /// </summary>
         public ImageDataLoading DataLoading { get; set; } = ImageDataLoading.Automatic;
 
-        /// <summary>
-        /// A pretrained backbone to fine-tune instead of a network trained from random weights (null, the default), with a
-        /// new head sized to the label's classes. <c>PretrainedBackbone.ResNet18ImageNet()</c> reads ML.NET's ImageNet
-        /// ResNet-18 from the files the NuGet package <c>Microsoft.ML.DnnImageFeaturizer.ResNet18</c> puts in the app's
-        /// output folder (or from the paths given) and prepares images as it was trained (RGB → BGR, 0–255, minus its mean
-        /// image resized to the input size). <c>PretrainedBackbone.FromPyTorch(path, TorchVisionResNet.ResNet18 | ResNet50)</c>
-        /// reads a PyTorch checkpoint (<c>torch.save</c> or safetensors state_dict) of TorchVision's ResNet and prepares
-        /// images with TorchVision's ImageNet normalization (RGB in 0–1, minus (0.485, 0.456, 0.406), divided by
-        /// (0.229, 0.224, 0.225)). <see cref="ImageTrainerOptions.Architecture"/> is then ignored; the model reads 3
-        /// channels (gray images are replicated) at <see cref="ImageTrainerOptions.ImageHeight"/> ×
-        /// <see cref="ImageTrainerOptions.ImageWidth"/>, 224 × 224 unless set (at least 32; 112–160 trade accuracy for CPU
-        /// time), and is standardized by the backbone's preparation instead of the data's mean and standard deviation. That
-        /// preparation and every fine-tuned weight are saved in the model, which loads without the package or the
-        /// checkpoint. Choose what trains with <see cref="ImageTrainerOptions.FineTuning"/>. A missing file fails when the
-        /// trainer is created (naming the package to add, or the checkpoint's path); a file whose content does not fit
-        /// (a checkpoint's missing, unexpected or mis-shaped keys) fails at the start of <c>Fit</c>, before any image is
-        /// read.
-        /// </summary>
-        public PretrainedBackbone? Backbone { get; set; }
-
         /// <summary>Data evaluated after every epoch (loss and accuracy reported through <see cref="ImageTrainerOptions.Progress"/>
         /// and the log). Same schema as the training data; its labels must be classes seen in training.</summary>
         public IDataView? ValidationSet { get; set; }
@@ -97,31 +76,9 @@ public sealed partial class FlatMinimaImageClassificationTrainer
             Averaging = WeightAveragingOptions.Swad(evaluationFrequency),
         };
 
-        /// <inheritdoc />
-        private protected override bool MayHaveBackbone => Backbone is not null || base.MayHaveBackbone;
-
-        /// <summary>With a <see cref="Backbone"/>: 3 channels and its default input size unless set.</summary>
-        private protected override void ResolveModelDefaults()
-        {
-            if (Backbone is null) return;
-            ImageChannels ??= Backbone.Channels;
-            if (ImageHeight is null && ImageWidth is null) (ImageHeight, ImageWidth) = (Backbone.DefaultInputHeight, Backbone.DefaultInputWidth);
-        }
-
         /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option.</summary>
         internal override void Validate()
         {
-            if (Backbone is not null)
-            {
-                if (CustomModelFactory is not null)
-                    throw new ArgumentException("Backbone and CustomModelFactory are both set; a model has one network — set one of them.", nameof(Backbone));
-                if (ImageChannels is int channels && channels != Backbone.Channels)
-                    throw new ArgumentOutOfRangeException(nameof(ImageChannels), channels,
-                        $"ImageChannels is {channels} but the backbone {Backbone.Name} reads {Backbone.Channels} channels (gray images are replicated); leave it null or set {Backbone.Channels}.");
-                foreach (var (name, value) in new[] { (nameof(ImageHeight), ImageHeight), (nameof(ImageWidth), ImageWidth) })
-                    if (value is int side && side < Backbone.MinInputSize)
-                        throw new ArgumentOutOfRangeException(name, side, $"{name} is {side} but the backbone {Backbone.Name} needs at least {Backbone.MinInputSize} pixels (its default is {Backbone.DefaultInputHeight}×{Backbone.DefaultInputWidth}).");
-            }
             base.Validate();
             if (!Enum.IsDefined(DataLoading)) throw new ArgumentOutOfRangeException(nameof(DataLoading), DataLoading, "Unknown DataLoading.");
             if (!(ValidationFraction >= 0 && ValidationFraction < 1))

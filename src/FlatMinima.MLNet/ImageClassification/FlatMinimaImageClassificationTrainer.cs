@@ -21,7 +21,7 @@ namespace FlatMinima.MLNet.ImageClassification;
 /// The training images are held in memory as one float tensor (N×C×H×W×4 bytes) or streamed — kept encoded and decoded
 /// per batch on background threads — as <see cref="Options.DataLoading"/> says; inputs are standardized per channel with
 /// the training data's mean and standard deviation, which are saved with the model — or, with
-/// <see cref="Options.Backbone"/>, prepared as the pretrained backbone expects by a module inside the saved network.
+/// <see cref="ImageTrainerOptions.Backbone"/>, prepared as the pretrained backbone expects by a module inside the saved network.
 /// </remarks>
 public sealed partial class FlatMinimaImageClassificationTrainer
     : ImageTrainerBase<FlatMinimaImageClassificationTrainer.Options>,
@@ -31,9 +31,6 @@ public sealed partial class FlatMinimaImageClassificationTrainer
         : base(env, options, nameof(FlatMinimaImageClassificationTrainer))
     {
     }
-
-    /// <inheritdoc />
-    private protected override FlatMinima.Torch.Pretrained.PretrainedBackbone? Backbone => TrainerOptions.Backbone;
 
     /// <summary>No normalization or caching is needed; validation data is supported.</summary>
     public TrainerInfo Info { get; } = new(normalization: false, calibration: false, caching: false, supportValid: true,

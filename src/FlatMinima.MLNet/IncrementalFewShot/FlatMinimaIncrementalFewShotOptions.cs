@@ -22,7 +22,10 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
     /// <see cref="FlatRegion"/> apply to the base session, <c>Fit(baseData)</c>; <see cref="Session"/> and the shot and
     /// exemplar settings to <c>Fit(sessionData, previousModel)</c>, which takes the geometry, range parameters and bound b
     /// from the previous model. This trainer starts from the F2M reference code's CIFAR configuration: ResNet-20,
-    /// <see cref="ImageTrainerOptions.LearningRate"/> 0.1, batch size 128, and the records' defaults.
+    /// <see cref="ImageTrainerOptions.LearningRate"/> 0.1, batch size 128, and the records' defaults. With
+    /// <see cref="ImageTrainerOptions.Backbone"/> the base session starts from a pretrained network instead (a lower
+    /// learning rate, e.g. 0.01, and a smaller <c>FlatRegion.Bound</c>, e.g. 0.002, suit it); its range parameters are its
+    /// last convolutions and its prototypes come from its embedding.
     /// </summary>
     public sealed class Options : ImageTrainerOptions
     {

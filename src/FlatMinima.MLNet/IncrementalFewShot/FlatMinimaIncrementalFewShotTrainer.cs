@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Linq;
 using FlatMinima.MLNet.ImageClassification;
 using FlatMinima.Torch.IncrementalFewShot;
+using FlatMinima.Torch.Pretrained;
 using FlatMinima.Torch.Training;
 using Microsoft.ML;
 using Microsoft.ML.Data;
@@ -44,10 +45,26 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
     public FlatMinimaIncrementalFewShotTransformer Fit(IDataView input)
     {
         Host.CheckValue(input, nameof(input));
-        var o = TrainerOptions;
         var (keyValues, imageInput) = InspectTrainingData(input, "base-session data", "The base-session data is empty: it has no rows.");
         CheckClassNames(keyValues, "base-session data", nameof(input));
 
+        // A pretrained backbone is built (its checkpoint or ONNX file read and checked) before any image is decoded, with a
+        // head for every class of the label key; rebuilt below if the base data lacks some of them.
+        var backboneNetwork = CreateBackboneNetwork(keyValues.Names.Count);
+        try
+        {
+            return TrainBase(input, keyValues, imageInput, ref backboneNetwork);
+        }
+        finally
+        {
+            backboneNetwork?.Dispose();   // not taken over: reading the images failed
+        }
+    }
+
+    private FlatMinimaIncrementalFewShotTransformer TrainBase(IDataView input, LabelKeyValues keyValues, ImageInput imageInput,
+        ref PretrainedImageNetwork? backboneNetwork)
+    {
+        var o = TrainerOptions;
         using var ch = Host.Start("Base session");
         var data = ReadImages(input, imageInput);
         using var images = data.Images;
@@ -58,10 +75,18 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
         var names = present.Select(k => keyValues.Names[(int)k]).ToArray();
         ch.Info(MessageSensitivity.None, $"Read {data.Labels.Length} base images ({data.Channels}×{data.Height}×{data.Width}) of {names.Length} classes.");
 
-        var (mean, std) = ImageTrainingData.ChannelStatistics(images);
+        // With a pretrained backbone the network prepares its input itself: the model's standardization is the identity.
+        var (mean, std) = FixedStandardization(data.Channels) ?? ImageTrainingData.ChannelStatistics(images);
         using var x = ImageTrainingData.Normalize(images, mean, std);
         using var y = tensor(data.Labels.Select(k => slot[k]).ToArray());
-        var (network, architecture, device) = CreateNetwork(data.Channels, names.Length, data.Height, data.Width);
+        var prebuilt = backboneNetwork;
+        backboneNetwork = null;   // CreateNetwork takes it over (and disposes it if it fails)
+        if (prebuilt is not null && names.Length != keyValues.Names.Count)
+        {
+            prebuilt.Dispose();   // its head covers classes the base data does not have: CreateNetwork builds one for the present classes
+            prebuilt = null;
+        }
+        var (network, architecture, device) = CreateNetwork(data.Channels, names.Length, data.Height, data.Width, prebuilt);
         var region = o.FlatRegion;
         var model = DisposeOnFailure(() =>
         {
@@ -69,7 +94,8 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
             var range = RangeParameters.Select(network, region.RangeLayerCount, region.RangeParameterNames);
             ch.Info(MessageSensitivity.None, $"Training {architecture} on {device.type}, augmentation {AugmentationText(o.Augmentation)}" + (o.FlatRegionSearch
                 ? $" with the flat-region search (b = {region.Bound}, M = {region.NoiseSamples}, std weight {region.StdWeight}, {region.Noise} noise)."
-                : " with plain cross-entropy (FlatRegionSearch off).") + $" Range parameters: {string.Join(", ", range.Select(p => p.Name))}.");
+                : " with plain cross-entropy (FlatRegionSearch off).") + (o.FineTuning is null ? "" : $" Fine-tuning: {o.FineTuning}.") +
+                $" Range parameters: {string.Join(", ", range.Select(p => p.Name))}.");
             TrainNetwork(TrainingOptions(ch), device, network, new TensorDataset(x, y), null, ch);
             var backbone = new FlatMinimaImageClassifier(network, architecture, data.Channels, data.Height, data.Width, names.Length, mean, std, device,
                 AugmentationText(o.Augmentation));
@@ -82,7 +108,10 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
     /// Learns the new classes of <paramref name="sessionData"/> (at most <see cref="FlatMinimaIncrementalFewShotTrainer.Options.MaxShotsPerClass"/> rows each)
     /// on top of <paramref name="previousModel"/> (the base session's or an earlier session's transformer, also after
     /// <c>mlContext.Model.Load</c>). Returns a new transformer over all classes seen so far; <paramref name="previousModel"/>
-    /// is not changed.
+    /// is not changed. The session images must have the base model's size — except on a pretrained
+    /// <see cref="ImageTrainerOptions.Backbone"/>, where they are resized to it as the base images were. The previous
+    /// model decides the network, geometry and flat region; the trainer's <c>Backbone</c> is not used (a trainer created
+    /// only for sessions can leave it null, and then needs no backbone file: a set one is checked when the trainer is created).
     /// </summary>
     public FlatMinimaIncrementalFewShotTransformer Fit(IDataView sessionData, FlatMinimaIncrementalFewShotTransformer previousModel)
     {
@@ -100,7 +129,10 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
         var imageInput = previousModel.Input.Matching(imageColumn);
 
         using var ch = Host.Start($"Session {previous.SessionCount + 1}");
-        var data = ReadImages(sessionData, imageInput, "session data", null, null, null);
+        // On a pretrained backbone the base images were resized to the backbone's input size, so the session's are too;
+        // otherwise they must have the base size already (checked below).
+        bool resize = PretrainedBackbone.IsBackboneName(backbone.Architecture) && imageInput.Kind != ImageInputKind.PixelVector;
+        var data = ReadImages(sessionData, imageInput, "session data", null, resize ? backbone.Height : null, resize ? backbone.Width : null);
         using var read = data.Images;
         CheckGeometry(data, backbone);
         var adapted = ImageBatch.AdaptChannels(read, backbone.Channels);

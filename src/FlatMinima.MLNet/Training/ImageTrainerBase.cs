@@ -34,8 +34,8 @@ public abstract class ImageTrainerBase<TOptions>
         Backbone?.CheckFiles();
     }
 
-    /// <summary>The pretrained backbone the network is built on, or null to build <see cref="ImageTrainerOptions.Architecture"/> (or the custom network) from random weights.</summary>
-    private protected virtual PretrainedBackbone? Backbone => null;
+    /// <summary>The pretrained backbone the network is built on (<see cref="ImageTrainerOptions.Backbone"/>), or null to build <see cref="ImageTrainerOptions.Architecture"/> (or the custom network) from random weights.</summary>
+    private protected PretrainedBackbone? Backbone => TrainerOptions.Backbone;
 
     /// <summary>
     /// The input standardization the model uses whatever the data: with a <see cref="Backbone"/> none (mean 0, standard

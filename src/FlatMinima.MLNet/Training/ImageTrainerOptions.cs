@@ -3,6 +3,7 @@ using System.Linq;
 using System.Threading;
 using FlatMinima.Torch.Augmentation;
 using FlatMinima.Torch.Models;
+using FlatMinima.Torch.Pretrained;
 using FlatMinima.Torch.Training;
 
 namespace FlatMinima.MLNet;
@@ -43,6 +44,30 @@ public abstract class ImageTrainerOptions
     /// <summary>The built-in network, unless <see cref="CustomModelFactory"/> is set.</summary>
     public ImageClassifierArchitecture Architecture { get; set; }
 
+    /// <summary>
+    /// A pretrained backbone to start from instead of a network trained from random weights (null, the default), with a
+    /// new head sized to the label's classes (incremental few-shot: the base session's classes). Image classification
+    /// fine-tunes it; incremental few-shot trains the base session on it (with the flat-region search over its last
+    /// convolutions, see <c>FlatRegion.RangeLayerCount</c>), takes the prototypes from its embedding (512-d for a
+    /// ResNet-18, 2048-d for a ResNet-50) and fine-tunes those convolutions in later sessions.
+    /// <c>PretrainedBackbone.ResNet18ImageNet()</c> reads ML.NET's ImageNet ResNet-18 from the files the NuGet package
+    /// <c>Microsoft.ML.DnnImageFeaturizer.ResNet18</c> puts in the app's output folder (or from the paths given) and
+    /// prepares images as it was trained (RGB → BGR, 0–255, minus its mean image resized to the input size).
+    /// <c>PretrainedBackbone.FromPyTorch(path, TorchVisionResNet.ResNet18 | ResNet50)</c> reads a PyTorch checkpoint
+    /// (<c>torch.save</c> or safetensors state_dict) of TorchVision's ResNet and prepares images with TorchVision's
+    /// ImageNet normalization (RGB in 0–1, minus (0.485, 0.456, 0.406), divided by (0.229, 0.224, 0.225)).
+    /// <c>PretrainedBackbone.FromModel(…)</c> takes the backbone of a trained image classifier.
+    /// <see cref="Architecture"/> is then ignored (setting <see cref="CustomModelFactory"/> too is an error); the model
+    /// reads 3 channels (gray images are replicated) at <see cref="ImageHeight"/> × <see cref="ImageWidth"/>, 224 × 224
+    /// unless set (at least 32; 112–160 trade accuracy for CPU time), and is standardized by the backbone's preparation
+    /// instead of the data's mean and standard deviation. That preparation and every trained weight are saved in the
+    /// model, which loads (and, for incremental few-shot, continues with later sessions) without the package or the
+    /// checkpoint. Choose what trains with <see cref="FineTuning"/>. A missing file fails when the trainer is created
+    /// (naming the package to add, or the checkpoint's path); a file whose content does not fit (a checkpoint's
+    /// missing, unexpected or mis-shaped keys) fails at the start of <c>Fit</c>, before any image is read.
+    /// </summary>
+    public PretrainedBackbone? Backbone { get; set; }
+
     /// <summary>A network of your own; give it a <see cref="CustomModelName"/> and register the same factory with
     /// <see cref="FlatMinimaModelRegistry.Register"/> before loading a saved model in another process.</summary>
     public ImageClassifierFactory? CustomModelFactory { get; set; }
@@ -54,8 +79,8 @@ public abstract class ImageTrainerOptions
     /// Null (both null) takes the median height and width of a deterministic sample of up to 1,000 training rows, read
     /// from the image headers (vector inputs: the vector's dimensions), as long as the decoded training set then needs at
     /// most 1 GiB (rows × channels × height × width × 4 bytes); above that, training fails before decoding the set and
-    /// asks for an explicit size. Images of other sizes are resized (bilinear). With a pretrained <c>Backbone</c> (image
-    /// classification): the backbone's 224 unless set, at least 32.</summary>
+    /// asks for an explicit size. Images of other sizes are resized (bilinear). With a pretrained <see cref="Backbone"/>: the
+    /// backbone's 224 unless set, at least 32.</summary>
     public int? ImageHeight { get; set; }
 
     /// <summary>Model input width in pixels, 1 to <see cref="ModelLimits.MaxImageSide"/>; set together with <see cref="ImageHeight"/>
@@ -65,7 +90,7 @@ public abstract class ImageTrainerOptions
     /// <summary>Model input channels, 1 (grayscale) or 3 (RGB); null detects: 1 if every training image is gray (pixel
     /// vectors without dimensions: the vector's length / (<see cref="ImageHeight"/> × <see cref="ImageWidth"/>)).
     /// Color images given to a grayscale model are converted by luminance; gray images to an RGB model are replicated.
-    /// With a pretrained <c>Backbone</c> (image classification): 3, or null (which then means 3).</summary>
+    /// With a pretrained <see cref="Backbone"/>: 3, or null (which then means 3).</summary>
     public int? ImageChannels { get; set; }
 
     /// <summary>
@@ -133,11 +158,13 @@ public abstract class ImageTrainerOptions
     public AugmentationOptions? Augmentation { get => Training.Augmentation; set => Training = Training with { Augmentation = value }; }
 
     /// <summary>
-    /// How a pretrained backbone (image classification's <c>Backbone</c>) is fine-tuned: null (the default) or
+    /// How a pretrained <see cref="Backbone"/> is fine-tuned: null (the default) or
     /// <c>FineTuningOptions.Full(backboneLearningRateFactor)</c> trains every weight; <c>.LastStages(n)</c> freezes all but
     /// the last n backbone stages; <c>.HeadOnly()</c> trains only the new head (what ML.NET's own image classification
     /// trainer does); each can keep the backbone's BatchNorm statistics frozen. Frozen parts stay bit-identical under
-    /// every sharpness-aware step and weight averaging. Needs a network with a backbone.
+    /// every sharpness-aware step and weight averaging. Needs a network with a backbone. Incremental few-shot: the base
+    /// session (frozen parameters also stay bit-identical under the flat-region search; its noise then only probes them);
+    /// later sessions fine-tune the range parameters whatever it says.
     /// </summary>
     public FineTuningOptions? FineTuning { get => Training.FineTuning; set => Training = Training with { FineTuning = value }; }
 
@@ -185,6 +212,7 @@ public abstract class ImageTrainerOptions
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option.</summary>
     internal virtual void Validate()
     {
+        ValidateBackbone();
         foreach (var (name, value) in new[] { (nameof(LabelColumnName), LabelColumnName), (nameof(ImageColumnName), ImageColumnName),
                      (nameof(ScoreColumnName), ScoreColumnName), (nameof(PredictedLabelColumnName), PredictedLabelColumnName) })
             if (string.IsNullOrWhiteSpace(value)) throw new ArgumentException($"{name} must name a column.", name);
@@ -226,12 +254,31 @@ public abstract class ImageTrainerOptions
         return copy;
     }
 
-    /// <summary>Whether the network may have a backbone that <see cref="FineTuning"/> can freeze in parts (a custom network may).</summary>
-    private protected virtual bool MayHaveBackbone => CustomModelFactory is not null;
+    /// <summary>Whether the network may have a backbone that <see cref="FineTuning"/> can freeze in parts (a pretrained
+    /// <see cref="Backbone"/> has one; a custom network may).</summary>
+    private bool MayHaveBackbone => Backbone is not null || CustomModelFactory is not null;
 
-    /// <summary>Fills settings whose defaults depend on other settings (a pretrained backbone's input geometry) in the trainer's snapshot.</summary>
-    private protected virtual void ResolveModelDefaults()
+    /// <summary>Fills settings whose defaults depend on other settings in the trainer's snapshot: with a
+    /// <see cref="Backbone"/>, its channels and, when neither side is set, its default input size.</summary>
+    private void ResolveModelDefaults()
     {
+        if (Backbone is null) return;
+        ImageChannels ??= Backbone.Channels;
+        if (ImageHeight is null && ImageWidth is null) (ImageHeight, ImageWidth) = (Backbone.DefaultInputHeight, Backbone.DefaultInputWidth);
+    }
+
+    // A pretrained backbone excludes a custom network, fixes the channels and needs a minimum input size.
+    private void ValidateBackbone()
+    {
+        if (Backbone is null) return;
+        if (CustomModelFactory is not null)
+            throw new ArgumentException("Backbone and CustomModelFactory are both set; a model has one network — set one of them.", nameof(Backbone));
+        if (ImageChannels is int channels && channels != Backbone.Channels)
+            throw new ArgumentOutOfRangeException(nameof(ImageChannels), channels,
+                $"ImageChannels is {channels} but the backbone {Backbone.Name} reads {Backbone.Channels} channels (gray images are replicated); leave it null or set {Backbone.Channels}.");
+        foreach (var (name, value) in new[] { (nameof(ImageHeight), ImageHeight), (nameof(ImageWidth), ImageWidth) })
+            if (value is int side && side < Backbone.MinInputSize)
+                throw new ArgumentOutOfRangeException(name, side, $"{name} is {side} but the backbone {Backbone.Name} needs at least {Backbone.MinInputSize} pixels (its default is {Backbone.DefaultInputHeight}×{Backbone.DefaultInputWidth}).");
     }
 
     private void ValidateImageSize()

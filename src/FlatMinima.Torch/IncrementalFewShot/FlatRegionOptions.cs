@@ -39,10 +39,12 @@ public sealed record FlatRegionOptions : GradientStepOptions
     public int ReductionFactor { get; init; } = 4;
 
     /// <summary>L: the range parameters are the weights of the last L convolutions, shortcut (<c>downsample</c>/<c>shortcut</c>)
-    /// convolutions excluded (reference: 4 on ResNet-20, 8 on ResNet-18). Ignored when <see cref="RangeParameterNames"/> is set.</summary>
+    /// convolutions excluded (reference: 4 on ResNet-20, 8 on ResNet-18). On a pretrained ResNet-18 the default 4 are the
+    /// two 3×3 convolutions of each of its last two blocks (<c>backbone.layer4.*</c>). Ignored when <see cref="RangeParameterNames"/> is set.</summary>
     public int RangeLayerCount { get; init; } = 4;
 
-    /// <summary>Explicit range parameters by <c>named_parameters</c> name (e.g. <c>layer3.2.conv2.weight</c>); null selects by <see cref="RangeLayerCount"/>.</summary>
+    /// <summary>Explicit range parameters by <c>named_parameters</c> name (e.g. <c>layer3.2.conv2.weight</c>; on a pretrained
+    /// backbone <c>backbone.layer4.1.conv2.weight</c>); null selects by <see cref="RangeLayerCount"/>.</summary>
     public IReadOnlyList<string>? RangeParameterNames { get; init; }
 
     /// <summary>Prints the settings, the range parameter names by content (the text identifies a run in checkpoints and logs).</summary>

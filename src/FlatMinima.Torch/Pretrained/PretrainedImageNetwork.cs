@@ -44,7 +44,8 @@ public sealed class PretrainedImageNetwork : Module<Tensor, Tensor>, IEmbeddingN
         return backbone.call(preprocess.call(input)).MoveToOuterDisposeScope();
     }
 
-    /// <summary>The 512-d embedding <c>[N, 512]</c> of RGB images in 0–1 <c>[N, 3, H, W]</c>.</summary>
+    /// <summary>The embedding <c>[N, D]</c> (D = <see cref="ImageNetResNet.EmbeddingWidth"/>: 512 for a ResNet-18, 2048 for a
+    /// ResNet-50) of RGB images in 0–1 <c>[N, 3, H, W]</c>: what a prototype classifier (incremental few-shot) compares.</summary>
     public Tensor Embed(Tensor input)
     {
         using var scope = NewDisposeScope();
