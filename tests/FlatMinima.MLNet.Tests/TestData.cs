@@ -62,6 +62,25 @@ internal static class TestData
     public static float[][] Scores(IDataView scored, string column = "Score") =>
         scored.GetColumn<float[]>(column).ToArray();
 
+    /// <summary>
+    /// Resets the process's peak resident memory (VmHWM) to its current resident memory (Linux ≥ 4.0: writing 5 to
+    /// /proc/self/clear_refs), so that a later <see cref="PeakResidentBytes"/> is the peak since now rather than the
+    /// peak of whatever ran earlier in the test process; false where that is not possible.
+    /// </summary>
+    public static bool ResetPeakResident()
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        try
+        {
+            File.WriteAllText("/proc/self/clear_refs", "5");
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>The process's peak resident memory (VmHWM) on Linux; 0 elsewhere.</summary>
     public static long PeakResidentBytes()
     {
