@@ -20,8 +20,6 @@ namespace FlatMinima.MLNet;
 /// </summary>
 internal sealed class EncodedImages : TrainingImages
 {
-    private static readonly float[] Luminance = { 0.299f, 0.587f, 0.114f };
-
     private readonly EncodedImageSpill _encoded;
     private readonly long[] _positions;
     private readonly long[] _labels;
@@ -68,7 +66,7 @@ internal sealed class EncodedImages : TrainingImages
         var positions = new List<long>();
         var labels = new List<long>();
         var reasons = new List<string>();
-        var pending = new List<(byte[] Bytes, long Position)>(chunkSize);
+        var pending = new List<(byte[] Bytes, long Position, long Label)>(chunkSize);
         var gray = new RunningChannelStatistics();
         var color = new RunningChannelStatistics();
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -87,8 +85,7 @@ internal sealed class EncodedImages : TrainingImages
                         $"Label column '{labelColumn}', row {cursor.Position}: the label is missing (key 0, e.g. a value MapValueToKey did not know). Remove such rows or map every label value.");
                 getBytes(ref buffer);
                 var bytes = buffer.Length == 0 ? Array.Empty<byte>() : buffer.DenseValues().ToArray();
-                labels.Add(key - 1);
-                pending.Add((bytes, cursor.Position));
+                pending.Add((bytes, cursor.Position, key - 1));
                 if (pending.Count == chunkSize) Flush();
             }
             if (pending.Count > 0) Flush();
@@ -119,9 +116,6 @@ internal sealed class EncodedImages : TrainingImages
             Parallel.For(0, pending.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, workers) },
                 i => decoded[i] = pending[i].Bytes.Length == 0 ? null : EncodedImageDecoder.Decode(pending[i].Bytes, out problems[i]));
             var kept = new List<DecodedImage>(pending.Count);
-            // The chunk's labels are the last pending.Count entries: replaced by those of the rows kept.
-            int firstLabel = labels.Count - pending.Count;
-            var keptLabels = new List<long>(pending.Count);
             for (int i = 0; i < pending.Count; i++)
             {
                 if (decoded[i] is not DecodedImage image)
@@ -135,14 +129,12 @@ internal sealed class EncodedImages : TrainingImages
                     continue;
                 }
                 kept.Add(image);
-                keptLabels.Add(labels[firstLabel + i]);
+                labels.Add(pending[i].Label);
                 encoded.Add(pending[i].Bytes);
                 positions.Add(pending[i].Position);
                 hash.AppendData(BitConverter.GetBytes(pending[i].Bytes.Length));
                 hash.AppendData(pending[i].Bytes);
             }
-            labels.RemoveRange(firstLabel, pending.Count);
-            labels.AddRange(keptLabels);
             pending.Clear();
             if (kept.Count == 0) return;
             using var scope = NewDisposeScope();
@@ -218,7 +210,7 @@ internal sealed class EncodedImages : TrainingImages
 
     // One channel per image: a gray image's own channel (exact), a color image's luminance.
     private static Tensor ToGray(Tensor rgb, Tensor isGray) =>
-        where(isGray.view(-1, 1, 1, 1), rgb.narrow(1, 0, 1), rgb.mul(tensor(Luminance).view(1, 3, 1, 1)).sum(1, keepdim: true));
+        where(isGray.view(-1, 1, 1, 1), rgb.narrow(1, 0, 1), ImageBatch.AdaptChannels(rgb, 1));
 
     private static string RowsDigest(long[] rows)
     {

@@ -25,7 +25,7 @@ internal sealed record ImageExamples(Tensor Images, long[] Labels, int Channels,
 /// <summary>Reads a whole image column (and a key label column) into tensors, in chunks, with errors that name the row.</summary>
 internal static class ImageDataReader
 {
-    private const int ChunkSize = 256;
+    private const int ChunkSize = TrainingImages.ChunkSize;
     private const int KeptReasons = 3;
 
     /// <summary>
