@@ -83,6 +83,7 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
                 "--transfer-seeds" => o with { Transfer = o.Transfer with { Seeds = Next().Split(',').Select(int.Parse).ToArray() } },
                 "--transfer-size" => o with { Transfer = o.Transfer with { Size = int.Parse(Next()) } },
                 "--transfer-methods" => o with { Transfer = o.Transfer with { Methods = Next().Split(',') } },
+                "--transfer-augment" => o with { Transfer = o.Transfer with { Augment = Next() } },
                 "--transfer-out" => o with { Transfer = o.Transfer with { Output = Next() } },
                 "--transfer-test" => o with { Transfer = o.Transfer with { TestImages = int.Parse(Next()) } },
                 "--transfer-steps" => o with { Transfer = o.Transfer with { PretrainedSteps = int.Parse(Next()) } },

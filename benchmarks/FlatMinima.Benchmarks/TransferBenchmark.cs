@@ -61,6 +61,21 @@ internal sealed record TransferOptions
     /// <summary>The backbone's learning rate ÷ the head's in the full fine-tunes (<c>--transfer-backbone-factor</c>).</summary>
     public double BackboneFactor { get; init; } = 1.0;
 
+    /// <summary>
+    /// The augmentation of the pretrained runs (<c>--transfer-augment</c>): <c>standard</c> (<see cref="AugmentationOptions.Standard"/>:
+    /// pad-4 crop up to 64 px, random-resized crop above) or <c>crop</c> (pad-and-crop at every size, padding ⌈size / 7⌉ — the
+    /// 4 of 28 px scaled — and a horizontal flip).
+    /// </summary>
+    public string Augment { get; init; } = "standard";
+
+    /// <summary>The pretrained runs' augmentation (see <see cref="Augment"/>).</summary>
+    public AugmentationOptions PretrainedAugmentation => Augment switch
+    {
+        "standard" => AugmentationOptions.Standard(),
+        "crop" => new AugmentationOptions { Crop = new RandomCrop { Padding = (Size + 6) / 7 }, HorizontalFlip = new RandomHorizontalFlip() },
+        _ => throw new ArgumentException($"Unknown --transfer-augment {Augment}; use standard or crop."),
+    };
+
     /// <summary>Also write the markdown report to this file (<c>--transfer-out</c>).</summary>
     public string? Output { get; init; }
 }
@@ -144,7 +159,7 @@ internal static class TransferBenchmark
         header.AppendLine($"* **FlatMinima** (PNG bytes in memory): batch {BatchSize}, SGD momentum 0.9, weight decay 5e-4, cosine schedule, `AugmentationOptions.Standard()` " +
                           "(pad-4 crop ≤ 64 px, else random-resized crop; horizontal flip). Epochs = max(" + t.MinEpochs + ", ⌈S / steps per epoch⌉) with S = " +
                           $"{t.ScratchSteps} minimum steps from scratch (LR 0.05) and S = {t.PretrainedSteps} when fine-tuning, so every K gets about the same number of steps.");
-        header.AppendLine($"* **pretrained**: `PretrainedBackbone.ResNet18ImageNet()` (the same network as mlnet) at {t.Size}×{t.Size}, gray replicated to RGB. " +
+        header.AppendLine($"* **pretrained**: `PretrainedBackbone.ResNet18ImageNet()` (the same network as mlnet) at {t.Size}×{t.Size}, gray replicated to RGB, augmentation {t.PretrainedAugmentation}. " +
                           $"Head only: `FineTuningOptions.HeadOnly()`, LR {10 * t.LearningRate:G3} (a linear probe), no SAM. Full fine-tunes: `FineTuningOptions.Full({t.BackboneFactor:G3})`, " +
                           $"LR {t.LearningRate:G3}; SGD (`SharpnessAware = null`), SAM (ρ = 0.05), SAM + SWAD (`WeightAveragingOptions.Swad()`, automatic evaluation frequency; " +
                           $"ValidationFraction {SwadValidationFraction} of the training rows held out stratified by class — round(0.2 K) per class, 2 at K = 10 — so SWAD trains on 80% of the images).");
@@ -308,6 +323,7 @@ internal static class TransferBenchmark
                 break;
             default:
                 o.Backbone = PretrainedBackbone.ResNet18ImageNet();
+                o.Augmentation = t.PretrainedAugmentation;
                 o.ImageHeight = t.Size; o.ImageWidth = t.Size;
                 o.LearningRate = t.LearningRate;
                 o.FineTuning = FineTuningOptions.Full(t.BackboneFactor);
