@@ -50,12 +50,37 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
     /// <summary>Settings of the transfer mode (--transfer-k, --transfer-seeds, --transfer-size, --transfer-methods, --transfer-out, …).</summary>
     public TransferOptions Transfer { get; init; } = new();
 
+    /// <summary>Settings of the label-noise mode (--noise-preset, --noise-images, --noise-rates, --noise-methods, --noise-out, …).</summary>
+    public LabelNoiseOptions LabelNoise { get; init; } = LabelNoiseOptions.Reduced;
+
+    /// <summary>Settings of the clean-budget mode (--budget-preset, --budget-epochs, --budget-seeds, --budget-methods, --budget-out, …).</summary>
+    public CleanBudgetOptions CleanBudget { get; init; } = CleanBudgetOptions.Reduced;
+
     /// <summary>The configuration of a fit-memory child process (--fm-source fmnist|jpeg, --fm-loading, --fm-rows).</summary>
     public FitMemoryOptions? FitMemory { get; init; }
 
     public static BenchmarkOptions Parse(string[] args)
     {
         var o = new BenchmarkOptions(new[] { "steps", "scoring", "data" }, 2, 60, 12, 12800, true, FlatMinima.Torch.Data.IdxImageSet.DebianFashionMnistDirectory, null);
+        // Presets first, wherever they stand, so that the other --noise-… / --budget-… options override them.
+        for (int i = 0; i + 1 < args.Length; i++)
+        {
+            if (args[i] == "--noise-preset") o = o with { LabelNoise = LabelNoiseOptions.FromPreset(args[i + 1]) };
+            if (args[i] == "--budget-preset") o = o with { CleanBudget = CleanBudgetOptions.FromPreset(args[i + 1]) };
+        }
+        LabelNoiseOptions Noise(LabelNoiseOptions changed) => changed with { Overridden = true };
+        CleanBudgetOptions Budget(CleanBudgetOptions changed) => changed with { Overridden = true };
+        static double Real(string text) => double.Parse(text, CultureInfo.InvariantCulture);
+        static int[] Ints(string text) => text.Split(',').Select(int.Parse).ToArray();
+        static bool Augment(string text, string option) => text switch
+        {
+            "standard" => true,
+            "none" => false,
+            _ => throw new ArgumentException($"Unknown {option} {text}; use standard or none."),
+        };
+        static FlatMinima.Torch.Models.ImageClassifierArchitecture Architecture(string text, string option) =>
+            Enum.TryParse<FlatMinima.Torch.Models.ImageClassifierArchitecture>(text, ignoreCase: true, out var a)
+                ? a : throw new ArgumentException($"Unknown {option} {text}; use SmallCnn or ResNet20.");
         for (int i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -120,12 +145,44 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
                 "--f2m-seeds" => o with { Incremental = o.Incremental with { Seeds = int.Parse(Next()), Preset = "custom" } },
                 "--f2m-arch" => o with { Incremental = o.Incremental with { Architecture = Enum.Parse<FlatMinima.Torch.Models.ImageClassifierArchitecture>(Next()), Preset = "custom" } },
                 "--f2m-out" => o with { Incremental = o.Incremental with { Output = Next() } },
+                "--noise-preset" or "--budget-preset" => SkipValue(o, Next()),   // applied before the loop
+                "--noise-images" => o with { LabelNoise = Noise(o.LabelNoise with { Images = int.Parse(Next()) }) },
+                "--noise-val" => o with { LabelNoise = Noise(o.LabelNoise with { ValidationFraction = Real(Next()) }) },
+                "--noise-test" => o with { LabelNoise = Noise(o.LabelNoise with { TestImages = int.Parse(Next()) }) },
+                "--noise-epochs" => o with { LabelNoise = Noise(o.LabelNoise with { Epochs = int.Parse(Next()) }) },
+                "--noise-seeds" => o with { LabelNoise = Noise(o.LabelNoise with { Seeds = Ints(Next()) }) },
+                "--noise-rates" => o with { LabelNoise = Noise(o.LabelNoise with { NoiseRates = Next().Split(',').Select(Real).ToArray() }) },
+                "--noise-methods" => o with { LabelNoise = Noise(o.LabelNoise with { Methods = Next().Split(',') }) },
+                "--noise-arch" => o with { LabelNoise = Noise(o.LabelNoise with { Architecture = Architecture(Next(), "--noise-arch") }) },
+                "--noise-augment" => o with { LabelNoise = Noise(o.LabelNoise with { Augment = Augment(Next(), "--noise-augment") }) },
+                "--noise-batch" => o with { LabelNoise = Noise(o.LabelNoise with { BatchSize = int.Parse(Next()) }) },
+                "--noise-lr" => o with { LabelNoise = Noise(o.LabelNoise with { LearningRate = Real(Next()) }) },
+                "--noise-rho" => o with { LabelNoise = Noise(o.LabelNoise with { Rho = Real(Next()) }) },
+                "--noise-asam-rho" => o with { LabelNoise = Noise(o.LabelNoise with { AsamRho = Real(Next()) }) },
+                "--noise-swa-lr" => o with { LabelNoise = Noise(o.LabelNoise with { SwaLearningRate = Real(Next()) }) },
+                "--noise-out" => o with { LabelNoise = o.LabelNoise with { Output = Next() } },
+                "--budget-images" => o with { CleanBudget = Budget(o.CleanBudget with { TrainImages = int.Parse(Next()) }) },
+                "--budget-test" => o with { CleanBudget = Budget(o.CleanBudget with { TestImages = int.Parse(Next()) }) },
+                "--budget-epochs" => o with { CleanBudget = Budget(o.CleanBudget with { Epochs = int.Parse(Next()) }) },
+                "--budget-seeds" => o with { CleanBudget = Budget(o.CleanBudget with { Seeds = Ints(Next()) }) },
+                "--budget-methods" => o with { CleanBudget = Budget(o.CleanBudget with { Methods = Next().Split(',') }) },
+                "--budget-arch" => o with { CleanBudget = Budget(o.CleanBudget with { Architecture = Architecture(Next(), "--budget-arch") }) },
+                "--budget-augment" => o with { CleanBudget = Budget(o.CleanBudget with { Augment = Augment(Next(), "--budget-augment") }) },
+                "--budget-batch" => o with { CleanBudget = Budget(o.CleanBudget with { BatchSize = int.Parse(Next()) }) },
+                "--budget-lr" => o with { CleanBudget = Budget(o.CleanBudget with { LearningRate = Real(Next()) }) },
+                "--budget-rho" => o with { CleanBudget = Budget(o.CleanBudget with { Rho = Real(Next()) }) },
+                "--budget-asam-rho" => o with { CleanBudget = Budget(o.CleanBudget with { AsamRho = Real(Next()) }) },
+                "--budget-swa-lr" => o with { CleanBudget = Budget(o.CleanBudget with { SwaLearningRate = Real(Next()) }) },
+                "--budget-out" => o with { CleanBudget = o.CleanBudget with { Output = Next() } },
                 var m when !m.StartsWith("--") => o with { Modes = m.Split(',') },
                 var other => throw new ArgumentException($"Unknown option {other}"),
             };
         }
         return o;
     }
+
+    // A preset option's value was read before the loop; here it is only consumed.
+    private static BenchmarkOptions SkipValue(BenchmarkOptions o, string value) => o;
 }
 
 /// <summary>Timing helpers: medians of wall-clock samples.</summary>

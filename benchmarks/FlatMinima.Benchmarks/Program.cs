@@ -29,6 +29,15 @@
 //               (--transfer-k 10,50,200, --transfer-seeds 1,2,3, --transfer-size N, --transfer-methods a,b,…, --transfer-out FILE,
 //                --transfer-test N, --transfer-steps N, --transfer-scratch-steps N, --transfer-min-epochs N, --transfer-lr X,
 //                --transfer-backbone-factor X)
+//   label-noise Fashion-MNIST with symmetric label noise (N images per seed, a noisy validation split, clean test set): SGD, SAM,
+//               ASAM, SAM+SWA, SAM+EMA; final and early-stopped clean test accuracy, memorization, gaps to SGD
+//               (--noise-preset tiny|reduced|full, --noise-images N, --noise-val F, --noise-test N, --noise-epochs N,
+//                --noise-seeds 1,2,3, --noise-rates 0,0.2,0.4, --noise-methods sgd,sam,asam,sam-swa,sam-ema, --noise-arch SmallCnn|ResNet20,
+//                --noise-augment standard|none, --noise-batch N, --noise-lr X, --noise-rho X, --noise-asam-rho X, --noise-swa-lr X, --noise-out FILE)
+//   clean-budget all 60,000 Fashion-MNIST training images at a fixed budget: SGD vs SAM vs SAM+SWA, test accuracy, time ratio vs SGD
+//               (--budget-preset tiny|reduced|full, --budget-epochs N, --budget-seeds 1,2,3, --budget-methods sgd,sam,sam-swa,
+//                --budget-images N, --budget-test N, --budget-arch, --budget-augment, --budget-batch, --budget-lr, --budget-rho,
+//                --budget-asam-rho, --budget-swa-lr, --budget-out FILE)
 // Usage: dotnet run -c Release --project benchmarks/FlatMinima.Benchmarks -- <mode>[,<mode>…] [options]
 //   --fashion-mnist DIR   full Fashion-MNIST idx files (default /usr/share/datasets/fashion-mnist)
 //   --threads N (2)  --cnn-steps N (60)  --resnet-steps N (12)  --images N (12800)  --no-mallopt  --peer-bench DIR
@@ -67,8 +76,10 @@ foreach (var mode in options.Modes)
         case "streaming": StreamingBenchmark.Run(options); break;
         case "streaming-memory": StreamingBenchmark.RunMemory(options); break;
         case "transfer": TransferBenchmark.Run(options); break;
+        case "label-noise": LabelNoiseBenchmark.Run(options); break;
+        case "clean-budget": CleanBudgetBenchmark.Run(options); break;
         case "fit-memory": StreamingBenchmark.FitMemoryChild(options); break;
-        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment, sharpness-defaults, averaging, augmentation-accuracy, domain-generalization, incremental, f2m-step, resnet18-steps, streaming, streaming-memory, transfer.");
+        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment, sharpness-defaults, averaging, augmentation-accuracy, domain-generalization, incremental, f2m-step, resnet18-steps, streaming, streaming-memory, transfer, label-noise, clean-budget.");
     }
 }
 return 0;

@@ -1,0 +1,131 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using System.Text;
+using static TorchSharp.torch;
+
+namespace FlatMinima.Benchmarks;
+
+/// <summary>
+/// Clean Fashion-MNIST at a fixed budget (mode <c>clean-budget</c>): all 60,000 training images, Standard augmentation,
+/// SGD vs SAM vs SAM+SWA (any of <see cref="FlatMinimumMethods.All"/>) with one recipe and the same epochs, several seeds,
+/// tested on the 10,000 test images. Reports test accuracy mean ± SE, the paired gap to SGD, the wall time and its ratio
+/// to SGD's.
+/// </summary>
+internal static class CleanBudgetBenchmark
+{
+    private sealed record RunResult(string Method, int Seed, double TestAccuracy, double LastEpochTrainAccuracy, double TrainSeconds, double ImagesPerSecond, string Averaging);
+
+    public static void Run(BenchmarkOptions options)
+    {
+        var o = options.CleanBudget;
+        o.Validate();
+        var methods = FlatMinimumMethods.Check(o.Methods, "--budget-methods");
+        var recipe = o.Recipe;
+        string loadAtStart = ReportText.LoadAverage();
+        var trainImages = BenchmarkData.Load(options, train: true, o.TrainImages);
+        var testImages = BenchmarkData.Load(options, train: false, o.TestImages);
+
+        var header = new StringBuilder();
+        header.AppendLine();
+        header.AppendLine($"## Clean Fashion-MNIST at a fixed budget: {trainImages.Count:N0} training images, {testImages.Count:N0} test images — preset {o.PresetText}");
+        header.AppendLine();
+        header.AppendLine($"* **Methods** {string.Join(", ", methods.Select(FlatMinimumMethods.Title))}, the same epochs and seeds ({string.Join(", ", o.Seeds)}; a seed sets the " +
+                          "initialization — the same for every method —, the shuffling and the augmentation), trained by the Torch layer's `ClassifierTrainer` on in-memory tensors. " +
+                          $"Data: the first {trainImages.Count:N0} training and the first {testImages.Count:N0} test images.");
+        header.AppendLine($"* **Recipe.** {recipe.Describe()}");
+        header.AppendLine($"* **Budget.** {Budget(o, methods, trainImages.Count)}");
+        header.AppendLine("* **Columns.** Test accuracy of the final model (averaged weights for SWA/EMA). Last-epoch train acc.: the running accuracy of the last epoch's " +
+                          "clean passes (train mode, augmented, online weights). Train s: wall time of training; × SGD: its ratio to SGD's mean; images/s = epochs × training " +
+                          "images ÷ train s (a SAM step counted once). One untimed warm-up epoch of SGD and SAM on 256 training images precedes the table.");
+        header.AppendLine();
+        Console.Write(header.ToString());
+        Console.WriteLine("Runs as they finish:");
+        Console.WriteLine();
+
+        FlatMinimumMethods.WarmUp(trainImages, recipe, methods);
+        var train = trainImages.ToTensorDataset(FlatMinimumMethods.PixelMean, FlatMinimumMethods.PixelStd);
+        var test = testImages.ToTensorDataset(FlatMinimumMethods.PixelMean, FlatMinimumMethods.PixelStd);
+        var results = new List<RunResult>();
+        var clock = Stopwatch.StartNew();
+        foreach (int seed in o.Seeds)
+            foreach (var method in methods)
+            {
+                RunResult result;
+                using (var scope = NewDisposeScope())
+                {
+                    var outcome = FlatMinimumMethods.Train(method, recipe, seed, train, validation: null, perEpochTest: null);
+                    using var model = outcome.Model;
+                    var predictions = FlatMinimumMethods.Predict(model, test.Inputs);
+                    result = new RunResult(method, seed, FlatMinimumMethods.Accuracy(predictions, test.Labels), outcome.Reports[^1].TrainAccuracy, outcome.TrainSeconds,
+                        (double)outcome.Reports.Count * train.Count / outcome.TrainSeconds, outcome.Reports[^1].Averaging?.ToString() ?? "");
+                }
+                results.Add(result);
+                Console.WriteLine($"{FlatMinimumMethods.Title(method)} seed {seed}: test {result.TestAccuracy:P2}, last-epoch train {result.LastEpochTrainAccuracy:P2}, " +
+                                  $"{result.TrainSeconds:F0} s, {result.ImagesPerSecond:N0} images/s{(result.Averaging.Length > 0 ? "; " + result.Averaging : "")}   [{clock.Elapsed.TotalMinutes:F1} min]");
+                Console.Out.Flush();
+            }
+        foreach (var t in new[] { train.Inputs, train.Labels, test.Inputs, test.Labels }) t.Dispose();
+
+        string report = Report(results, o, methods, clock.Elapsed);
+        Console.Write(report);
+        if (o.Output is string file)
+        {
+            File.WriteAllText(file, ReportText.Header("FlatMinima clean-budget benchmark", loadAtStart) + header + report);
+            Console.WriteLine($"Written to {file}.");
+        }
+    }
+
+    /// <summary>The budget line: epochs × images × seeds per method and the estimated minutes (SmallCnn throughputs).</summary>
+    private static string Budget(CleanBudgetOptions o, string[] methods, int trainCount)
+    {
+        string steps = $"{o.Epochs} epochs × {trainCount:N0} images × {o.Seeds.Length} seeds per method";
+        var rates = methods.Select(m => FlatMinimumMethods.EstimatedImagesPerSecond(m, o.Architecture)).ToArray();
+        if (rates.Any(r => r is null)) return $"{steps}; no time estimate for {o.Architecture} (the throughputs behind the estimate are SmallCnn's).";
+        var perMethod = methods.Zip(rates, (m, r) => (Method: m, Seconds: (double)o.Epochs * trainCount * o.Seeds.Length / r!.Value)).ToArray();
+        return $"{steps}. At SmallCnn's measured SGD ≈ {FlatMinimumMethods.SmallCnnSgdImagesPerSecond:N0} and SAM ≈ {FlatMinimumMethods.SmallCnnSamImagesPerSecond:N0} " +
+               "training images/s (batch 128, 2 idle cores): " + string.Join(" + ", perMethod.Select(p => $"{FlatMinimumMethods.Title(p.Method)} {p.Seconds / 60:F1} min")) +
+               $" ≈ {perMethod.Sum(p => p.Seconds) / 60:F0} min, plus loading and {methods.Length * o.Seeds.Length} test evaluations (seconds).";
+    }
+
+    private static string Report(List<RunResult> results, CleanBudgetOptions o, string[] methods, TimeSpan elapsed)
+    {
+        static string Points((double Mean, double Error) g) => double.IsNaN(g.Mean) ? "—" : string.Create(CultureInfo.InvariantCulture, $"{100 * g.Mean:+0.00;-0.00} ± {100 * g.Error:F2}");
+        var sgd = results.Where(r => r.Method == "sgd").ToList();
+        double? sgdSeconds = sgd.Count > 0 ? sgd.Average(r => r.TrainSeconds) : null;
+        var s = new StringBuilder();
+        s.AppendLine();
+        s.AppendLine($"### Per method (mean ± standard error over {o.Seeds.Length} seeds; accuracies in %)");
+        s.AppendLine();
+        s.AppendLine("| method | test acc. | − SGD (points, paired by seed) | last-epoch train acc. | train s (mean) | × SGD | images/s |");
+        s.AppendLine("|---|---|---|---|---|---|---|");
+        foreach (var method in methods)
+        {
+            var runs = results.Where(r => r.Method == method).ToList();
+            if (runs.Count == 0) continue;
+            var differences = runs.Select(r => (r, b: sgd.FirstOrDefault(x => x.Seed == r.Seed))).Where(p => p.b is not null)
+                .Select(p => p.r.TestAccuracy - p.b!.TestAccuracy).ToList();
+            string gap = method == "sgd" ? "—" : Points(ReportText.MeanAndError(differences));
+            double seconds = runs.Average(r => r.TrainSeconds);
+            s.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {FlatMinimumMethods.Title(method)} | {ReportText.Percent(runs.Select(r => r.TestAccuracy).ToList())} | {gap} | " +
+                $"{ReportText.Percent(runs.Select(r => r.LastEpochTrainAccuracy).ToList())} | {seconds:F0} | {(sgdSeconds is double b ? (seconds / b).ToString("F2", CultureInfo.InvariantCulture) : "—")} | " +
+                $"{runs.Average(r => r.ImagesPerSecond):N0} |"));
+        }
+        s.AppendLine();
+        s.AppendLine("### Per run");
+        s.AppendLine();
+        s.AppendLine("| method | seed | test acc. % | last-epoch train acc. % | train s | images/s | averaging |");
+        s.AppendLine("|---|---|---|---|---|---|---|");
+        foreach (var r in results)
+            s.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {FlatMinimumMethods.Title(r.Method)} | {r.Seed} | {100 * r.TestAccuracy:F2} | {100 * r.LastEpochTrainAccuracy:F2} | {r.TrainSeconds:F1} | {r.ImagesPerSecond:N0} | " +
+                $"{(r.Averaging.Length > 0 ? r.Averaging : "—")} |"));
+        s.AppendLine();
+        s.AppendLine($"Total {elapsed.TotalMinutes:F1} min.");
+        return s.ToString();
+    }
+}

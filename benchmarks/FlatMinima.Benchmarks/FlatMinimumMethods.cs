@@ -1,0 +1,233 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.IO;
+using System.Linq;
+using FlatMinima.Torch.Augmentation;
+using FlatMinima.Torch.Averaging;
+using FlatMinima.Torch.Models;
+using FlatMinima.Torch.Optimization;
+using FlatMinima.Torch.Training;
+using static TorchSharp.torch;
+
+namespace FlatMinima.Benchmarks;
+
+/// <summary>The training recipe shared by every method of a table (the label-noise and clean-budget modes).</summary>
+/// <param name="Architecture">SmallCnn or ResNet20 (1×28×28 inputs).</param>
+/// <param name="Augment">Train with <see cref="AugmentationOptions.Standard"/> (pad-4 crop + horizontal flip at 28×28).</param>
+/// <param name="Epochs">Epochs of every run.</param>
+/// <param name="BatchSize">Batch size.</param>
+/// <param name="LearningRate">Peak learning rate (SGD momentum 0.9, weight decay 5e-4, cosine decay to 0).</param>
+/// <param name="Rho">SAM's ρ (also SAM+SWA's and SAM+EMA's).</param>
+/// <param name="AsamRho">ASAM's ρ.</param>
+/// <param name="SwaLearningRate">SWA's constant learning rate from its start; null keeps the cosine schedule.</param>
+internal sealed record TrainingRecipe(ImageClassifierArchitecture Architecture, bool Augment, int Epochs, int BatchSize, double LearningRate,
+    double Rho, double AsamRho, double? SwaLearningRate)
+{
+    /// <summary>One line describing the recipe for a report header.</summary>
+    public string Describe() =>
+        $"{Architecture} 1×28×28, batch {BatchSize}, SGD momentum 0.9, weight decay 5e-4, learning rate {LearningRate:G3} cosine to 0, {Epochs} epochs, " +
+        (Augment ? "`AugmentationOptions.Standard()` (pad-4 reflect crop + horizontal flip at 28×28)" : "no augmentation") +
+        $"; SAM ρ = {Rho:G3}, ASAM ρ = {AsamRho:G3} (adaptive, weights only); SWA from 75 % of the epochs, one average per epoch end, " +
+        (SwaLearningRate is double swa ? $"constant SWA learning rate {swa:G3}" : "learning rate kept on the cosine schedule") +
+        "; EMA decay 0.999 with warm-up min(d, (1 + n)/(10 + n)) (effective horizon ≈ n/9 steps). Inputs standardized with the " +
+        $"Fashion-MNIST training mean {FlatMinimumMethods.PixelMean} and standard deviation {FlatMinimumMethods.PixelStd}.";
+}
+
+/// <summary>What one training run gave.</summary>
+/// <param name="Model">The trained network (averaged weights for SWA/EMA), in eval mode; the caller disposes it.</param>
+/// <param name="Reports">The trainer's epoch reports (noisy-label validation accuracy if validation data was given).</param>
+/// <param name="TestAccuracyPerEpoch">Test accuracy after each epoch (empty without a per-epoch test set); the last entry is the final model's.</param>
+/// <param name="TrainSeconds">Wall time of training, the benchmark's own per-epoch test evaluations excluded (the trainer's validation included).</param>
+/// <param name="EvaluationSeconds">Wall time of the per-epoch test evaluations.</param>
+internal sealed record TrainingOutcome(nn.Module<Tensor, Tensor> Model, IReadOnlyList<EpochReport> Reports, double[] TestAccuracyPerEpoch,
+    double TrainSeconds, double EvaluationSeconds);
+
+/// <summary>
+/// The methods compared side by side with one recipe (<see cref="TrainingRecipe"/>), trained by the Torch layer's
+/// <see cref="ClassifierTrainer"/> on in-memory tensors: <c>sgd</c>, <c>sam</c>, <c>asam</c>, <c>sam-swa</c>, <c>sam-ema</c>.
+/// </summary>
+internal static class FlatMinimumMethods
+{
+    /// <summary>All methods, in table order.</summary>
+    public static readonly string[] All = { "sgd", "sam", "asam", "sam-swa", "sam-ema" };
+
+    /// <summary>Fashion-MNIST training-set pixel mean and standard deviation (of [0, 1] pixels).</summary>
+    public const float PixelMean = 0.2860f, PixelStd = 0.3530f;
+
+    /// <summary>Training images/s of SmallCnn at batch 128 on the reference 2-core machine (for the time estimates printed before a run).</summary>
+    public const double SmallCnnSgdImagesPerSecond = 4800, SmallCnnSamImagesPerSecond = 2500;
+
+    /// <summary>Assumed SmallCnn eval-mode forward images/s (≈ 3 × an SGD step's), for the estimates only.</summary>
+    public const double SmallCnnEvaluationImagesPerSecond = 14400;
+
+    /// <summary>The table title of a method.</summary>
+    public static string Title(string method) => method switch
+    {
+        "sgd" => "SGD",
+        "sam" => "SAM",
+        "asam" => "ASAM",
+        "sam-swa" => "SAM+SWA",
+        "sam-ema" => "SAM+EMA",
+        _ => throw new ArgumentException($"Unknown method '{method}'; use {string.Join(",", All)}."),
+    };
+
+    /// <summary>Checks <paramref name="methods"/> against <see cref="All"/>, naming <paramref name="option"/>; returns them in table order.</summary>
+    public static string[] Check(string[] methods, string option)
+    {
+        var unknown = methods.Except(All).ToArray();
+        if (unknown.Length > 0) throw new ArgumentException($"Unknown {option} {string.Join(",", unknown)}; use a subset of {string.Join(",", All)}.");
+        if (methods.Length == 0) throw new ArgumentException($"{option} names no method; use a subset of {string.Join(",", All)}.");
+        return All.Where(methods.Contains).ToArray();
+    }
+
+    /// <summary>Training images/s of <paramref name="method"/> for the estimates (SmallCnn only; null for other architectures).</summary>
+    public static double? EstimatedImagesPerSecond(string method, ImageClassifierArchitecture architecture) =>
+        architecture != ImageClassifierArchitecture.SmallCnn ? null : method == "sgd" ? SmallCnnSgdImagesPerSecond : SmallCnnSamImagesPerSecond;
+
+    /// <summary>The trainer options of <paramref name="method"/> under <paramref name="recipe"/>.</summary>
+    public static ClassifierTrainingOptions Options(string method, TrainingRecipe recipe, int seed, Action<EpochReport>? progress) => new()
+    {
+        Epochs = recipe.Epochs,
+        BatchSize = recipe.BatchSize,
+        LearningRate = recipe.LearningRate,
+        Seed = seed,
+        Augmentation = recipe.Augment ? AugmentationOptions.Standard() : null,
+        GradientStep = method switch
+        {
+            "sgd" => null,
+            "asam" => SharpnessAwareOptions.Asam(recipe.AsamRho),
+            "sam" or "sam-swa" or "sam-ema" => SharpnessAwareOptions.Sam(recipe.Rho),
+            _ => throw new ArgumentException($"Unknown method '{method}'; use {string.Join(",", All)}."),
+        },
+        Averaging = method switch
+        {
+            "sam-swa" => WeightAveragingOptions.Swa(learningRate: recipe.SwaLearningRate),
+            "sam-ema" => WeightAveragingOptions.Ema(warmup: true),
+            _ => null,
+        },
+        Progress = progress,
+    };
+
+    /// <summary>
+    /// Trains <paramref name="method"/> from an initialization seeded with <paramref name="seed"/> (the same for every
+    /// method of a seed); with <paramref name="perEpochTest"/>, evaluates it after every epoch (for SWA/EMA the online
+    /// weights, except after the last epoch, when the model holds the average).
+    /// </summary>
+    public static TrainingOutcome Train(string method, TrainingRecipe recipe, int seed, TensorDataset train, TensorDataset? validation, TensorDataset? perEpochTest)
+    {
+        manual_seed(seed);
+        var model = ImageClassifierModels.Create(recipe.Architecture, 1, 10, 28, 28);
+        var testAccuracy = new List<double>();
+        double evaluationSeconds = 0;
+        void Progress(EpochReport report)
+        {
+            if (perEpochTest is null) return;
+            var clock = Stopwatch.StartNew();
+            testAccuracy.Add(ClassifierEvaluation.Evaluate(model, perEpochTest, EvaluationBatch, CPU).Accuracy);
+            evaluationSeconds += clock.Elapsed.TotalSeconds;
+        }
+        try
+        {
+            var trainer = new ClassifierTrainer(Options(method, recipe, seed, Progress), CPU);
+            var total = Stopwatch.StartNew();
+            var reports = trainer.Train(model, train, validation);
+            double seconds = total.Elapsed.TotalSeconds - evaluationSeconds;
+            model.eval();
+            return new TrainingOutcome(model, reports, testAccuracy.ToArray(), seconds, evaluationSeconds);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// One untimed epoch of SGD and (if any method uses it) SAM on <paramref name="images"/>, so that the first timed run does
+    /// not pay for JIT compilation, native library loading and the allocator's first growth.
+    /// </summary>
+    public static void WarmUp(Torch.Data.IdxImageSet images, TrainingRecipe recipe, string[] methods)
+    {
+        var data = images.Subset(Enumerable.Range(0, Math.Min(256, images.Count)).ToArray()).ToTensorDataset(PixelMean, PixelStd);
+        try
+        {
+            foreach (var method in methods.Any(m => m != "sgd") ? new[] { "sgd", "sam" } : new[] { "sgd" })
+                Train(method, recipe with { Epochs = 1 }, 0, data, data, data).Model.Dispose();
+        }
+        finally
+        {
+            data.Inputs.Dispose();
+            data.Labels.Dispose();
+        }
+    }
+
+    /// <summary>Batch size of evaluations and predictions.</summary>
+    public const int EvaluationBatch = 1000;
+
+    /// <summary>The predicted class of every input (eval mode, no gradients), int64 <c>[N]</c> on the CPU.</summary>
+    public static Tensor Predict(nn.Module<Tensor, Tensor> model, Tensor inputs)
+    {
+        model.eval();
+        using var noGrad = no_grad();
+        var parts = new List<Tensor>();
+        using (var scope = NewDisposeScope())
+        {
+            for (long start = 0; start < inputs.shape[0]; start += EvaluationBatch)
+                parts.Add(model.call(inputs.narrow(0, start, Math.Min(EvaluationBatch, inputs.shape[0] - start))).argmax(1).MoveToOuterDisposeScope());
+        }
+        var predictions = cat(parts, 0);
+        foreach (var p in parts) p.Dispose();
+        return predictions;
+    }
+
+    /// <summary>The fraction of <paramref name="predictions"/> equal to <paramref name="labels"/> (optionally only where <paramref name="mask"/> is true; NaN if none).</summary>
+    public static double Accuracy(Tensor predictions, Tensor labels, Tensor? mask = null)
+    {
+        using var scope = NewDisposeScope();
+        var hits = predictions.eq(labels);
+        if (mask is not null) hits = hits.masked_select(mask);
+        return hits.numel() == 0 ? double.NaN : hits.to_type(ScalarType.Float64).mean().item<double>();
+    }
+}
+
+/// <summary>Mean ± standard error and the report's machine header.</summary>
+internal static class ReportText
+{
+    /// <summary>Mean and standard error (sample standard deviation / √n; 0 for one value; NaN for none).</summary>
+    public static (double Mean, double Error) MeanAndError(IReadOnlyList<double> values)
+    {
+        if (values.Count == 0) return (double.NaN, double.NaN);
+        double mean = values.Average();
+        double se = values.Count > 1 ? Math.Sqrt(values.Sum(a => (a - mean) * (a - mean)) / (values.Count - 1) / values.Count) : 0;
+        return (mean, se);
+    }
+
+    /// <summary>"mean ± SE" in percentage points, one decimal (the values are fractions).</summary>
+    public static string Percent(IReadOnlyList<double> values)
+    {
+        var (mean, se) = MeanAndError(values);
+        return double.IsNaN(mean) ? "—" : $"{100 * mean:F2} ± {100 * se:F2}";
+    }
+
+    /// <summary>The 1-, 5- and 15-minute load averages (Linux), or "n/a".</summary>
+    public static string LoadAverage()
+    {
+        try
+        {
+            var parts = File.ReadAllText("/proc/loadavg").Split(' ');
+            return $"{parts[0]} {parts[1]} {parts[2]}";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return "n/a";
+        }
+    }
+
+    /// <summary>The report file's first lines: title, date, machine, load average at the start, command.</summary>
+    public static string Header(string title, string loadAtStart) =>
+        $"# {title} — {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC\n\n" +
+        $"Machine: {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}, " +
+        $"TorchSharp threads {get_num_threads()}; load average (1/5/15 min) at the start {loadAtStart}, at the end {LoadAverage()}.\n\n" +
+        $"Command: `dotnet run -c Release --project benchmarks/FlatMinima.Benchmarks -- {string.Join(' ', Environment.GetCommandLineArgs().Skip(1))}`\n";
+}
