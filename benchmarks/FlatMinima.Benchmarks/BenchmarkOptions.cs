@@ -50,6 +50,9 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
     /// <summary>Settings of the transfer mode (--transfer-k, --transfer-seeds, --transfer-size, --transfer-methods, --transfer-out, …).</summary>
     public TransferOptions Transfer { get; init; } = new();
 
+    /// <summary>The label-noise and clean-budget modes print their protocol and time estimate, then stop (--plan-only).</summary>
+    public bool PlanOnly { get; init; }
+
     /// <summary>Settings of the label-noise mode (--noise-preset, --noise-images, --noise-rates, --noise-methods, --noise-out, …).</summary>
     public LabelNoiseOptions LabelNoise { get; init; } = LabelNoiseOptions.Reduced;
 
@@ -145,6 +148,7 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
                 "--f2m-seeds" => o with { Incremental = o.Incremental with { Seeds = int.Parse(Next()), Preset = "custom" } },
                 "--f2m-arch" => o with { Incremental = o.Incremental with { Architecture = Enum.Parse<FlatMinima.Torch.Models.ImageClassifierArchitecture>(Next()), Preset = "custom" } },
                 "--f2m-out" => o with { Incremental = o.Incremental with { Output = Next() } },
+                "--plan-only" => o with { PlanOnly = true },
                 "--noise-preset" or "--budget-preset" => SkipValue(o, Next()),   // applied before the loop
                 "--noise-images" => o with { LabelNoise = Noise(o.LabelNoise with { Images = int.Parse(Next()) }) },
                 "--noise-val" => o with { LabelNoise = Noise(o.LabelNoise with { ValidationFraction = Real(Next()) }) },

@@ -43,6 +43,11 @@ internal static class CleanBudgetBenchmark
                           "images ÷ train s (a SAM step counted once). One untimed warm-up epoch of SGD and SAM on 256 training images precedes the table.");
         header.AppendLine();
         Console.Write(header.ToString());
+        if (options.PlanOnly)
+        {
+            Console.WriteLine("(--plan-only: nothing trained.)");
+            return;
+        }
         Console.WriteLine("Runs as they finish:");
         Console.WriteLine();
 
@@ -79,15 +84,16 @@ internal static class CleanBudgetBenchmark
         }
     }
 
-    /// <summary>The budget line: epochs × images × seeds per method and the estimated minutes (SmallCnn throughputs).</summary>
+    /// <summary>The budget line: epochs × images × seeds per method and the estimated minutes (measured step rates).</summary>
     private static string Budget(CleanBudgetOptions o, string[] methods, int trainCount)
     {
         string steps = $"{o.Epochs} epochs × {trainCount:N0} images × {o.Seeds.Length} seeds per method";
-        var rates = methods.Select(m => FlatMinimumMethods.EstimatedImagesPerSecond(m, o.Architecture)).ToArray();
-        if (rates.Any(r => r is null)) return $"{steps}; no time estimate for {o.Architecture} (the throughputs behind the estimate are SmallCnn's).";
-        var perMethod = methods.Zip(rates, (m, r) => (Method: m, Seconds: (double)o.Epochs * trainCount * o.Seeds.Length / r!.Value)).ToArray();
-        return $"{steps}. At SmallCnn's measured SGD ≈ {FlatMinimumMethods.SmallCnnSgdImagesPerSecond:N0} and SAM ≈ {FlatMinimumMethods.SmallCnnSamImagesPerSecond:N0} " +
-               "training images/s (batch 128, 2 idle cores): " + string.Join(" + ", perMethod.Select(p => $"{FlatMinimumMethods.Title(p.Method)} {p.Seconds / 60:F1} min")) +
+        var arch = o.Architecture;
+        if (FlatMinimumMethods.EstimatedImagesPerSecond("sgd", arch) is not double sgd || FlatMinimumMethods.EstimatedImagesPerSecond("sam", arch) is not double sam)
+            return $"{steps}; no time estimate for {arch}.";
+        var perMethod = methods.Select(m => (Method: m, Seconds: (double)o.Epochs * trainCount * o.Seeds.Length / (m == "sgd" ? sgd : sam))).ToArray();
+        return $"{steps}. At {arch}'s measured SGD ≈ {sgd:N0} and SAM ≈ {sam:N0} training images/s (batch 128, 2 idle cores; ASAM counted as SAM): " +
+               string.Join(" + ", perMethod.Select(p => $"{FlatMinimumMethods.Title(p.Method)} {p.Seconds / 60:F1} min")) +
                $" ≈ {perMethod.Sum(p => p.Seconds) / 60:F0} min, plus loading and {methods.Length * o.Seeds.Length} test evaluations (seconds).";
     }
 

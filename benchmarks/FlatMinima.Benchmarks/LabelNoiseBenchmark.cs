@@ -72,6 +72,11 @@ internal static class LabelNoiseBenchmark
         header.AppendLine($"* **Estimate.** {Estimate(o, methods, trainCount, validationCount, testImages.Count)}");
         header.AppendLine();
         Console.Write(header.ToString());
+        if (options.PlanOnly)
+        {
+            Console.WriteLine("(--plan-only: nothing trained.)");
+            return;
+        }
         Console.WriteLine("Runs as they finish:");
         Console.WriteLine();
 
@@ -152,15 +157,15 @@ internal static class LabelNoiseBenchmark
     private static string Estimate(LabelNoiseOptions o, string[] methods, int trainCount, int validationCount, int testCount)
     {
         double runs = (double)o.Seeds.Length * o.NoiseRates.Length;
-        var rates = methods.Select(m => FlatMinimumMethods.EstimatedImagesPerSecond(m, o.Architecture)).ToArray();
-        if (rates.Any(r => r is null))
-            return $"none for {o.Architecture} (the throughputs behind the estimate are SmallCnn's).";
-        double train = runs * methods.Zip(rates).Sum(p => o.Epochs * (double)trainCount / p.Second!.Value);
-        double evaluation = runs * methods.Length * ((double)o.Epochs * (testCount + validationCount) + trainCount) / FlatMinimumMethods.SmallCnnEvaluationImagesPerSecond;
+        var arch = o.Architecture;
+        if (FlatMinimumMethods.EstimatedImagesPerSecond("sgd", arch) is not double sgd || FlatMinimumMethods.EstimatedImagesPerSecond("sam", arch) is not double sam
+            || FlatMinimumMethods.EstimatedEvaluationImagesPerSecond(arch) is not double eval)
+            return $"none for {arch}.";
+        double train = runs * methods.Sum(m => o.Epochs * (double)trainCount / (m == "sgd" ? sgd : sam));
+        double evaluation = runs * methods.Length * ((double)o.Epochs * (testCount + validationCount) + trainCount) / eval;
         return $"≈ {(train + evaluation) / 60:F0} min on 2 idle cores: training {train / 60:F0} min ({runs:0} rate × seed pairs × Σ over methods of " +
-               $"{o.Epochs} epochs × {trainCount:N0} images ÷ SGD ≈ {FlatMinimumMethods.SmallCnnSgdImagesPerSecond:N0} or SAM/ASAM ≈ {FlatMinimumMethods.SmallCnnSamImagesPerSecond:N0} " +
-               $"images/s, SmallCnn batch 128) + evaluations {evaluation / 60:F0} min ({o.Epochs} × {testCount + validationCount:N0} test and validation images per run " +
-               $"at an assumed {FlatMinimumMethods.SmallCnnEvaluationImagesPerSecond:N0} images/s).";
+               $"{o.Epochs} epochs × {trainCount:N0} images ÷ SGD ≈ {sgd:N0} or SAM/ASAM ≈ {sam:N0} images/s, {arch} batch 128, measured step rates) + " +
+               $"evaluations {evaluation / 60:F0} min ({o.Epochs} × {testCount + validationCount:N0} test and validation images per run at an assumed {eval:N0} images/s).";
     }
 
     private static string Report(List<RunResult> results, LabelNoiseOptions o, string[] methods, TimeSpan elapsed)

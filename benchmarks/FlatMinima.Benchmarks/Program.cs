@@ -38,6 +38,7 @@
 //               (--budget-preset tiny|reduced|full, --budget-epochs N, --budget-seeds 1,2,3, --budget-methods sgd,sam,sam-swa,
 //                --budget-images N, --budget-test N, --budget-arch, --budget-augment, --budget-batch, --budget-lr, --budget-rho,
 //                --budget-asam-rho, --budget-swa-lr, --budget-out FILE)
+//               (label-noise and clean-budget: --plan-only prints the protocol and the time estimate without training)
 // Usage: dotnet run -c Release --project benchmarks/FlatMinima.Benchmarks -- <mode>[,<mode>…] [options]
 //   --fashion-mnist DIR   full Fashion-MNIST idx files (default /usr/share/datasets/fashion-mnist)
 //   --threads N (2)  --cnn-steps N (60)  --resnet-steps N (12)  --images N (12800)  --no-mallopt  --peer-bench DIR
