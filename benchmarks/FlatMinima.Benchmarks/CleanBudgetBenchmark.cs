@@ -94,7 +94,10 @@ internal static class CleanBudgetBenchmark
         var perMethod = methods.Select(m => (Method: m, Seconds: (double)o.Epochs * trainCount * o.Seeds.Length / (m == "sgd" ? sgd : sam))).ToArray();
         return $"{steps}. At {arch}'s measured SGD ≈ {sgd:N0} and SAM ≈ {sam:N0} training images/s (batch 128, 2 idle cores; ASAM counted as SAM): " +
                string.Join(" + ", perMethod.Select(p => $"{FlatMinimumMethods.Title(p.Method)} {p.Seconds / 60:F1} min")) +
-               $" ≈ {perMethod.Sum(p => p.Seconds) / 60:F0} min, plus loading and {methods.Length * o.Seeds.Length} test evaluations (seconds).";
+               $" ≈ {perMethod.Sum(p => p.Seconds) / 60:F0} min, plus loading and {methods.Length * o.Seeds.Length} test evaluations (seconds)." +
+               (arch == Torch.Models.ImageClassifierArchitecture.SmallCnn ? $" SmallCnn rather than ResNet-20, whose measured step rates (SGD ≈ " +
+                $"{FlatMinimumMethods.ResNet20SgdImagesPerSecond:N0}, SAM ≈ {FlatMinimumMethods.ResNet20SamImagesPerSecond:N0} images/s at 3×32×32) would make the same table " +
+                $"≈ {methods.Sum(m => (double)o.Epochs * trainCount * o.Seeds.Length / (m == "sgd" ? FlatMinimumMethods.ResNet20SgdImagesPerSecond : FlatMinimumMethods.ResNet20SamImagesPerSecond)) / 3600:F1} h." : "");
     }
 
     private static string Report(List<RunResult> results, CleanBudgetOptions o, string[] methods, TimeSpan elapsed)

@@ -107,7 +107,7 @@ internal static class LabelNoiseBenchmark
                     results.Add(result);
                     Console.WriteLine($"r={rate:0.##} {FlatMinimumMethods.Title(method)} seed {seed}: test {result.TestAccuracy:P2}, at best val (epoch {result.BestValidationEpoch}) " +
                                       $"{result.TestAtBestValidation:P2}, oracle {result.OracleTestAccuracy:P2} (epoch {result.OracleEpoch}); train noisy {result.TrainNoisyAccuracy:P2}, " +
-                                      $"clean {result.TrainCleanAccuracy:P2}, memorized {result.Memorized:P1}; {result.TrainSeconds:F0} s + {result.EvaluationSeconds:F0} s test evaluations, " +
+                                      $"clean {result.TrainCleanAccuracy:P2}, memorized {(double.IsNaN(result.Memorized) ? "—" : result.Memorized.ToString("P1"))}; {result.TrainSeconds:F0} s + {result.EvaluationSeconds:F0} s test evaluations, " +
                                       $"{result.ImagesPerSecond:N0} images/s{(result.Averaging.Length > 0 ? "; " + result.Averaging : "")}   [{clock.Elapsed.TotalMinutes:F1} min]");
                     Console.Out.Flush();
                 }
