@@ -29,6 +29,8 @@
 //               (--transfer-k 10,50,200, --transfer-seeds 1,2,3, --transfer-size N, --transfer-methods a,b,…, --transfer-out FILE,
 //                --transfer-test N, --transfer-steps N, --transfer-scratch-steps N, --transfer-min-epochs N, --transfer-lr X,
 //                --transfer-backbone-factor X)
+//   efficient-sam  SGD, SAM, LookSAM, RST, AE-SAM and MESA on the embedded subset (SmallCnn): test accuracy, SAM-step
+//               fraction, passes per step, Fit time (--esam-epochs N (12), --esam-seeds 1,2,3)
 // Usage: dotnet run -c Release --project benchmarks/FlatMinima.Benchmarks -- <mode>[,<mode>…] [options]
 //   --fashion-mnist DIR   full Fashion-MNIST idx files (default /usr/share/datasets/fashion-mnist)
 //   --threads N (2)  --cnn-steps N (60)  --resnet-steps N (12)  --images N (12800)  --no-mallopt  --peer-bench DIR
@@ -68,7 +70,8 @@ foreach (var mode in options.Modes)
         case "streaming-memory": StreamingBenchmark.RunMemory(options); break;
         case "transfer": TransferBenchmark.Run(options); break;
         case "fit-memory": StreamingBenchmark.FitMemoryChild(options); break;
-        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment, sharpness-defaults, averaging, augmentation-accuracy, domain-generalization, incremental, f2m-step, resnet18-steps, streaming, streaming-memory, transfer.");
+        case "efficient-sam": EfficientSamBenchmark.Run(options); break;
+        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment, sharpness-defaults, averaging, augmentation-accuracy, domain-generalization, incremental, f2m-step, resnet18-steps, streaming, streaming-memory, transfer, efficient-sam.");
     }
 }
 return 0;
