@@ -172,6 +172,31 @@ public sealed class OptionModelTests
     }
 
     [TestMethod]
+    public void AnEfficientStepWithGradientAccumulationAndMesaFit()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = ml.Data.LoadFromEnumerable(TestData.Load("train", TestData.ThreeClasses, 4));
+        var keyed = ml.Transforms.Conversion.MapValueToKey("Label").Fit(rows).Transform(rows);
+        var reports = new List<EpochReport>();
+        var options = new FlatMinimaImageClassificationTrainer.Options
+        {
+            ImageColumnName = "ImageSource", Epochs = 2, BatchSize = 4, AccumulationSteps = 2, Device = DeviceKind.Cpu,
+            SharpnessAware = SharpnessAwareOptions.LookSam(interval: 2), Progress = reports.Add,
+        };
+        using (var model = ml.MulticlassClassification.Trainers.FlatMinimaImageClassification(options).Fit(keyed))
+            Assert.AreEqual(3, model.ClassCount);
+        Assert.AreEqual(2, reports.Count);
+        Assert.AreEqual(2, reports[0].Steps, "12 rows: micro-batches of 4, two per step (4 + 4, then 4)");
+        Assert.AreEqual(1, reports[0].SharpnessAwareSteps, "LookSAM k = 2: steps 0 and 2 are sharpness-aware");
+
+        reports.Clear();
+        options.Mesa = MesaOptions.Default() with { WarmupEpochs = 1 };
+        using (var model = ml.MulticlassClassification.Trainers.FlatMinimaImageClassification(options).Fit(keyed))
+            Assert.AreEqual(3, model.ClassCount);
+        Assert.AreEqual(0, reports.Sum(r => r.SharpnessAwareSteps), "MESA takes one backward pass per step");
+    }
+
+    [TestMethod]
     public void ATrainerKeepsTheOptionsItWasCreatedWith()
     {
         var ml = new MLContext(seed: 1);
