@@ -22,6 +22,12 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
     /// <summary>Seeds of the augmentation-accuracy mode.</summary>
     public int[] AugmentationSeeds { get; init; } = { 1, 2, 3 };
 
+    /// <summary>Epochs of each run of the efficient-sam mode (--esam-epochs).</summary>
+    public int EfficientSamEpochs { get; init; } = 12;
+
+    /// <summary>Seeds of the efficient-sam mode (--esam-seeds).</summary>
+    public int[] EfficientSamSeeds { get; init; } = { 1, 2, 3 };
+
     /// <summary>ResNet-18 step benchmark: input size, batch and rounds (--resnet18-size, --resnet18-batch, --resnet18-rounds).</summary>
     public int ResNet18Size { get; init; } = 112;
 
@@ -107,6 +113,8 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
                 "--fm-rows" => o with { FitMemory = (o.FitMemory ?? new()) with { Rows = int.Parse(Next()) } },
                 "--aug-epochs" => o with { AugmentationEpochs = int.Parse(Next()) },
                 "--aug-seeds" => o with { AugmentationSeeds = Next().Split(',').Select(int.Parse).ToArray() },
+                "--esam-epochs" => o with { EfficientSamEpochs = int.Parse(Next()) },
+                "--esam-seeds" => o with { EfficientSamSeeds = Next().Split(',').Select(int.Parse).ToArray() },
                 "--transfer-k" => o with { Transfer = o.Transfer with { ImagesPerClass = Next().Split(',').Select(int.Parse).ToArray() } },
                 "--transfer-seeds" => o with { Transfer = o.Transfer with { Seeds = Next().Split(',').Select(int.Parse).ToArray() } },
                 "--transfer-size" => o with { Transfer = o.Transfer with { Size = int.Parse(Next()) } },

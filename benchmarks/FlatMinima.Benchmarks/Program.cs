@@ -39,6 +39,8 @@
 //                --budget-images N, --budget-test N, --budget-arch, --budget-augment, --budget-batch, --budget-lr, --budget-rho,
 //                --budget-asam-rho, --budget-swa-lr, --budget-out FILE)
 //               (label-noise and clean-budget: --plan-only prints the protocol and the time estimate without training)
+//   efficient-sam  SGD, SAM, LookSAM, RST, AE-SAM and MESA on the embedded subset (SmallCnn): test accuracy, SAM-step
+//               fraction, passes per step, Fit time (--esam-epochs N (12), --esam-seeds 1,2,3)
 // Usage: dotnet run -c Release --project benchmarks/FlatMinima.Benchmarks -- <mode>[,<mode>…] [options]
 //   --fashion-mnist DIR   full Fashion-MNIST idx files (default /usr/share/datasets/fashion-mnist)
 //   --threads N (2)  --cnn-steps N (60)  --resnet-steps N (12)  --images N (12800)  --no-mallopt  --peer-bench DIR
@@ -80,7 +82,8 @@ foreach (var mode in options.Modes)
         case "label-noise": LabelNoiseBenchmark.Run(options); break;
         case "clean-budget": CleanBudgetBenchmark.Run(options); break;
         case "fit-memory": StreamingBenchmark.FitMemoryChild(options); break;
-        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment, sharpness-defaults, averaging, augmentation-accuracy, domain-generalization, incremental, f2m-step, resnet18-steps, streaming, streaming-memory, transfer, label-noise, clean-budget.");
+        case "efficient-sam": EfficientSamBenchmark.Run(options); break;
+        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment, sharpness-defaults, averaging, augmentation-accuracy, domain-generalization, incremental, f2m-step, resnet18-steps, streaming, streaming-memory, transfer, label-noise, clean-budget, efficient-sam.");
     }
 }
 return 0;

@@ -25,7 +25,7 @@ public sealed class OptionModelTests
     // Settings of ClassifierTrainingOptions each family exposes as its own record (or not at all), with the reason.
     private static readonly Dictionary<string, string> Mapped = new()
     {
-        [nameof(ClassifierTrainingOptions.GradientStep)] = "SharpnessAware (image classification) / FlatRegion + FlatRegionSearch (incremental few-shot)",
+        [nameof(ClassifierTrainingOptions.GradientStep)] = "SharpnessAware or Mesa (image classification) / FlatRegion + FlatRegionSearch (incremental few-shot)",
         [nameof(ClassifierTrainingOptions.Averaging)] = "image classification only: SWAD needs its ValidationSet / ValidationFraction",
     };
 
@@ -123,6 +123,12 @@ public sealed class OptionModelTests
         Assert.AreEqual("Averaging.EvaluationFrequency", Fails(o => o.Averaging = WeightAveragingOptions.Swad(evaluationFrequency: 0)));
         Assert.AreEqual("Averaging.Decay", Fails(o => o.Averaging = WeightAveragingOptions.Ema(decay: 1)));
         Assert.AreEqual("Schedule.WarmupEpochs", Fails(o => o.Schedule = LearningRateSchedule.CosineDecay(warmupEpochs: -1)));
+        Assert.AreEqual("SharpnessAware.Efficiency.Interval", Fails(o => o.SharpnessAware = SharpnessAwareOptions.LookSam(interval: 0)));
+        Assert.AreEqual("SharpnessAware.Efficiency.Probability", Fails(o => o.SharpnessAware = SharpnessAwareOptions.RandomizedSam(probability: 1.5)));
+        Assert.AreEqual("SharpnessAware.Efficiency.Decay", Fails(o => o.SharpnessAware = SharpnessAwareOptions.AeSam() with { Efficiency = new AdaptiveSamSchedule { Decay = 1 } }));
+        Assert.AreEqual("Mesa.Temperature", Fails(o => o.Mesa = MesaOptions.Default() with { Temperature = 0 }));
+        Assert.AreEqual("Mesa.WarmupEpochs", Fails(o => { o.Epochs = 5; o.Mesa = MesaOptions.Default(); }), "the term would never apply");
+        Assert.AreEqual("AccumulationSteps", Fails(o => o.AccumulationSteps = 0));
         Assert.AreEqual("Momentum", Fails(o => o.Momentum = 1));
         Assert.AreEqual("Beta2", Fails(o => o.Beta2 = -0.5));
         Assert.AreEqual("LabelSmoothing", Fails(o => o.LabelSmoothing = 1));
@@ -135,6 +141,59 @@ public sealed class OptionModelTests
             (o.ImageHeight, o.ImageWidth) = (8, 8);
             o.Augmentation = new AugmentationOptions { Crop = new RandomCrop { Padding = 8, Fill = CropFill.Reflect } };
         }), "a crop larger than the image, known from ImageHeight and ImageWidth");
+    }
+
+    [TestMethod]
+    public void EfficientStepsMesaAndAccumulationReachTheTorchRecord()
+    {
+        var look = SharpnessAwareOptions.LookSam(interval: 3, alpha: 0.5);
+        var image = new FlatMinimaImageClassificationTrainer.Options { SharpnessAware = look, AccumulationSteps = 4 };
+        Assert.AreSame(look, image.ToTrainingOptions().GradientStep);
+        Assert.AreEqual(4, image.ToTrainingOptions().AccumulationSteps);
+
+        var mesa = MesaOptions.Default() with { Weight = 0.3 };
+        image.Mesa = mesa;
+        Assert.AreSame(mesa, image.ToTrainingOptions().GradientStep, "one gradient step per run: MESA replaces SAM");
+        Assert.IsNull(image.SharpnessAware);
+        image.SharpnessAware = null;
+        Assert.AreSame(mesa, image.Mesa, "clearing the (already empty) SharpnessAware leaves MESA in charge");
+        image.Mesa = null;
+        Assert.IsNull(image.ToTrainingOptions().GradientStep, "no MESA and no SAM: the plain gradient");
+        image.SharpnessAware = look;
+        image.Mesa = null;
+        Assert.AreSame(look, image.SharpnessAware, "clearing an unset Mesa leaves SAM in charge");
+
+        // F2M's flat-region step does not accumulate: the incremental few-shot trainer names the setting.
+        var trainers = new MLContext(seed: 1).MulticlassClassification.Trainers;
+        var fewShot = new FlatMinimaIncrementalFewShotTrainer.Options { AccumulationSteps = 2 };
+        Assert.AreEqual("AccumulationSteps", Assert.ThrowsExactly<ArgumentException>(() => trainers.FlatMinimaIncrementalFewShot(fewShot)).ParamName);
+        fewShot.FlatRegionSearch = false;
+        Assert.IsNotNull(trainers.FlatMinimaIncrementalFewShot(fewShot), "plain cross-entropy accumulates");
+    }
+
+    [TestMethod]
+    public void AnEfficientStepWithGradientAccumulationAndMesaFit()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = ml.Data.LoadFromEnumerable(TestData.Load("train", TestData.ThreeClasses, 4));
+        var keyed = ml.Transforms.Conversion.MapValueToKey("Label").Fit(rows).Transform(rows);
+        var reports = new List<EpochReport>();
+        var options = new FlatMinimaImageClassificationTrainer.Options
+        {
+            ImageColumnName = "ImageSource", Epochs = 2, BatchSize = 4, AccumulationSteps = 2, Device = DeviceKind.Cpu,
+            SharpnessAware = SharpnessAwareOptions.LookSam(interval: 2), Progress = reports.Add,
+        };
+        using (var model = ml.MulticlassClassification.Trainers.FlatMinimaImageClassification(options).Fit(keyed))
+            Assert.AreEqual(3, model.ClassCount);
+        Assert.AreEqual(2, reports.Count);
+        Assert.AreEqual(2, reports[0].Steps, "12 rows: micro-batches of 4, two per step (4 + 4, then 4)");
+        Assert.AreEqual(1, reports[0].SharpnessAwareSteps, "LookSAM k = 2: steps 0 and 2 are sharpness-aware");
+
+        reports.Clear();
+        options.Mesa = MesaOptions.Default() with { WarmupEpochs = 1 };
+        using (var model = ml.MulticlassClassification.Trainers.FlatMinimaImageClassification(options).Fit(keyed))
+            Assert.AreEqual(3, model.ClassCount);
+        Assert.AreEqual(0, reports.Sum(r => r.SharpnessAwareSteps), "MESA takes one backward pass per step");
     }
 
     [TestMethod]

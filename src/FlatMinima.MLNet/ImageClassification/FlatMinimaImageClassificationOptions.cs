@@ -25,12 +25,34 @@ public sealed partial class FlatMinimaImageClassificationTrainer
         /// <summary>
         /// The sharpness-aware step: <c>SharpnessAwareOptions.Sam(rho)</c> (the default, ρ = 0.05),
         /// <c>.Asam(rho, eta)</c> (ρ = 0.5, η = 0.01), <c>.SaGd(ascentSteps, rho)</c>, any of them <c>with { ShardCount = m }</c>
-        /// for m-sharpness; null trains with the base optimizer only.
+        /// for m-sharpness; the efficient schedules <c>.LookSam(k, alpha)</c>, <c>.RandomizedSam(p)</c>, <c>.AeSam()</c>, or any
+        /// method <c>with { Efficiency = … }</c> (see docs/efficient-sam.md); null trains with the base optimizer only (or
+        /// with <see cref="Mesa"/> when that is set).
         /// </summary>
         public SharpnessAwareOptions? SharpnessAware
         {
             get => Training.GradientStep as SharpnessAwareOptions;
-            set => Training = Training with { GradientStep = value };
+            set
+            {
+                if (value is null && Training.GradientStep is MesaOptions) return;
+                Training = Training with { GradientStep = value };
+            }
+        }
+
+        /// <summary>
+        /// MESA ("Sharpness-Aware Training for Free"): one backward pass per step on cross-entropy plus a KL term towards an
+        /// exponential moving average of the weights, <c>MesaOptions.Default()</c> (λ = 0.8, τ = 5, decay 0.9998, 5
+        /// warm-up epochs). A run has one gradient step: setting it replaces <see cref="SharpnessAware"/> (which then reads
+        /// null); null (the default) leaves <see cref="SharpnessAware"/> in charge.
+        /// </summary>
+        public MesaOptions? Mesa
+        {
+            get => Training.GradientStep as MesaOptions;
+            set
+            {
+                if (value is not null) Training = Training with { GradientStep = value };
+                else if (Training.GradientStep is MesaOptions) Training = Training with { GradientStep = null };
+            }
         }
 
         /// <summary>
@@ -86,6 +108,7 @@ public sealed partial class FlatMinimaImageClassificationTrainer
             if (DomainColumnName is not null && string.IsNullOrWhiteSpace(DomainColumnName))
                 throw new ArgumentException("DomainColumnName must name a column, or be null.", nameof(DomainColumnName));
             ValidateNested(nameof(SharpnessAware), SharpnessAware is null ? null : () => { SharpnessAware.Validate(); SharpnessAware.ValidateFor(Training); });
+            ValidateNested(nameof(Mesa), Mesa is null ? null : () => { Mesa.Validate(); Mesa.ValidateFor(Training); });
             ValidateNested(nameof(Averaging), Averaging is null ? null : Averaging.Validate);
             if (Averaging is { NeedsValidation: true } && ValidationSet is null && ValidationFraction == 0)
                 throw new ArgumentException(

@@ -117,6 +117,15 @@ public abstract class ImageTrainerOptions
     /// <inheritdoc cref="ClassifierTrainingOptions.BatchSize"/>
     public int BatchSize { get => Training.BatchSize; set => Training = Training with { BatchSize = value }; }
 
+    /// <summary>
+    /// Gradient accumulation: each optimizer step accumulates the gradient over this many batches of <see cref="BatchSize"/>
+    /// rows (micro-batches), for an effective batch of <see cref="BatchSize"/> × n at the memory of one micro-batch (as
+    /// Hugging Face's <c>gradient_accumulation_steps</c>). SAM computes its perturbation once from the gradient of all n
+    /// micro-batches. BatchNorm layers normalize each micro-batch with its own statistics. 1 (the default) is no
+    /// accumulation; must be ≥ 1. Incremental few-shot: the base session, without <c>FlatRegionSearch</c>.
+    /// </summary>
+    public int AccumulationSteps { get => Training.AccumulationSteps; set => Training = Training with { AccumulationSteps = value }; }
+
     /// <inheritdoc cref="ClassifierTrainingOptions.LearningRate"/>
     public double LearningRate { get => Training.LearningRate; set => Training = Training with { LearningRate = value }; }
 

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.IO;
 using FlatMinima.Torch.Training;
 using static TorchSharp.torch;
@@ -46,7 +47,26 @@ internal sealed class SharpnessAwareGradientStep : IGradientStep
             };
         }
         var meanLoss = _minimizer.ComputeGradient(closures);
-        return new(meanLoss, correct.sum());
+        return new(meanLoss, correct.sum()) { SharpnessAware = _minimizer.Options.Rho > 0 };
+    }
+
+    /// <summary>
+    /// Gradient accumulation: the clean gradient is accumulated over all micro-batches, ε is computed once from it, and
+    /// the perturbed gradient is accumulated over the same micro-batches at w + ε (m-sharpness is not combined with it).
+    /// </summary>
+    public GradientStepResult Compute(IReadOnlyList<MicroBatch> microBatches, long step)
+    {
+        ArgumentNullException.ThrowIfNull(microBatches);
+        if (microBatches.Count == 1) return Compute(microBatches[0].Inputs, microBatches[0].Labels, step);
+        var correct = zeros(Array.Empty<long>(), ScalarType.Int64, microBatches[0].Inputs.device);
+        bool clean = true;
+        var meanLoss = _minimizer.ComputeGradient(() =>
+        {
+            var loss = MicroBatchPass.Run(_context, microBatches, clean ? correct : null);
+            clean = false;
+            return loss;
+        });
+        return new(meanLoss, correct) { SharpnessAware = _minimizer.Options.Rho > 0 };
     }
 
     // The minimizer keeps no state between steps: the base optimizer's state is saved by the checkpoint, and the

@@ -70,6 +70,16 @@ public sealed record SharpnessAwareOptions : GradientStepOptions
     /// </summary>
     public int ShardCount { get; init; } = 1;
 
+    /// <summary>
+    /// Take the sharpness-aware gradient only on some steps, and the plain gradient (one pass) on the others:
+    /// <see cref="LookSamSchedule"/> (every k-th step, reusing the stored sharpness direction in between),
+    /// <see cref="RandomizedSamSchedule"/> (a Bernoulli draw per step, RST / SS-SAM) or <see cref="AdaptiveSamSchedule"/>
+    /// (AE-SAM: when the squared gradient norm is high relative to its moving statistics). Null (the default) takes it on
+    /// every step. The sharpness-aware steps use every other setting here (ρ, ASAM's adaptive radius, SA-GD's ascent
+    /// steps). Not combined with m-sharpness (<see cref="ShardCount"/> &gt; 1). See <c>docs/efficient-sam.md</c>.
+    /// </summary>
+    public SamSchedule? Efficiency { get; init; }
+
     /// <summary>SAM of Foret et al. with radius ρ.</summary>
     public static SharpnessAwareOptions Sam(double rho = DefaultRho) => new() { Rho = rho };
 
@@ -79,6 +89,24 @@ public sealed record SharpnessAwareOptions : GradientStepOptions
 
     /// <summary>SA-GD: <paramref name="ascentSteps"/> projected ascent steps inside the ρ-ball (1 is SAM).</summary>
     public static SharpnessAwareOptions SaGd(int ascentSteps = 3, double rho = DefaultRho) => new() { Rho = rho, AscentSteps = ascentSteps };
+
+    /// <summary>LookSAM (Liu et al., CVPR 2022): SAM every <paramref name="interval"/>-th step, and in between the clean
+    /// gradient plus the stored sharpness direction (see <see cref="LookSamSchedule"/>).</summary>
+    public static SharpnessAwareOptions LookSam(int interval = LookSamSchedule.DefaultInterval, double alpha = LookSamSchedule.DefaultAlpha, double rho = DefaultRho) =>
+        new() { Rho = rho, Efficiency = new LookSamSchedule { Interval = interval, Alpha = alpha } };
+
+    /// <summary>Randomized SAM (RST, Zhao et al. 2022; SS-SAM): SAM with probability <paramref name="probability"/> on each
+    /// step, else the plain gradient; <paramref name="finalProbability"/> makes the probability grow (or shrink) linearly
+    /// to that value at the last step (see <see cref="RandomizedSamSchedule"/>).</summary>
+    public static SharpnessAwareOptions RandomizedSam(double probability = RandomizedSamSchedule.DefaultProbability, double? finalProbability = null, double rho = DefaultRho) =>
+        new() { Rho = rho, Efficiency = new RandomizedSamSchedule { Probability = probability, FinalProbability = finalProbability } };
+
+    /// <summary>AE-SAM (Jiang et al., ICLR 2023): SAM when the squared gradient norm is above its moving mean plus c_t moving
+    /// standard deviations (see <see cref="AdaptiveSamSchedule"/>).</summary>
+    public static SharpnessAwareOptions AeSam(double rho = DefaultRho) => new() { Rho = rho, Efficiency = new AdaptiveSamSchedule() };
+
+    /// <inheritdoc />
+    protected internal override bool SupportsAccumulation => true;
 
     /// <inheritdoc />
     protected internal override string DivergenceAdvice => " or the sharpness radius Rho, or set GradientClipNorm.";
@@ -97,16 +125,26 @@ public sealed record SharpnessAwareOptions : GradientStepOptions
         if (!(Epsilon > 0))
             throw new ArgumentOutOfRangeException(nameof(Epsilon), Epsilon, "Epsilon must be > 0.");
         if (ShardCount < 1) throw new ArgumentOutOfRangeException(nameof(ShardCount), ShardCount, "ShardCount must be ≥ 1.");
+        if (Efficiency is not null)
+        {
+            NestedOption.Validate(nameof(Efficiency), Efficiency.Validate);
+            if (ShardCount > 1)
+                throw new ArgumentException($"Efficiency ({Efficiency.Name}) is not combined with m-sharpness; set ShardCount = 1 or Efficiency = null.", nameof(Efficiency));
+        }
     }
 
-    /// <summary>Checks that <see cref="ShardCount"/> does not exceed the batch size.</summary>
+    /// <summary>Checks that <see cref="ShardCount"/> does not exceed the batch size and is not combined with gradient accumulation.</summary>
     public override void ValidateFor(ClassifierTrainingOptions training)
     {
         ArgumentNullException.ThrowIfNull(training);
         if (ShardCount > training.BatchSize)
             throw new ArgumentOutOfRangeException(nameof(ShardCount), ShardCount, $"ShardCount ({ShardCount}) cannot exceed BatchSize ({training.BatchSize}).");
+        if (ShardCount > 1 && training.AccumulationSteps > 1)
+            throw new ArgumentException($"ShardCount (m-sharpness, {ShardCount}) is not combined with gradient accumulation (AccumulationSteps = {training.AccumulationSteps}); " +
+                "set one of them to 1.", nameof(ShardCount));
     }
 
     /// <inheritdoc />
-    public override IGradientStep CreateStep(GradientStepContext context) => new SharpnessAwareGradientStep(context, this);
+    public override IGradientStep CreateStep(GradientStepContext context) =>
+        Efficiency is null ? new SharpnessAwareGradientStep(context, this) : new ScheduledSharpnessAwareGradientStep(context, this);
 }

@@ -74,12 +74,12 @@ public sealed class ClassifierTrainer
         var parameters = model.parameters().Where(p => p.requires_grad).ToArray();
         if (parameters.Length == 0) throw new ArgumentException("The model has no trainable parameters.", nameof(model));
         using var optimizer = CreateOptimizer(parameters, fineTuning);
-        var context = new GradientStepContext(model, optimizer, Loss, o.Seed);
-        using var gradientStep = o.GradientStep?.CreateStep(context) ?? new PlainGradientStep(context);
         using var generator = new Generator((ulong)o.Seed, CPU);
         using var sampler = new BatchSampler(train, o.BatchSize, generator);
         using var augmentationGenerator = o.Augmentation is null ? null : new Generator(unchecked((ulong)o.Seed + AugmentationSeedOffset), CPU);
-        int stepsPerEpoch = sampler.StepsPerEpoch;
+        int stepsPerEpoch = (sampler.StepsPerEpoch + o.AccumulationSteps - 1) / o.AccumulationSteps;
+        var context = new GradientStepContext(model, optimizer, Loss, o.Seed) { Plan = new TrainingPlan(stepsPerEpoch, o.Epochs) };
+        using var gradientStep = o.GradientStep?.CreateStep(context) ?? new PlainGradientStep(context);
         using var averager = o.Averaging?.CreateAverager(model, new TrainingPlan(stepsPerEpoch, o.Epochs));
         var validationDriven = averager as IValidationDrivenAverager;
 
@@ -98,27 +98,35 @@ public sealed class ClassifierTrainer
             var clock = Stopwatch.StartNew();
             FineTuningPlan.Train(model, fineTuning);
             double lossSum = 0;
-            long correct = 0, seen = 0;
+            long correct = 0, seen = 0, sharpnessAwareSteps = 0;
             int b = 0;
             try
             {
                 using (var epochScope = NewDisposeScope())
                 {
-                    foreach (var (index, inputs) in BatchLoader.Load(train, sampler.Epoch(), o.LoaderWorkers, o.PrefetchBatches))
+                    var loader = BatchLoader.Load(train, sampler.Epoch(), o.LoaderWorkers, o.PrefetchBatches);
+                    foreach (var loaded in MicroBatchGroups.Of(loader, o.AccumulationSteps))
                     {
-                        using var loaded = inputs;
+                        using var group = loaded;
                         o.CancellationToken.ThrowIfCancellationRequested();
                         using var scope = NewDisposeScope();
-                        long size = index.shape[0];
+                        long size = 0;
                         b++;
-                        var x = loaded.to(_device);
-                        if (o.Augmentation is not null) x = o.Augmentation.Apply(x, augmentationGenerator!);
-                        var y = train.Labels.index_select(0, index).to(_device);
+                        var micro = new MicroBatch[group.Rows.Count];
+                        for (int m = 0; m < micro.Length; m++)
+                        {
+                            var x = group.Inputs[m].to(_device);
+                            if (o.Augmentation is not null) x = o.Augmentation.Apply(x, augmentationGenerator!);
+                            micro[m] = new MicroBatch(x, train.Labels.index_select(0, group.Rows[m]).to(_device));
+                            size += group.Rows[m].shape[0];
+                        }
 
                         rate = o.Schedule.At(o.LearningRate, step, stepsPerEpoch, o.Epochs);
                         if (averager is not null) rate = averager.LearningRate(step, rate);
                         LearningRateSchedule.Apply(optimizer, rate);
-                        var (loss, hits) = gradientStep.Compute(x, y, step);
+                        var result = gradientStep.Compute(micro, step);
+                        var (loss, hits) = result;
+                        if (result.SharpnessAware) sharpnessAwareSteps++;
                         double lossValue = loss.item<float>();
                         if (!double.IsFinite(lossValue))
                             throw new TrainingDivergedException(epoch, b, lossValue, o.GradientStep?.DivergenceAdvice ?? GradientStepOptions.PlainDivergenceAdvice);
@@ -160,7 +168,7 @@ public sealed class ClassifierTrainer
                 (validationLoss, validationAccuracy) = Evaluate(model, validation!);
             var report = new EpochReport(epoch, o.Epochs, lossSum / seen, (double)correct / seen, validationLoss, validationAccuracy, rate, clock.Elapsed)
             {
-                Averaging = averaging,
+                Averaging = averaging, Steps = b, SharpnessAwareSteps = sharpnessAwareSteps,
             };
             reports.Add(report);
             if (o.CheckpointPath is string path && !stop && epoch < o.Epochs)

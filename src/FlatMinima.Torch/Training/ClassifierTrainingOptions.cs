@@ -21,8 +21,21 @@ public sealed record ClassifierTrainingOptions
     /// <summary>Passes over the training data.</summary>
     public int Epochs { get; init; } = 10;
 
-    /// <summary>Examples per optimizer step.</summary>
+    /// <summary>Examples per forward pass (per optimizer step without gradient accumulation; per micro-batch with it).</summary>
     public int BatchSize { get; init; } = 128;
+
+    /// <summary>
+    /// Gradient accumulation: each optimizer step accumulates the gradient over this many consecutive batches
+    /// (micro-batches of <see cref="BatchSize"/> rows), so the effective batch is <see cref="BatchSize"/> × n while
+    /// memory for activations stays that of one micro-batch; the learning-rate schedule, averaging and checkpoints count
+    /// optimizer steps. The gradient is that of the mean loss over all rows of the step. A sharpness-aware step
+    /// accumulates the clean gradient over the micro-batches, computes ε once from the whole accumulated gradient, then
+    /// accumulates the perturbed gradient over the same micro-batches. BatchNorm layers still normalize with each
+    /// micro-batch's own statistics, so a network with BatchNorm does not train exactly as with one batch of
+    /// BatchSize × n. Must be ≥ 1; 1 (the default) is no accumulation. Not supported by F2M's flat-region step or
+    /// with m-sharpness.
+    /// </summary>
+    public int AccumulationSteps { get; init; } = 1;
 
     /// <summary>Base learning rate (peak rate after warm-up).</summary>
     public double LearningRate { get; init; } = 0.05;
@@ -138,6 +151,11 @@ public sealed record ClassifierTrainingOptions
     {
         if (Epochs < 1) throw new ArgumentOutOfRangeException(nameof(Epochs), Epochs, "Epochs must be ≥ 1.");
         if (BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "BatchSize must be ≥ 1.");
+        if (AccumulationSteps < 1)
+            throw new ArgumentOutOfRangeException(nameof(AccumulationSteps), AccumulationSteps, "AccumulationSteps must be ≥ 1 (1 is no gradient accumulation).");
+        if (AccumulationSteps > 1 && GradientStep is { SupportsAccumulation: false })
+            throw new ArgumentException($"AccumulationSteps is {AccumulationSteps}, but the gradient step {GradientStep.GetType().Name} does not accumulate gradients " +
+                "over micro-batches; set AccumulationSteps = 1.", nameof(AccumulationSteps));
         if (!(LearningRate > 0) || double.IsInfinity(LearningRate))
             throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "LearningRate must be a finite number > 0.");
         if (!(WeightDecay >= 0)) throw new ArgumentOutOfRangeException(nameof(WeightDecay), WeightDecay, "WeightDecay must be ≥ 0.");

@@ -19,6 +19,16 @@ public sealed record EpochReport(int Epoch, int Epochs, double TrainLoss, double
     /// The validation metrics of that report are then the averaged model's.</summary>
     public AveragingReport? Averaging { get; init; }
 
+    /// <summary>Optimizer steps taken in the epoch.</summary>
+    public long Steps { get; init; }
+
+    /// <summary>
+    /// Steps of the epoch that took a sharpness-aware gradient (two forward-backward passes, more with SA-GD); the others
+    /// took one. Equal to <see cref="Steps"/> for SAM and ASAM, a fraction with an efficient schedule
+    /// (<c>SharpnessAwareOptions.Efficiency</c>), 0 for plain, MESA and F2M steps.
+    /// </summary>
+    public long SharpnessAwareSteps { get; init; }
+
     /// <summary>
     /// On the last report of a run that stopped early under <see cref="TrainingFailurePolicy.ReturnLastGoodEpoch"/>: why,
     /// and which epoch's weights the model holds. That report describes the interrupted epoch (its training loss and
@@ -31,7 +41,8 @@ public sealed record EpochReport(int Epoch, int Epochs, double TrainLoss, double
     public override string ToString() =>
         $"epoch {Epoch}/{Epochs}: train loss {TrainLoss:F4} acc {TrainAccuracy:P2}" +
         (ValidationLoss is double vl ? $", validation loss {vl:F4} acc {ValidationAccuracy:P2}" : "") +
-        $", lr {LearningRate:G4}, {Elapsed.TotalSeconds:F1} s" + (Averaging is null ? "" : $"; {Averaging}") +
+        $", lr {LearningRate:G4}, {Elapsed.TotalSeconds:F1} s" +
+        (SharpnessAwareSteps > 0 && SharpnessAwareSteps < Steps ? $", sharpness-aware steps {SharpnessAwareSteps}/{Steps}" : "") + (Averaging is null ? "" : $"; {Averaging}") +
         (Interruption is null ? "" : $"; {Interruption}");
 }
 
