@@ -4,6 +4,7 @@ using System.Diagnostics;
 using System.Linq;
 using FlatMinima.Torch.Augmentation;
 using FlatMinima.Torch.Averaging;
+using FlatMinima.Torch.MixedPrecision;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -74,6 +75,8 @@ public sealed class ClassifierTrainer
         var parameters = model.parameters().Where(p => p.requires_grad).ToArray();
         if (parameters.Length == 0) throw new ArgumentException("The model has no trainable parameters.", nameof(model));
         using var optimizer = CreateOptimizer(parameters, fineTuning);
+        var precision = PrecisionChoice.For(o.Precision, _device);
+        using var autocast = precision.IsBFloat16 ? BFloat16Autocast.Attach(model) : null;
         var context = new GradientStepContext(model, optimizer, Loss, o.Seed);
         using var gradientStep = o.GradientStep?.CreateStep(context) ?? new PlainGradientStep(context);
         using var generator = new Generator((ulong)o.Seed, CPU);
@@ -83,7 +86,7 @@ public sealed class ClassifierTrainer
         using var averager = o.Averaging?.CreateAverager(model, new TrainingPlan(stepsPerEpoch, o.Epochs));
         var validationDriven = averager as IValidationDrivenAverager;
 
-        var run = o.CheckpointPath is null && resumeFrom is null ? null : RunFingerprint.Of(o, stepsPerEpoch, model, train, hasValidation ? validation : null);
+        var run = o.CheckpointPath is null && resumeFrom is null ? null : RunFingerprint.Of(o with { Precision = precision.Used }, stepsPerEpoch, model, train, hasValidation ? validation : null);
         var state = new TrainingCheckpoint.State(generator, sampler, model, optimizer, gradientStep, averager, augmentationGenerator);
         var done = resumeFrom is null ? default : TrainingCheckpoint.Load(resumeFrom, run!, o.Epochs, state);
         using var lastGood = o.OnFailure == TrainingFailurePolicy.ReturnLastGoodEpoch ? new LastGoodEpoch(model) : null;
@@ -118,7 +121,9 @@ public sealed class ClassifierTrainer
                         rate = o.Schedule.At(o.LearningRate, step, stepsPerEpoch, o.Epochs);
                         if (averager is not null) rate = averager.LearningRate(step, rate);
                         LearningRateSchedule.Apply(optimizer, rate);
-                        var (loss, hits) = gradientStep.Compute(x, y, step);
+                        GradientStepResult result;
+                        using (autocast?.Enable()) result = gradientStep.Compute(x, y, step);
+                        var (loss, hits) = result;
                         double lossValue = loss.item<float>();
                         if (!double.IsFinite(lossValue))
                             throw new TrainingDivergedException(epoch, b, lossValue, o.GradientStep?.DivergenceAdvice ?? GradientStepOptions.PlainDivergenceAdvice);
@@ -145,6 +150,7 @@ public sealed class ClassifierTrainer
                     null, null, rate, clock.Elapsed)
                 {
                     Interruption = new TrainingInterruption(reason, epoch, b, lastGood.Epoch, e.Message),
+                    Precision = precision.Used,
                 };
                 reports.Add(interrupted);
                 o.Progress?.Invoke(interrupted);
@@ -161,6 +167,7 @@ public sealed class ClassifierTrainer
             var report = new EpochReport(epoch, o.Epochs, lossSum / seen, (double)correct / seen, validationLoss, validationAccuracy, rate, clock.Elapsed)
             {
                 Averaging = averaging,
+                Precision = precision.Used,
             };
             reports.Add(report);
             if (o.CheckpointPath is string path && !stop && epoch < o.Epochs)

@@ -27,11 +27,17 @@ public sealed record EpochReport(int Epoch, int Epochs, double TrainLoss, double
     /// </summary>
     public TrainingInterruption? Interruption { get; init; }
 
-    /// <summary>A one-line summary.</summary>
+    /// <summary>
+    /// What the training steps computed in: <see cref="ComputePrecision.Float32"/> or <see cref="ComputePrecision.BFloat16"/>
+    /// (<see cref="ClassifierTrainingOptions.Precision"/> resolved for the device).
+    /// </summary>
+    public ComputePrecision Precision { get; init; } = ComputePrecision.Float32;
+
+    /// <summary>A one-line summary (ending in ", bfloat16" for bfloat16 steps).</summary>
     public override string ToString() =>
         $"epoch {Epoch}/{Epochs}: train loss {TrainLoss:F4} acc {TrainAccuracy:P2}" +
         (ValidationLoss is double vl ? $", validation loss {vl:F4} acc {ValidationAccuracy:P2}" : "") +
-        $", lr {LearningRate:G4}, {Elapsed.TotalSeconds:F1} s" + (Averaging is null ? "" : $"; {Averaging}") +
+        $", lr {LearningRate:G4}, {Elapsed.TotalSeconds:F1} s" + (Precision == ComputePrecision.BFloat16 ? ", bfloat16" : "") + (Averaging is null ? "" : $"; {Averaging}") +
         (Interruption is null ? "" : $"; {Interruption}");
 }
 
