@@ -29,6 +29,10 @@
 //               (--transfer-k 10,50,200, --transfer-seeds 1,2,3, --transfer-size N, --transfer-methods a,b,…, --transfer-out FILE,
 //                --transfer-test N, --transfer-steps N, --transfer-scratch-steps N, --transfer-min-epochs N, --transfer-lr X,
 //                --transfer-backbone-factor X)
+//   precision   float32 vs bfloat16 mixed precision step time, SGD and SAM side by side (plus a whole-network bfloat16 SGD
+//               reference without float32 master weights): SmallCnn 1×28×28 and ResNet-20 3×32×32 at batch 128, ResNet-18
+//               (TorchVision layout) at 112 and 224, batch --resnet18-batch (32); prints the CPU model and flags
+//               (--precision-rounds N (6), --precision-warmup N (2), --precision-models smallcnn,resnet20,resnet18-112,resnet18-224)
 // Usage: dotnet run -c Release --project benchmarks/FlatMinima.Benchmarks -- <mode>[,<mode>…] [options]
 //   --fashion-mnist DIR   full Fashion-MNIST idx files (default /usr/share/datasets/fashion-mnist)
 //   --threads N (2)  --cnn-steps N (60)  --resnet-steps N (12)  --images N (12800)  --no-mallopt  --peer-bench DIR
@@ -67,8 +71,9 @@ foreach (var mode in options.Modes)
         case "streaming": StreamingBenchmark.Run(options); break;
         case "streaming-memory": StreamingBenchmark.RunMemory(options); break;
         case "transfer": TransferBenchmark.Run(options); break;
+        case "precision": PrecisionBenchmark.Run(options); break;
         case "fit-memory": StreamingBenchmark.FitMemoryChild(options); break;
-        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment, sharpness-defaults, averaging, augmentation-accuracy, domain-generalization, incremental, f2m-step, resnet18-steps, streaming, streaming-memory, transfer.");
+        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment, sharpness-defaults, averaging, augmentation-accuracy, domain-generalization, incremental, f2m-step, resnet18-steps, streaming, streaming-memory, transfer, precision.");
     }
 }
 return 0;
