@@ -61,7 +61,8 @@ public sealed class MixedPrecisionTests
         var input = rand(InputShape(name));
         using var noGrad = no_grad();
         var reference = network.call(input);
-        int layers = network.modules().Count(m => m is Conv2d or Linear);
+        // Convolution and linear weights are the 4-d and 2-d parameters; every one of their layers must be hooked.
+        int layers = network.named_parameters().Count(p => p.name.EndsWith("weight") && p.parameter.Dimensions is 4 or 2);
         using (var autocast = BFloat16Autocast.Attach(network))
         {
             Assert.AreEqual(layers, autocast.LayerCount, "every convolution and linear layer is hooked");

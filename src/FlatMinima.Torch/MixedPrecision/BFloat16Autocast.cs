@@ -29,10 +29,10 @@ namespace FlatMinima.Torch.MixedPrecision;
 /// </remarks>
 public sealed class BFloat16Autocast : IDisposable
 {
-    private static readonly FieldInfo ConvolutionWeight = Field(typeof(Convolution), "_weight");
-    private static readonly FieldInfo ConvolutionBias = Field(typeof(Convolution), "_bias");
-    private static readonly FieldInfo LinearWeight = Field(typeof(Linear), "_weight");
-    private static readonly FieldInfo LinearBias = Field(typeof(Linear), "_bias");
+    private static readonly FieldInfo? ConvolutionWeight = Field(typeof(Convolution), "_weight");
+    private static readonly FieldInfo? ConvolutionBias = Field(typeof(Convolution), "_bias");
+    private static readonly FieldInfo? LinearWeight = Field(typeof(Linear), "_weight");
+    private static readonly FieldInfo? LinearBias = Field(typeof(Linear), "_bias");
 
     private readonly List<CastLayer> _layers = new();
     private bool _enabled;
@@ -40,6 +40,9 @@ public sealed class BFloat16Autocast : IDisposable
 
     private BFloat16Autocast(nn.Module network)
     {
+        if (ConvolutionWeight is null || ConvolutionBias is null || LinearWeight is null || LinearBias is null)
+            throw new NotSupportedException("bfloat16 mixed precision needs the parameter fields _weight and _bias of TorchSharp's Convolution and Linear, " +
+                "which this TorchSharp version lacks; use Precision = Float32.");
         foreach (var module in network.modules().Prepend(network).Distinct())
         {
             var layer = module switch
@@ -97,10 +100,9 @@ public sealed class BFloat16Autocast : IDisposable
         foreach (var layer in _layers) layer.Restore();
     }
 
-    private static FieldInfo Field(Type type, string name) =>
-        type.GetField(name, BindingFlags.Instance | BindingFlags.NonPublic) is { } field && field.FieldType == typeof(Parameter)
-            ? field
-            : throw new NotSupportedException($"bfloat16 mixed precision needs TorchSharp's {type.Name}.{name} parameter field, which this TorchSharp version lacks; use Precision = Float32.");
+    // A layer's parameter field, or null when this TorchSharp version has none of that name and type.
+    private static FieldInfo? Field(Type type, string name) =>
+        type.GetField(name, BindingFlags.Instance | BindingFlags.NonPublic) is { } field && field.FieldType == typeof(Parameter) ? field : null;
 
     private sealed class Scope : IDisposable
     {
