@@ -1,6 +1,7 @@
 using System;
 using System.IO;
 using System.Linq;
+using System.Runtime.InteropServices;
 using FlatMinima.Torch.MixedPrecision;
 using FlatMinima.Torch.Models;
 using FlatMinima.Torch.Optimization;
@@ -241,6 +242,29 @@ public sealed class MixedPrecisionTests
         {
             File.Delete(path);
         }
+    }
+
+    [TestMethod]
+    public void AForwardPassThatThrowsLeavesTheFloat32ParametersInPlace()
+    {
+        using var scope = NewDisposeScope();
+        using var network = TinyTraining.Net();
+        var fc = (Linear)network.named_modules().Single(m => m.name == "fc").module;
+        var (weight, bias) = (fc.weight, fc.bias);
+        var input = randn(2, 1, 4, 4);
+        var reference = network.call(input).detach();
+        using var autocast = BFloat16Autocast.Attach(network);
+        using (autocast.Enable())
+        {
+            // The linear layer gets the wrong width: conv's hooks ran (and restored), Linear's pre-hook swapped its weight, its forward threw.
+            Assert.ThrowsExactly<ExternalException>(() => network.call(randn(2, 1, 5, 5)));
+            Assert.ThrowsExactly<InvalidOperationException>(() => autocast.Enable(), "scopes do not nest");
+        }
+        Assert.AreSame(weight, fc.weight, "the layer's own float32 weight is back");
+        Assert.AreSame(bias, fc.bias, "and its bias");
+        Assert.IsTrue(network.parameters().All(p => p.dtype == ScalarType.Float32), "every field holds its float32 parameter again");
+        Assert.IsTrue(network.call(input).equal(reference).all().item<bool>(), "the network computes in float32 as before");
+        using (autocast.Enable()) Assert.AreEqual(ScalarType.Float32, network.call(input).dtype, "and bfloat16 works again in a new scope");
     }
 
     [TestMethod]
