@@ -174,7 +174,8 @@ public abstract class ImageTrainerOptions
     /// float32 weights, optimizer state, BatchNorm and loss) or <see cref="ComputePrecision.Auto"/> (bfloat16 where the
     /// CPU has <c>avx512_bf16</c>/<c>amx_bf16</c> or the GPU is compute capability 8.0+, else float32). The choice is
     /// logged to <c>MLContext.Log</c> (a warning for bfloat16 on hardware without native support, where it is emulated and
-    /// slow). Validation and the saved model are float32 either way; scoring computes in float32. See docs/mixed-precision.md.
+    /// slow). Validation and the saved model are float32 either way; scoring computes in float32. Incremental few-shot: the
+    /// base session. See docs/mixed-precision.md.
     /// </summary>
     public ComputePrecision Precision { get => Training.Precision; set => Training = Training with { Precision = value }; }
 

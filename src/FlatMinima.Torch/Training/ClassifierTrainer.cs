@@ -151,6 +151,7 @@ public sealed class ClassifierTrainer
                 {
                     Interruption = new TrainingInterruption(reason, epoch, b, lastGood.Epoch, e.Message),
                     Precision = precision.Used,
+                    PrecisionWarning = precision.Warning,
                 };
                 reports.Add(interrupted);
                 o.Progress?.Invoke(interrupted);
@@ -168,6 +169,7 @@ public sealed class ClassifierTrainer
             {
                 Averaging = averaging,
                 Precision = precision.Used,
+                PrecisionWarning = precision.Warning,
             };
             reports.Add(report);
             if (o.CheckpointPath is string path && !stop && epoch < o.Epochs)

@@ -33,11 +33,17 @@ public sealed record EpochReport(int Epoch, int Epochs, double TrainLoss, double
     /// </summary>
     public ComputePrecision Precision { get; init; } = ComputePrecision.Float32;
 
-    /// <summary>A one-line summary (ending in ", bfloat16" for bfloat16 steps).</summary>
+    /// <summary>
+    /// Set when the steps ran in bfloat16 on hardware without native bfloat16 arithmetic (emulated, usually slower than
+    /// float32): what was found and what to do (<see cref="MixedPrecision.PrecisionChoice.Warning"/>); null otherwise.
+    /// </summary>
+    public string? PrecisionWarning { get; init; }
+
+    /// <summary>A one-line summary (with ", bfloat16" for bfloat16 steps, ", bfloat16 (emulated)" without native support).</summary>
     public override string ToString() =>
         $"epoch {Epoch}/{Epochs}: train loss {TrainLoss:F4} acc {TrainAccuracy:P2}" +
         (ValidationLoss is double vl ? $", validation loss {vl:F4} acc {ValidationAccuracy:P2}" : "") +
-        $", lr {LearningRate:G4}, {Elapsed.TotalSeconds:F1} s" + (Precision == ComputePrecision.BFloat16 ? ", bfloat16" : "") + (Averaging is null ? "" : $"; {Averaging}") +
+        $", lr {LearningRate:G4}, {Elapsed.TotalSeconds:F1} s" + (Precision == ComputePrecision.BFloat16 ? PrecisionWarning is null ? ", bfloat16" : ", bfloat16 (emulated)" : "") + (Averaging is null ? "" : $"; {Averaging}") +
         (Interruption is null ? "" : $"; {Interruption}");
 }
 
