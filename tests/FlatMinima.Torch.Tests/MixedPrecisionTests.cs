@@ -269,6 +269,28 @@ public sealed class MixedPrecisionTests
     }
 
     [TestMethod]
+    public void ACheckpointFingerprintWithoutPrecisionResumesOnlyAFloat32Run()
+    {
+        using var scope = NewDisposeScope();
+        using var model = TinyTraining.Net();
+        var train = TinyTraining.Blobs(8, seed: 9);
+        RunFingerprint Of(ComputePrecision precision) => RunFingerprint.Of(new ClassifierTrainingOptions { Precision = precision }, 1, model, train, null);
+        // The fingerprint of a checkpoint written before Precision existed: the same entries without it.
+        using var stream = new MemoryStream();
+        using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true))
+        {
+            var entries = Of(ComputePrecision.Float32).Entries.Where(e => e.Key != "Precision").ToArray();
+            writer.Write(entries.Length);
+            foreach (var (name, value) in entries) { writer.Write(name); writer.Write(value); }
+        }
+        stream.Position = 0;
+        using var reader = new BinaryReader(stream);
+        var old = RunFingerprint.Read(reader);
+        Assert.AreEqual(0, Of(ComputePrecision.Float32).DifferencesFrom(old).Count, "float32 runs resume checkpoints written before the setting existed");
+        CollectionAssert.AreEqual(new[] { "Precision: checkpoint (absent), this run BFloat16" }, Of(ComputePrecision.BFloat16).DifferencesFrom(old).ToArray());
+    }
+
+    [TestMethod]
     public void InvalidPrecisionIsNamed()
     {
         var error = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new ClassifierTrainingOptions { Precision = (ComputePrecision)7 }.Validate());
