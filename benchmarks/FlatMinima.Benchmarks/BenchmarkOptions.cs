@@ -37,6 +37,15 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
     /// <inheritdoc cref="ResNet18Size"/>
     public int ResNet18Rounds { get; init; } = 8;
 
+    /// <summary>The precision mode: timed rounds, warm-up rounds and models (--precision-rounds, --precision-warmup, --precision-models).</summary>
+    public int PrecisionRounds { get; init; } = 6;
+
+    /// <inheritdoc cref="PrecisionRounds"/>
+    public int PrecisionWarmup { get; init; } = 2;
+
+    /// <inheritdoc cref="PrecisionRounds"/>
+    public string[] PrecisionModels { get; init; } = PrecisionBenchmark.AllModels;
+
     /// <summary>The repository root (found from the working folder upwards; for benchmarks/peer scripts).</summary>
     public string RepoRoot { get; init; } = FindRepoRoot();
 
@@ -106,6 +115,9 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
                 "--resnet18-size" => o with { ResNet18Size = int.Parse(Next()) },
                 "--resnet18-batch" => o with { ResNet18Batch = int.Parse(Next()) },
                 "--resnet18-rounds" => o with { ResNet18Rounds = int.Parse(Next()) },
+                "--precision-rounds" => o with { PrecisionRounds = int.Parse(Next()) },
+                "--precision-warmup" => o with { PrecisionWarmup = int.Parse(Next()) },
+                "--precision-models" => o with { PrecisionModels = Next().Split(',') },
                 "--stream-photos" => o with { StreamingPhotos = int.Parse(Next()) },
                 "--stream-rounds" => o with { StreamingRounds = int.Parse(Next()) },
                 "--fm-source" => o with { FitMemory = (o.FitMemory ?? new()) with { Source = Next() } },

@@ -41,6 +41,10 @@
 //               (label-noise and clean-budget: --plan-only prints the protocol and the time estimate without training)
 //   efficient-sam  SGD, SAM, LookSAM, RST, AE-SAM and MESA on the embedded subset (SmallCnn): test accuracy, SAM-step
 //               fraction, passes per step, Fit time (--esam-epochs N (12), --esam-seeds 1,2,3)
+//   precision   float32 vs bfloat16 mixed precision step time, SGD and SAM side by side (plus a whole-network bfloat16 SGD
+//               reference without float32 master weights): SmallCnn 1×28×28 and ResNet-20 3×32×32 at batch 128, ResNet-18
+//               (TorchVision layout) at 112 and 224, batch --resnet18-batch (32); prints the CPU model and flags
+//               (--precision-rounds N (6), --precision-warmup N (2), --precision-models smallcnn,resnet20,resnet18-112,resnet18-224)
 // Usage: dotnet run -c Release --project benchmarks/FlatMinima.Benchmarks -- <mode>[,<mode>…] [options]
 //   --fashion-mnist DIR   full Fashion-MNIST idx files (default /usr/share/datasets/fashion-mnist)
 //   --threads N (2)  --cnn-steps N (60)  --resnet-steps N (12)  --images N (12800)  --no-mallopt  --peer-bench DIR
@@ -83,7 +87,8 @@ foreach (var mode in options.Modes)
         case "clean-budget": CleanBudgetBenchmark.Run(options); break;
         case "fit-memory": StreamingBenchmark.FitMemoryChild(options); break;
         case "efficient-sam": EfficientSamBenchmark.Run(options); break;
-        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment, sharpness-defaults, averaging, augmentation-accuracy, domain-generalization, incremental, f2m-step, resnet18-steps, streaming, streaming-memory, transfer, label-noise, clean-budget, efficient-sam.");
+        case "precision": PrecisionBenchmark.Run(options); break;
+        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment, sharpness-defaults, averaging, augmentation-accuracy, domain-generalization, incremental, f2m-step, resnet18-steps, streaming, streaming-memory, transfer, label-noise, clean-budget, efficient-sam, precision.");
     }
 }
 return 0;

@@ -45,6 +45,7 @@ public sealed class OptionModelTests
         _ when type == typeof(string) => "run.checkpoint",
         _ when type == typeof(TrainingFailurePolicy) => TrainingFailurePolicy.ReturnLastGoodEpoch,
         _ when type == typeof(AugmentationOptions) => AugmentationOptions.Strong(flip: false),
+        _ when type == typeof(ComputePrecision) => ComputePrecision.BFloat16,
         _ when type == typeof(FineTuningOptions) => FineTuningOptions.LastStages(2, backboneLearningRateFactor: 0.1, freezeBatchNorm: true),
         _ => throw new AssertFailedException($"No distinct test value for {type.Name}; add one."),
     };
@@ -134,6 +135,7 @@ public sealed class OptionModelTests
         Assert.AreEqual("LabelSmoothing", Fails(o => o.LabelSmoothing = 1));
         Assert.AreEqual("ScoringBatchSize", Fails(o => o.ScoringBatchSize = ModelLimits.MaxScoringBatchSize + 1), "a model that trains must also load");
         Assert.AreEqual("OnFailure", Fails(o => o.OnFailure = (TrainingFailurePolicy)7));
+        Assert.AreEqual("Precision", Fails(o => o.Precision = (ComputePrecision)7));
         Assert.AreEqual("Augmentation.Crop.Padding", Fails(o => o.Augmentation = new AugmentationOptions { Crop = new RandomCrop { Padding = -1 } }));
         Assert.AreEqual("Augmentation.HorizontalFlip.Probability", Fails(o => o.Augmentation = new AugmentationOptions { HorizontalFlip = new RandomHorizontalFlip { Probability = 2 } }));
         Assert.AreEqual("Augmentation.Crop.Padding", Fails(o =>

@@ -187,6 +187,7 @@ public sealed class CheckpointTests
             var t when t == typeof(WeightAveragingOptions) => WeightAveragingOptions.Ema(),
             var t when t == typeof(AugmentationOptions) => AugmentationOptions.Standard(),
             var t when t == typeof(FineTuningOptions) => FineTuningOptions.HeadOnly(),
+            var t when t == typeof(ComputePrecision) => ComputePrecision.BFloat16,
             _ => throw new AssertFailedException($"{p.Name} ({p.PropertyType.Name}): add a changed value here, or to RunFingerprint.NotInFingerprint if it cannot change the result."),
         };
         var settings = typeof(ClassifierTrainingOptions).GetProperties(BindingFlags.Public | BindingFlags.Instance)

@@ -5,6 +5,7 @@ using System.Linq;
 using FlatMinima.MLNet.ImageClassification;
 using FlatMinima.Torch.Augmentation;
 using FlatMinima.Torch.Pretrained;
+using FlatMinima.Torch.MixedPrecision;
 using FlatMinima.Torch.Training;
 using Microsoft.ML;
 using Microsoft.ML.Data;
@@ -255,6 +256,9 @@ public abstract class ImageTrainerBase<TOptions>
         string? checkpoint = training.CheckpointPath;
         bool resume = checkpoint is not null && File.Exists(checkpoint);
         if (resume) channel.Info(MessageSensitivity.None, $"Resuming from the checkpoint '{checkpoint}' (CheckpointPath).");
+        var precision = PrecisionChoice.For(training.Precision, device);
+        if (precision.Warning is string warning) channel.Warning(MessageSensitivity.None, warning);
+        else if (training.Precision != ComputePrecision.Float32) channel.Info(MessageSensitivity.None, $"Training computes in {precision} (Precision = {training.Precision}).");
         var reports = new ClassifierTrainer(training, device).Train(network, train, validation, resume ? checkpoint : null);
         if (checkpoint is not null && (reports.Count == 0 || reports[^1].Interruption is null)) File.Delete(checkpoint);
         return reports;

@@ -177,6 +177,17 @@ public abstract class ImageTrainerOptions
     /// </summary>
     public FineTuningOptions? FineTuning { get => Training.FineTuning; set => Training = Training with { FineTuning = value }; }
 
+    /// <summary>
+    /// The number format of the training steps' convolutions and linear layers: <see cref="ComputePrecision.Float32"/>
+    /// (the default; bit-identical results), <see cref="ComputePrecision.BFloat16"/> (mixed precision: bfloat16 compute,
+    /// float32 weights, optimizer state, BatchNorm and loss) or <see cref="ComputePrecision.Auto"/> (bfloat16 where the
+    /// CPU has <c>avx512_bf16</c>/<c>amx_bf16</c> or the GPU is compute capability 8.0+, else float32). The choice is
+    /// logged to <c>MLContext.Log</c> (a warning for bfloat16 on hardware without native support, where it is emulated and
+    /// slow). Validation and the saved model are float32 either way; scoring computes in float32. Incremental few-shot: the
+    /// base session. See docs/mixed-precision.md.
+    /// </summary>
+    public ComputePrecision Precision { get => Training.Precision; set => Training = Training with { Precision = value }; }
+
     /// <summary>Seed of weight initialization and shuffling: same seed and data on CPU give bit-identical models.</summary>
     public int Seed { get => Training.Seed; set => Training = Training with { Seed = value }; }
 

@@ -4,6 +4,7 @@ using System.Diagnostics;
 using System.Linq;
 using FlatMinima.Torch.Augmentation;
 using FlatMinima.Torch.Averaging;
+using FlatMinima.Torch.MixedPrecision;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -74,6 +75,8 @@ public sealed class ClassifierTrainer
         var parameters = model.parameters().Where(p => p.requires_grad).ToArray();
         if (parameters.Length == 0) throw new ArgumentException("The model has no trainable parameters.", nameof(model));
         using var optimizer = CreateOptimizer(parameters, fineTuning);
+        var precision = PrecisionChoice.For(o.Precision, _device);
+        using var autocast = precision.IsBFloat16 ? BFloat16Autocast.Attach(model) : null;
         using var generator = new Generator((ulong)o.Seed, CPU);
         using var sampler = new BatchSampler(train, o.BatchSize, generator);
         using var augmentationGenerator = o.Augmentation is null ? null : new Generator(unchecked((ulong)o.Seed + AugmentationSeedOffset), CPU);
@@ -83,7 +86,7 @@ public sealed class ClassifierTrainer
         using var averager = o.Averaging?.CreateAverager(model, new TrainingPlan(stepsPerEpoch, o.Epochs));
         var validationDriven = averager as IValidationDrivenAverager;
 
-        var run = o.CheckpointPath is null && resumeFrom is null ? null : RunFingerprint.Of(o, stepsPerEpoch, model, train, hasValidation ? validation : null);
+        var run = o.CheckpointPath is null && resumeFrom is null ? null : RunFingerprint.Of(o with { Precision = precision.Used }, stepsPerEpoch, model, train, hasValidation ? validation : null);
         var state = new TrainingCheckpoint.State(generator, sampler, model, optimizer, gradientStep, averager, augmentationGenerator);
         var done = resumeFrom is null ? default : TrainingCheckpoint.Load(resumeFrom, run!, o.Epochs, state);
         using var lastGood = o.OnFailure == TrainingFailurePolicy.ReturnLastGoodEpoch ? new LastGoodEpoch(model) : null;
@@ -124,7 +127,8 @@ public sealed class ClassifierTrainer
                         rate = o.Schedule.At(o.LearningRate, step, stepsPerEpoch, o.Epochs);
                         if (averager is not null) rate = averager.LearningRate(step, rate);
                         LearningRateSchedule.Apply(optimizer, rate);
-                        var result = gradientStep.Compute(micro, step);
+                        GradientStepResult result;
+                        using (autocast?.Enable()) result = gradientStep.Compute(micro, step);
                         var (loss, hits) = result;
                         if (result.SharpnessAware) sharpnessAwareSteps++;
                         double lossValue = loss.item<float>();
@@ -153,6 +157,9 @@ public sealed class ClassifierTrainer
                     null, null, rate, clock.Elapsed)
                 {
                     Interruption = new TrainingInterruption(reason, epoch, b, lastGood.Epoch, e.Message),
+                    Steps = b, SharpnessAwareSteps = sharpnessAwareSteps,
+                    Precision = precision.Used,
+                    PrecisionWarning = precision.Warning,
                 };
                 reports.Add(interrupted);
                 o.Progress?.Invoke(interrupted);
@@ -169,6 +176,8 @@ public sealed class ClassifierTrainer
             var report = new EpochReport(epoch, o.Epochs, lossSum / seen, (double)correct / seen, validationLoss, validationAccuracy, rate, clock.Elapsed)
             {
                 Averaging = averaging, Steps = b, SharpnessAwareSteps = sharpnessAwareSteps,
+                Precision = precision.Used,
+                PrecisionWarning = precision.Warning,
             };
             reports.Add(report);
             if (o.CheckpointPath is string path && !stop && epoch < o.Epochs)

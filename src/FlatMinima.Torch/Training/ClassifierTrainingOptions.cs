@@ -121,6 +121,16 @@ public sealed record ClassifierTrainingOptions
     /// </summary>
     public bool TuneGlibcMalloc { get; init; } = true;
 
+    /// <summary>
+    /// The number format of the training step's convolutions and linear layers: <see cref="ComputePrecision.Float32"/>
+    /// (the default, bit-identical to earlier versions), <see cref="ComputePrecision.BFloat16"/> (mixed precision: bfloat16
+    /// compute, float32 weights, optimizer state, BatchNorm and loss; see <see cref="MixedPrecision.BFloat16Autocast"/>)
+    /// or <see cref="ComputePrecision.Auto"/> (bfloat16 only where the hardware computes it natively). Validation,
+    /// BatchNorm recomputation and the saved model stay float32. It changes the trained weights, so a checkpoint resumes
+    /// only with the same resolved precision.
+    /// </summary>
+    public ComputePrecision Precision { get; init; } = ComputePrecision.Float32;
+
     /// <summary>Called after each epoch.</summary>
     public Action<EpochReport>? Progress { get; init; }
 
@@ -169,6 +179,7 @@ public sealed record ClassifierTrainingOptions
             throw new ArgumentOutOfRangeException(nameof(GradientClipNorm), c, "GradientClipNorm must be > 0, or null to disable clipping.");
         if (LoaderWorkers is < 0 or > 64) throw new ArgumentOutOfRangeException(nameof(LoaderWorkers), LoaderWorkers, "LoaderWorkers must be in [0, 64] (0 loads on the training thread).");
         if (PrefetchBatches is < 1 or > 1024) throw new ArgumentOutOfRangeException(nameof(PrefetchBatches), PrefetchBatches, "PrefetchBatches must be in [1, 1024].");
+        MixedPrecision.PrecisionChoice.Check(Precision);
         if (!Enum.IsDefined(OnFailure)) throw new ArgumentOutOfRangeException(nameof(OnFailure), OnFailure, "Unknown failure policy.");
         if (CheckpointPath is not null && string.IsNullOrWhiteSpace(CheckpointPath))
             throw new ArgumentException("CheckpointPath must be a file path, or null for no checkpoints.", nameof(CheckpointPath));

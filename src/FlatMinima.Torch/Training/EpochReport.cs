@@ -37,11 +37,23 @@ public sealed record EpochReport(int Epoch, int Epochs, double TrainLoss, double
     /// </summary>
     public TrainingInterruption? Interruption { get; init; }
 
-    /// <summary>A one-line summary.</summary>
+    /// <summary>
+    /// What the training steps computed in: <see cref="ComputePrecision.Float32"/> or <see cref="ComputePrecision.BFloat16"/>
+    /// (<see cref="ClassifierTrainingOptions.Precision"/> resolved for the device).
+    /// </summary>
+    public ComputePrecision Precision { get; init; } = ComputePrecision.Float32;
+
+    /// <summary>
+    /// Set when the steps ran in bfloat16 on hardware without native bfloat16 arithmetic (emulated, usually slower than
+    /// float32): what was found and what to do (<see cref="MixedPrecision.PrecisionChoice.Warning"/>); null otherwise.
+    /// </summary>
+    public string? PrecisionWarning { get; init; }
+
+    /// <summary>A one-line summary (with ", bfloat16" for bfloat16 steps, ", bfloat16 (emulated)" without native support).</summary>
     public override string ToString() =>
         $"epoch {Epoch}/{Epochs}: train loss {TrainLoss:F4} acc {TrainAccuracy:P2}" +
         (ValidationLoss is double vl ? $", validation loss {vl:F4} acc {ValidationAccuracy:P2}" : "") +
-        $", lr {LearningRate:G4}, {Elapsed.TotalSeconds:F1} s" +
+        $", lr {LearningRate:G4}, {Elapsed.TotalSeconds:F1} s" + (Precision == ComputePrecision.BFloat16 ? PrecisionWarning is null ? ", bfloat16" : ", bfloat16 (emulated)" : "") +
         (SharpnessAwareSteps > 0 && SharpnessAwareSteps < Steps ? $", sharpness-aware steps {SharpnessAwareSteps}/{Steps}" : "") + (Averaging is null ? "" : $"; {Averaging}") +
         (Interruption is null ? "" : $"; {Interruption}");
 }

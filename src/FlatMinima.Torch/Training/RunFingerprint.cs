@@ -87,6 +87,8 @@ internal sealed class RunFingerprint
             theirs.TryGetValue(name, out var before);
             mine.TryGetValue(name, out var now);
             if (before == now) continue;
+            if (before is null && name == nameof(ClassifierTrainingOptions.Precision) && now == nameof(ComputePrecision.Float32))
+                continue; // written before the setting existed, when every run trained in float32
             differences.Add(name == "Model" && before is not null && now is not null
                 ? $"Model: {ModelDifference(before, now)}"
                 : $"{name}: checkpoint {Short(before)}, this run {Short(now)}");

@@ -1,0 +1,135 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using FlatMinima.Torch.MixedPrecision;
+using FlatMinima.Torch.Models;
+using FlatMinima.Torch.Optimization;
+using FlatMinima.Torch.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FlatMinima.Benchmarks;
+
+/// <summary>
+/// Step time in float32 vs bfloat16 mixed precision (<see cref="BFloat16Autocast"/>, float32 master weights), SGD and SAM,
+/// interleaved per round so every variant sees the same machine state; plus an SGD step of the whole network cast to
+/// bfloat16 (BatchNorm and weights too, no master weights) as the reference for what the casts cost.
+/// </summary>
+internal static class PrecisionBenchmark
+{
+    /// <summary>Every model the mode can run.</summary>
+    public static readonly string[] AllModels = { "smallcnn", "resnet20", "resnet18-112", "resnet18-224" };
+
+    public static void Run(BenchmarkOptions options)
+    {
+        string? cpuInfo = BFloat16Hardware.ReadCpuInfo();
+        Console.WriteLine();
+        Console.WriteLine($"## Mixed precision: float32 vs bfloat16 step time (median ms over {options.PrecisionRounds} interleaved rounds after {options.PrecisionWarmup} warm-up rounds)");
+        Console.WriteLine();
+        Console.WriteLine($"CPU: {BFloat16Hardware.CpuModel(cpuInfo) ?? "unknown"}; native bfloat16: {BFloat16Hardware.Probe(CPU).Description}; " +
+                          $"Precision = Auto would use: {PrecisionChoice.For(ComputePrecision.Auto, CPU)}");
+        Console.WriteLine($"flags: {BFloat16Hardware.FlagsLine(cpuInfo) ?? "unknown"}");
+        Console.WriteLine();
+        Console.WriteLine("| model | batch | SGD fp32 | SGD bf16 | SGD fp32/bf16 | SAM fp32 | SAM bf16 | SAM fp32/bf16 | SGD all-bf16 (reference) | fp32/all-bf16 |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
+        int resnet18Batch = options.ResNet18Batch;
+        foreach (var name in options.PrecisionModels)
+        {
+            switch (name)
+            {
+                case "smallcnn": Measure("SmallCnn 1×28×28", () => new SmallCnn(1, 10), new long[] { 1, 28, 28 }, 128, options); break;
+                case "resnet20": Measure("ResNet-20 3×32×32", () => SmallImageResNet.ResNet20(3, 10), new long[] { 3, 32, 32 }, 128, options); break;
+                case "resnet18-112": Measure("ResNet-18 3×112×112", () => ImageNetResNet.ResNet18(10), new long[] { 3, 112, 112 }, resnet18Batch, options); break;
+                case "resnet18-224": Measure("ResNet-18 3×224×224", () => ImageNetResNet.ResNet18(10), new long[] { 3, 224, 224 }, resnet18Batch, options); break;
+                default: throw new ArgumentException($"Unknown --precision-models entry '{name}'; use {string.Join(", ", AllModels)}.");
+            }
+        }
+        Console.WriteLine();
+        Console.WriteLine("bf16 = Precision.BFloat16 as ClassifierTrainer runs it: convolutions and linear layers in bfloat16 on casts of the float32 " +
+                          "weights, BatchNorm, loss, optimizer and SAM's perturbation in float32. all-bf16 = the network and input converted to bfloat16 " +
+                          "(no float32 master weights, BatchNorm in bfloat16): not a training mode of the library, only the bound on what the casts cost. " +
+                          "SGD lr 0.01, momentum 0.9, weight decay 5e-4; SAM ρ = 0.05; random data in memory.");
+    }
+
+    private static void Measure(string name, Func<nn.Module<Tensor, Tensor>> create, long[] shape, int batch, BenchmarkOptions options)
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(0);
+        var x = randn(new[] { (long)batch }.Concat(shape).ToArray());
+        var y = randint(0, 10, new long[] { batch });
+        var xb = x.to(ScalarType.BFloat16);
+
+        var variants = new List<(string Name, Action Step, IDisposable Owned)>();
+        foreach (var bf16 in new[] { false, true })
+        {
+            var (model, opt) = Setup(create);
+            var autocast = bf16 ? BFloat16Autocast.Attach(model) : null;
+            variants.Add(($"SGD {(bf16 ? "bf16" : "fp32")}", () =>
+            {
+                using (autocast?.Enable()) StepBenchmark.PlainStep(model, opt, x, y);
+            }, new Owner(autocast, opt, model)));
+        }
+        foreach (var bf16 in new[] { false, true })
+        {
+            var (model, opt) = Setup(create);
+            var sam = new SharpnessAwareMinimizer(model, opt, SharpnessAwareOptions.Sam(0.05));
+            var autocast = bf16 ? BFloat16Autocast.Attach(model) : null;
+            variants.Add(($"SAM {(bf16 ? "bf16" : "fp32")}", () =>
+            {
+                using var step = NewDisposeScope();
+                Tensor loss;
+                using (autocast?.Enable())
+                    loss = sam.ComputeGradient(() => { var l = nn.functional.cross_entropy(model.call(x), y); l.backward(); return l; });
+                sam.BaseOptimizer.step();
+                loss.item<float>();
+            }, new Owner(autocast, sam, opt, model)));
+        }
+        {
+            var (model, opt) = Setup(create);
+            model.to(ScalarType.BFloat16);
+            opt.Dispose();
+            var bfOpt = optim.SGD(model.parameters(), 0.01, momentum: 0.9, weight_decay: 5e-4);
+            variants.Add(("SGD all-bf16", () =>
+            {
+                using var step = NewDisposeScope();
+                bfOpt.zero_grad();
+                var loss = nn.functional.cross_entropy(model.call(xb).to(ScalarType.Float32), y);
+                loss.backward();
+                bfOpt.step();
+                loss.item<float>();
+            }, new Owner(bfOpt, model)));
+        }
+
+        var times = variants.Select(_ => new List<double>()).ToArray();
+        for (int r = 0; r < options.PrecisionWarmup + options.PrecisionRounds; r++)
+        {
+            for (int v = 0; v < variants.Count; v++)
+            {
+                double ms = Timing.Ms(variants[v].Step);
+                if (r >= options.PrecisionWarmup) times[v].Add(ms);
+            }
+        }
+        var m = times.Select(Timing.Median).ToArray();
+        Console.WriteLine($"| {name} | {batch} | {m[0]:F1} | {m[1]:F1} | **{m[0] / m[1]:F2}** | {m[2]:F1} | {m[3]:F1} | **{m[2] / m[3]:F2}** | {m[4]:F1} | {m[0] / m[4]:F2} |");
+        foreach (var variant in variants) variant.Owned.Dispose();
+    }
+
+    private static (nn.Module<Tensor, Tensor>, optim.Optimizer) Setup(Func<nn.Module<Tensor, Tensor>> create)
+    {
+        var model = create();
+        model.train();
+        return (model, optim.SGD(model.parameters(), 0.01, momentum: 0.9, weight_decay: 5e-4));
+    }
+
+    private sealed class Owner : IDisposable
+    {
+        private readonly IDisposable?[] _owned;
+
+        public Owner(params IDisposable?[] owned) => _owned = owned;
+
+        public void Dispose()
+        {
+            foreach (var item in _owned) item?.Dispose();
+        }
+    }
+}
