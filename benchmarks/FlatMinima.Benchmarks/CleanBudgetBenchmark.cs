@@ -91,7 +91,7 @@ internal static class CleanBudgetBenchmark
         var arch = o.Architecture;
         if (FlatMinimumMethods.EstimatedImagesPerSecond("sgd", arch) is not double sgd || FlatMinimumMethods.EstimatedImagesPerSecond("sam", arch) is not double sam)
             return $"{steps}; no time estimate for {arch}.";
-        var perMethod = methods.Select(m => (Method: m, Seconds: (double)o.Epochs * trainCount * o.Seeds.Length / (m == "sgd" ? sgd : sam))).ToArray();
+        var perMethod = methods.Select(m => (Method: m, Seconds: (double)o.Epochs * trainCount * o.Seeds.Length / (FlatMinimumMethods.EstimatedImagesPerSecond(m, arch) ?? sam))).ToArray();
         return $"{steps}. At {arch}'s measured SGD ≈ {sgd:N0} and SAM ≈ {sam:N0} training images/s (batch 128, 2 idle cores; ASAM counted as SAM): " +
                string.Join(" + ", perMethod.Select(p => $"{FlatMinimumMethods.Title(p.Method)} {p.Seconds / 60:F1} min")) +
                $" ≈ {perMethod.Sum(p => p.Seconds) / 60:F0} min, plus loading and {methods.Length * o.Seeds.Length} test evaluations (seconds)." +

@@ -30,7 +30,9 @@ internal sealed record TrainingRecipe(ImageClassifierArchitecture Architecture, 
         (Augment ? "`AugmentationOptions.Standard()` (pad-4 reflect crop + horizontal flip at 28×28)" : "no augmentation") +
         $"; SAM ρ = {Rho:G3}, ASAM ρ = {AsamRho:G3} (adaptive, weights only); SWA from 75 % of the epochs, one average per epoch end, " +
         (SwaLearningRate is double swa ? $"constant SWA learning rate {swa:G3}" : "learning rate kept on the cosine schedule") +
-        "; EMA decay 0.999 with warm-up min(d, (1 + n)/(10 + n)) (effective horizon ≈ n/9 steps). Inputs standardized with the " +
+        "; EMA decay 0.999 with warm-up min(d, (1 + n)/(10 + n)) (effective horizon ≈ n/9 steps); efficient variants at SAM's ρ with their defaults " +
+        $"(LookSAM k = {LookSamSchedule.DefaultInterval}, α = {LookSamSchedule.DefaultAlpha}; RST p = {RandomizedSamSchedule.DefaultProbability}; AE-SAM's schedule; " +
+        $"MESA λ = {MesaOptions.DefaultWeight}, warm-up min({MesaOptions.DefaultWarmupEpochs}, ⌊epochs / 4⌋) epochs); `-bf16` = bfloat16 mixed precision. Inputs standardized with the " +
         $"Fashion-MNIST training mean {FlatMinimumMethods.PixelMean} and standard deviation {FlatMinimumMethods.PixelStd}.";
 }
 
@@ -49,8 +51,22 @@ internal sealed record TrainingOutcome(nn.Module<Tensor, Tensor> Model, IReadOnl
 /// </summary>
 internal static class FlatMinimumMethods
 {
-    /// <summary>All methods, in table order.</summary>
+    /// <summary>The classic methods, in table order (the default of the modes).</summary>
     public static readonly string[] All = { "sgd", "sam", "asam", "sam-swa", "sam-ema" };
+
+    /// <summary>The efficient SAM variants (selectable by name): LookSAM, randomized SAM, AE-SAM, MESA.</summary>
+    public static readonly string[] Efficient = { "looksam", "rst", "aesam", "mesa" };
+
+    /// <summary>Suffix of a method name that trains it with bfloat16 mixed precision (<c>sam-bf16</c>).</summary>
+    public const string BFloat16Suffix = "-bf16";
+
+    // Every selectable base method, in table order; each may also carry BFloat16Suffix.
+    private static readonly string[] Known = All.Concat(Efficient).ToArray();
+
+    private static (string Base, bool BFloat16) Parse(string method) =>
+        method.EndsWith(BFloat16Suffix, StringComparison.Ordinal) ? (method[..^BFloat16Suffix.Length], true) : (method, false);
+
+    private static string Choices => $"{string.Join(",", Known)} (each also with {BFloat16Suffix})";
 
     /// <summary>Fashion-MNIST training-set pixel mean and standard deviation (of [0, 1] pixels).</summary>
     public const float PixelMean = 0.2860f, PixelStd = 0.3530f;
@@ -62,23 +78,32 @@ internal static class FlatMinimumMethods
     public static double? EstimatedEvaluationImagesPerSecond(ImageClassifierArchitecture architecture) => 3 * EstimatedImagesPerSecond("sgd", architecture);
 
     /// <summary>The table title of a method.</summary>
-    public static string Title(string method) => method switch
+    public static string Title(string method)
     {
-        "sgd" => "SGD",
-        "sam" => "SAM",
-        "asam" => "ASAM",
-        "sam-swa" => "SAM+SWA",
-        "sam-ema" => "SAM+EMA",
-        _ => throw new ArgumentException($"Unknown method '{method}'; use {string.Join(",", All)}."),
-    };
+        var (name, bf16) = Parse(method);
+        string title = name switch
+        {
+            "sgd" => "SGD",
+            "sam" => "SAM",
+            "asam" => "ASAM",
+            "sam-swa" => "SAM+SWA",
+            "sam-ema" => "SAM+EMA",
+            "looksam" => "LookSAM",
+            "rst" => "RST",
+            "aesam" => "AE-SAM",
+            "mesa" => "MESA",
+            _ => throw new ArgumentException($"Unknown method '{method}'; use {Choices}."),
+        };
+        return bf16 ? title + " (bf16)" : title;
+    }
 
     /// <summary>Checks <paramref name="methods"/> against <see cref="All"/>, naming <paramref name="option"/>; returns them in table order.</summary>
     public static string[] Check(string[] methods, string option)
     {
-        var unknown = methods.Except(All).ToArray();
-        if (unknown.Length > 0) throw new ArgumentException($"Unknown {option} {string.Join(",", unknown)}; use a subset of {string.Join(",", All)}.");
-        if (methods.Length == 0) throw new ArgumentException($"{option} names no method; use a subset of {string.Join(",", All)}.");
-        return All.Where(methods.Contains).ToArray();
+        var unknown = methods.Where(m => !Known.Contains(Parse(m).Base)).ToArray();
+        if (unknown.Length > 0) throw new ArgumentException($"Unknown {option} {string.Join(",", unknown)}; use a subset of {Choices}.");
+        if (methods.Length == 0) throw new ArgumentException($"{option} names no method; use a subset of {Choices}.");
+        return methods.Distinct().OrderBy(m => Array.IndexOf(Known, Parse(m).Base)).ThenBy(m => Parse(m).BFloat16).ToArray();
     }
 
     /// <summary>ResNet-20 training images/s from its measured step times at batch 128 (SGD 314.6 ms, SAM 618.1 ms at 3×32×32; 1×28×28 is somewhat faster).</summary>
@@ -87,14 +112,21 @@ internal static class FlatMinimumMethods
     /// <summary>Training images/s of <paramref name="method"/> for the estimates (SmallCnn and ResNet-20; null for other architectures).</summary>
     public static double? EstimatedImagesPerSecond(string method, ImageClassifierArchitecture architecture) => architecture switch
     {
-        ImageClassifierArchitecture.SmallCnn => method == "sgd" ? SmallCnnSgdImagesPerSecond : SmallCnnSamImagesPerSecond,
-        ImageClassifierArchitecture.ResNet20 => method == "sgd" ? ResNet20SgdImagesPerSecond : ResNet20SamImagesPerSecond,
+        ImageClassifierArchitecture.SmallCnn => OnePass(method) ? SmallCnnSgdImagesPerSecond : SmallCnnSamImagesPerSecond,
+        ImageClassifierArchitecture.ResNet20 => OnePass(method) ? ResNet20SgdImagesPerSecond : ResNet20SamImagesPerSecond,
         _ => null,
     };
 
+    // Methods estimated at the SGD rate (the efficient variants are estimated at SAM's, an upper bound).
+    private static bool OnePass(string method) => Parse(method).Base is "sgd";
+
     /// <summary>The trainer options of <paramref name="method"/> under <paramref name="recipe"/>.</summary>
-    public static ClassifierTrainingOptions Options(string method, TrainingRecipe recipe, int seed, Action<EpochReport>? progress) => new()
+    public static ClassifierTrainingOptions Options(string method, TrainingRecipe recipe, int seed, Action<EpochReport>? progress) =>
+        Options(Parse(method).Base, Parse(method).BFloat16, recipe, seed, progress);
+
+    private static ClassifierTrainingOptions Options(string method, bool bf16, TrainingRecipe recipe, int seed, Action<EpochReport>? progress) => new()
     {
+        Precision = bf16 ? ComputePrecision.BFloat16 : ComputePrecision.Float32,
         Epochs = recipe.Epochs,
         BatchSize = recipe.BatchSize,
         LearningRate = recipe.LearningRate,
@@ -105,7 +137,11 @@ internal static class FlatMinimumMethods
             "sgd" => null,
             "asam" => SharpnessAwareOptions.Asam(recipe.AsamRho),
             "sam" or "sam-swa" or "sam-ema" => SharpnessAwareOptions.Sam(recipe.Rho),
-            _ => throw new ArgumentException($"Unknown method '{method}'; use {string.Join(",", All)}."),
+            "looksam" => SharpnessAwareOptions.LookSam(rho: recipe.Rho),
+            "rst" => SharpnessAwareOptions.RandomizedSam(rho: recipe.Rho),
+            "aesam" => SharpnessAwareOptions.AeSam(recipe.Rho),
+            "mesa" => MesaOptions.Default() with { WarmupEpochs = Math.Min(MesaOptions.Default().WarmupEpochs, recipe.Epochs / 4) },
+            _ => throw new ArgumentException($"Unknown method '{method}'; use {Choices}."),
         },
         Averaging = method switch
         {
@@ -159,7 +195,7 @@ internal static class FlatMinimumMethods
         var data = images.Subset(Enumerable.Range(0, Math.Min(256, images.Count)).ToArray()).ToTensorDataset(PixelMean, PixelStd);
         try
         {
-            foreach (var method in methods.Any(m => m != "sgd") ? new[] { "sgd", "sam" } : new[] { "sgd" })
+            foreach (var method in methods.Any(m => !OnePass(m)) ? new[] { "sgd", "sam" } : new[] { "sgd" })
                 Train(method, recipe with { Epochs = 1 }, 0, data, data, data).Model.Dispose();
         }
         finally

@@ -161,7 +161,7 @@ internal static class LabelNoiseBenchmark
         if (FlatMinimumMethods.EstimatedImagesPerSecond("sgd", arch) is not double sgd || FlatMinimumMethods.EstimatedImagesPerSecond("sam", arch) is not double sam
             || FlatMinimumMethods.EstimatedEvaluationImagesPerSecond(arch) is not double eval)
             return $"none for {arch}.";
-        double train = runs * methods.Sum(m => o.Epochs * (double)trainCount / (m == "sgd" ? sgd : sam));
+        double train = runs * methods.Sum(m => o.Epochs * (double)trainCount / (FlatMinimumMethods.EstimatedImagesPerSecond(m, arch) ?? sam));
         double evaluation = runs * methods.Length * ((double)o.Epochs * (testCount + validationCount) + trainCount) / eval;
         return $"≈ {(train + evaluation) / 60:F0} min on 2 idle cores: training {train / 60:F0} min ({runs:0} rate × seed pairs × Σ over methods of " +
                $"{o.Epochs} epochs × {trainCount:N0} images ÷ SGD ≈ {sgd:N0} or SAM/ASAM ≈ {sam:N0} images/s, {arch} batch 128, measured step rates) + " +
