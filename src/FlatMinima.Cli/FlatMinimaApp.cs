@@ -41,7 +41,7 @@ public static partial class FlatMinimaApp
         if (parse.Errors.Count > 0)
         {
             string command = parse.CommandResult.Command == root ? "" : " " + parse.CommandResult.Command.Name;
-            return Fail(context, CliException.Usage(parse.Errors[0].Message, $"See flatminima{command} --help."));
+            return Fail(context, CliException.Usage(string.Join("; ", parse.Errors.Select(e => e.Message).Distinct()), $"See flatminima{command} --help."));
         }
         return parse.Invoke(new InvocationConfiguration
         {

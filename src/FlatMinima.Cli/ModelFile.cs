@@ -60,7 +60,13 @@ public sealed class ModelFile : IDisposable
     /// <summary>The zip entry holding the <see cref="RunRecord"/> (ML.NET's loader reads only its own entries).</summary>
     public const string RunEntry = "FlatMinimaCli/run.json";
 
-    internal static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+    internal static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,   // readable quotes and non-ASCII; never embedded in HTML
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,   // NaN precision of a class never predicted
+    };
 
     private ModelFile(string path, ITransformer model, DataViewSchema inputSchema, FlatMinimaImageClassificationTransformer classifier, RunRecord? run)
     {

@@ -106,6 +106,9 @@ public static partial class TrainCommand
         var trainFolder = ImageFolder.Read(s.Folder, "The training folder");
         var (trainFiles, testFiles, testName) = Split(trainFolder, s);
         string checkpoint = CheckpointPath(s.Out);
+        CheckOutside(trainFolder.Root, s.Out, "--out");
+        CheckOutside(trainFolder.Root, s.Report ?? DefaultReportFolder(s.Out), s.Report is null ? "--out (its report folder)" : "--report");
+        Directory.CreateDirectory(Path.GetDirectoryName(checkpoint)!);
         if (File.Exists(checkpoint) && !s.Resume)
             throw CliException.Usage($"A checkpoint of an interrupted run exists: '{checkpoint}'.",
                 "Add --resume (with the same options) to continue it, or delete the file to start afresh.");
@@ -190,7 +193,7 @@ public static partial class TrainCommand
                 TrainImages = trainFiles.Count - skippedTrain,
                 TestImages = testFiles.Count,
                 SkippedImages = skippedTrain + (evaluation?.Skipped ?? 0),
-                EpochsCompleted = interruption?.ReturnedEpoch ?? reports.Count(r => r.Interruption is null),
+                EpochsCompleted = interruption?.ReturnedEpoch ?? last?.Epoch ?? 0,
                 Interruption = interruption?.ToString(),
                 Averaging = last?.Averaging?.ToString(),
                 TrainingSeconds = trainingTime.TotalSeconds,
@@ -255,6 +258,15 @@ public static partial class TrainCommand
         if (!(s.TestFraction > 0 && s.TestFraction < 1)) throw CliException.Usage($"--test-fraction {s.TestFraction.ToString(CultureInfo.InvariantCulture)}: must be between 0 and 1 (exclusive).");
         if (s.ImageSize is < 8 or > 1024) throw CliException.Usage($"--image-size {s.ImageSize}: must be 8 to 1024 pixels.");
         if (s.BatchSize is < 1) throw CliException.Usage($"--batch-size {s.BatchSize}: must be at least 1.");
+    }
+
+    // The model, checkpoint and report must not land in the training folder, where a later run would read them as a class.
+    private static void CheckOutside(string folder, string path, string option)
+    {
+        string full = Path.GetFullPath(path);
+        if (full.StartsWith(folder.TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            throw CliException.Usage($"{option} '{path}' is inside the training folder '{folder}'.",
+                "Write the model and the report outside the image folders (a sub-folder there would be read as a class).");
     }
 
     // The training and test files: the --test folder, or a stratified random fraction of each class (seeded).
@@ -386,7 +398,7 @@ public static partial class TrainCommand
     private static long SkippedCount(IEnumerable<string> warnings) =>
         warnings.Select(w => SkipPattern().Match(w)).Where(m => m.Success).Sum(m => long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture));
 
-    [GeneratedRegex(@"left out (\d+) of (\d+) rows")]
+    [GeneratedRegex(@"left out (\d+) of (\d+) rows of the training data")]
     private static partial Regex SkipPattern();
 
     private static Dictionary<string, string> OptionTable(TrainSettings s, int epochs, string? timeFit, FlatMinimaImageClassifier model,
@@ -394,8 +406,10 @@ public static partial class TrainCommand
     {
         ["folder"] = Path.GetFullPath(s.Folder),
         ["test"] = s.TestFolder is null ? $"--test-fraction {s.TestFraction.ToString(CultureInfo.InvariantCulture)}" : Path.GetFullPath(s.TestFolder),
-        ["method"] = o.SharpnessAware?.ToString() ?? "sgd (base optimizer only)",
-        ["averaging"] = o.Averaging?.ToString() ?? "none",
+        ["method"] = o.SharpnessAware is { } sam
+            ? $"{(sam.Adaptive ? "asam" : "sam")} (ρ {sam.Rho.ToString(CultureInfo.InvariantCulture)}" + (sam.Adaptive ? $", η {sam.Eta.ToString(CultureInfo.InvariantCulture)})" : ")")
+            : "sgd (base optimizer only)",
+        ["averaging"] = o.Averaging is null ? "none" : s.Averaging + (o.Averaging.NeedsValidation ? $" (window chosen on {o.ValidationFraction:P0} of the training images held out)" : ""),
         ["architecture"] = model.Architecture,
         ["pretrained"] = s.Pretrained ?? "none",
         ["epochs"] = epochs.ToString(CultureInfo.InvariantCulture) + (timeFit is null ? "" : $" ({timeFit})"),
