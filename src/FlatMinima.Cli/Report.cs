@@ -90,7 +90,7 @@ public static class ReportWriter
          .Append("h1{font-size:1.6em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}\n")
          .Append("table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f3f3f3}\n")
          .Append("td.l,th.l{text-align:left}.metric{display:inline-block;margin:0 1.5em .8em 0}.metric b{font-size:1.6em;display:block}\n")
-         .Append("figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}img{max-width:100%;border:1px solid #eee}figcaption{color:#555;font-size:.9em}\n")
+         .Append("figure{display:inline-block;width:48%;margin:.5em 1% .5em 0;vertical-align:top}img{width:100%;border:1px solid #eee}figcaption{color:#555;font-size:.9em}\n")
          .Append("</style>\n</head>\n<body>\n<h1>").Append(E(content.Title)).Append("</h1>\n");
         if (content.Summary.Count > 0)
         {
@@ -100,7 +100,7 @@ public static class ReportWriter
         }
         if (content.Evaluation is { } ev)
         {
-            b.Append("<h2>Metrics on the ").Append(E(content.EvaluationName)).Append("</h2>\n")
+            b.Append("<h2>Metrics: ").Append(E(content.EvaluationName)).Append("</h2>\n")
              .Append("<div class=\"metric\"><b>").Append(P(ev.MicroAccuracy)).Append("</b>micro-accuracy</div>")
              .Append("<div class=\"metric\"><b>").Append(P(ev.MacroAccuracy)).Append("</b>macro-accuracy</div>")
              .Append("<div class=\"metric\"><b>").Append(ev.LogLoss.ToString("F4", CultureInfo.InvariantCulture)).Append("</b>log-loss</div>")

@@ -182,7 +182,7 @@ public static partial class TrainCommand
             {
                 context.Line();
                 evaluation = EvaluationResult.Evaluate(ml, model, trained.ClassNames, testRows, testName);
-                EvaluationText.Print(context, evaluation, $"Test part: {testName}");
+                EvaluationText.Print(context, evaluation, char.ToUpperInvariant(testName[0]) + testName[1..]);
             }
             var classifier = trained.Model;
             var record = new RunRecord
@@ -279,7 +279,7 @@ public static partial class TrainCommand
             if (unknown.Count > 0)
                 throw CliException.Data($"--test '{s.TestFolder}': class{(unknown.Count > 1 ? "es" : "")} {string.Join(", ", unknown.Select(u => $"'{u}'"))} " +
                     "have no training images.", "The test folder's sub-folders must be classes of the training folder.");
-            return (folder.Files, test.Files, $"--test {s.TestFolder}");
+            return (folder.Files, test.Files, $"test folder {s.TestFolder}");
         }
         var random = new Random(s.Seed);
         var train = new List<LabeledFile>();
@@ -297,7 +297,7 @@ public static partial class TrainCommand
                 "Add images (at least two per class), or give a --test folder.");
         static List<LabeledFile> Ordered(List<LabeledFile> files) =>
             files.OrderBy(f => f.Label, StringComparer.Ordinal).ThenBy(f => f.Path, StringComparer.Ordinal).ToList();
-        return (Ordered(train), Ordered(held), $"{s.TestFraction.ToString("P0", CultureInfo.InvariantCulture).Replace(" ", "")} held out");
+        return (Ordered(train), Ordered(held), $"test part ({s.TestFraction.ToString("P0", CultureInfo.InvariantCulture)} held out)");
     }
 
     private static WeightAveragingOptions? AveragingOptions(string name) => name switch

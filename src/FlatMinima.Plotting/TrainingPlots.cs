@@ -15,14 +15,14 @@ public static class TrainingPlots
     /// <paramref name="path"/> (PNG). <paramref name="validationName"/> names the validation curve in the legend.
     /// </summary>
     public static void SaveLossPng(IReadOnlyList<EpochReport> epochs, string path, string validationName = "validation", int width = 640, int height = 400) =>
-        SaveCurves(epochs, path, "Loss per epoch", "loss (cross-entropy)", r => r.TrainLoss, r => r.ValidationLoss, validationName, 1, width, height);
+        SaveCurves(epochs, path, "Loss per epoch", "loss (cross-entropy)", r => r.TrainLoss, r => r.ValidationLoss, validationName, 1, Alignment.UpperRight, width, height);
 
     /// <summary>
     /// Saves the training accuracy per epoch, and the validation accuracy where the reports have one, in percent, as a
     /// line plot to <paramref name="path"/> (PNG).
     /// </summary>
     public static void SaveAccuracyPng(IReadOnlyList<EpochReport> epochs, string path, string validationName = "validation", int width = 640, int height = 400) =>
-        SaveCurves(epochs, path, "Accuracy per epoch", "accuracy (%)", r => r.TrainAccuracy, r => r.ValidationAccuracy, validationName, 100, width, height);
+        SaveCurves(epochs, path, "Accuracy per epoch", "accuracy (%)", r => r.TrainAccuracy, r => r.ValidationAccuracy, validationName, 100, Alignment.LowerRight, width, height);
 
     /// <summary>
     /// Saves the validation loss per epoch with the steps a weight averager averaged (SWAD's window, SWA's or EMA's
@@ -55,14 +55,21 @@ public static class TrainingPlots
             limit.LinePattern = LinePattern.Dashed;
             limit.LegendText = $"loss threshold {threshold:F4}";
         }
+        EpochTicks(plot, epochs.Count == 0 ? 0 : epochs.Max(r => r.Epoch));
         plot.XLabel("epoch");
         plot.YLabel("validation loss");
         plot.ShowLegend(Alignment.UpperRight);
         plot.SavePng(path, width, height);
     }
 
+    // Whole epochs on the axis when there are few of them (ScottPlot would otherwise label 1.5, 2.5, …).
+    private static void EpochTicks(Plot plot, int epochs)
+    {
+        if (epochs is > 0 and <= 20) plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericFixedInterval(1);
+    }
+
     private static void SaveCurves(IReadOnlyList<EpochReport> epochs, string path, string title, string yLabel, Func<EpochReport, double> train,
-        Func<EpochReport, double?> validation, string validationName, double scale, int width, int height)
+        Func<EpochReport, double?> validation, string validationName, double scale, Alignment legend, int width, int height)
     {
         ArgumentNullException.ThrowIfNull(epochs);
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
@@ -80,9 +87,10 @@ public static class TrainingPlots
                 withValidation.Select(r => validation(r)!.Value * scale).ToArray());
             validationLine.LegendText = validationName;
         }
+        EpochTicks(plot, complete.Length == 0 ? 0 : complete.Max(r => r.Epoch));
         plot.XLabel("epoch");
         plot.YLabel(yLabel);
-        plot.ShowLegend(Alignment.UpperRight);
+        plot.ShowLegend(legend);
         plot.SavePng(path, width, height);
     }
 }

@@ -17,13 +17,22 @@ namespace FlatMinima.Cli.Tests;
 [TestClass]
 public sealed class CodegenTests
 {
+    private static string _folder = "";
+    private static string _model = "";
+
+    [ClassInitialize]
+    public static void TrainOnce(TestContext _)
+    {
+        _folder = Cli.ImageFolder("codegen", 12, "Bag", "Trouser");
+        _model = Cli.TempPath("codegen-out/model.zip");
+        var train = Cli.Run("train", _folder, "--epochs", "1", "--method", "sgd", "--out", _model);
+        Assert.AreEqual(ExitCodes.Success, train.ExitCode, train.ToString());
+    }
+
     [TestMethod]
     public void GeneratedCodeCompilesAndPredictsWhatPredictPredicts()
     {
-        string folder = Cli.ImageFolder("codegen", 12, "Bag", "Trouser");
-        string model = Cli.TempPath("codegen-out/model.zip");
-        var train = Cli.Run("train", folder, "--epochs", "1", "--method", "sgd", "--out", model);
-        Assert.AreEqual(ExitCodes.Success, train.ExitCode, train.ToString());
+        string folder = _folder, model = _model;
         string project = Cli.TempPath("codegen-out/Contoso.Photos");
         if (Directory.Exists(project)) Directory.Delete(project, true);
 
@@ -63,14 +72,20 @@ public sealed class CodegenTests
     }
 
     [TestMethod]
-    public void CodegenRefusesANonEmptyFolderAndABadName()
+    public void CodegenRefusesANonEmptyFolderABadNameAndAMissingModel()
     {
         string folder = Cli.TempPath("codegen-busy");
         Directory.CreateDirectory(folder);
         File.WriteAllText(Path.Combine(folder, "keep.txt"), "mine");
-        string model = Cli.TempPath("codegen-none/model.zip");
-        // The model is checked first: a missing one is a data error.
-        Assert.AreEqual(ExitCodes.DataError, Cli.Run("codegen", "--model", model, "--name", "App", "--out", folder).ExitCode);
+        var busy = Cli.Run("codegen", "--model", _model, "--name", "App", "--out", folder);
+        Assert.AreEqual(ExitCodes.UsageError, busy.ExitCode, busy.ToString());
+        StringAssert.Contains(busy.Error, "is not empty");
+        Assert.AreEqual("mine", File.ReadAllText(Path.Combine(folder, "keep.txt")));
+        var badName = Cli.Run("codegen", "--model", _model, "--name", "1App", "--out", Cli.TempPath("codegen-bad-name"));
+        Assert.AreEqual(ExitCodes.UsageError, badName.ExitCode, badName.ToString());
+        StringAssert.Contains(badName.Error, "not a C# identifier");
+        var missing = Cli.Run("codegen", "--model", Cli.TempPath("codegen-none/model.zip"), "--name", "App", "--out", Cli.TempPath("codegen-new"));
+        Assert.AreEqual(ExitCodes.DataError, missing.ExitCode, missing.ToString());
     }
 
     private static Assembly Compile(IEnumerable<string> files)
@@ -78,12 +93,12 @@ public sealed class CodegenTests
         const string implicitUsings = "global using System; global using System.Collections.Generic; global using System.IO; global using System.Linq; " +
             "global using System.Net.Http; global using System.Threading; global using System.Threading.Tasks;";
         var trees = files.Select(f => CSharpSyntaxTree.ParseText(File.ReadAllText(f), path: f)).Append(CSharpSyntaxTree.ParseText(implicitUsings)).ToArray();
+        // The framework, and the libraries the generated project references (with their dependencies' public surface).
+        string[] prefixes = ["FlatMinima.", "Microsoft.ML", "TorchSharp"];
         var references = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
-            .Concat(AppDomain.CurrentDomain.GetAssemblies().Where(a => !a.IsDynamic && a.Location.Length > 0).Select(a => a.Location))
-            .Concat(Directory.GetFiles(AppContext.BaseDirectory, "*.dll"))
-            .Distinct(StringComparer.Ordinal)
-            .Where(p => IsManaged(p))
-            .GroupBy(p => Path.GetFileName(p), StringComparer.OrdinalIgnoreCase).Select(g => g.First())
+            .Where(p => !prefixes.Any(x => Path.GetFileName(p).StartsWith(x, StringComparison.Ordinal)))
+            .Concat(Directory.GetFiles(AppContext.BaseDirectory, "*.dll").Where(p => prefixes.Any(x => Path.GetFileName(p).StartsWith(x, StringComparison.Ordinal))))
+            .Where(IsManaged)
             .Select(p => MetadataReference.CreateFromFile(p));
         var compilation = CSharpCompilation.Create("GeneratedConsumer", trees, references,
             new CSharpCompilationOptions(OutputKind.ConsoleApplication, nullableContextOptions: NullableContextOptions.Enable));
