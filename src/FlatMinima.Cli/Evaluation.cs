@@ -32,11 +32,7 @@ public sealed record EvaluationResult(IReadOnlyList<string> Classes, double Micr
     /// </summary>
     public static EvaluationResult Evaluate(MLContext ml, ITransformer model, IReadOnlyList<string> classes, ImageRows rows, string what)
     {
-        var unknown = rows.Files.Select(f => f.Label).Distinct().Where(l => !classes.Contains(l)).ToList();
-        if (unknown.Count > 0)
-            throw CliException.Data($"{what}: class{(unknown.Count > 1 ? "es" : "")} {string.Join(", ", unknown.Select(u => $"'{u}'"))} " +
-                $"{(unknown.Count > 1 ? "are" : "is")} not among the model's classes ({string.Join(", ", classes)}).",
-                "Evaluate on folders named after the model's classes (flatminima info --model … lists them).");
+        CheckClasses(rows.Files, classes, what);
         var data = ml.Data.LoadFromEnumerable(rows);
         // Scored once: the image bytes are dropped and the scores cached for the counts and the evaluator.
         var transformed = model.Transform(data);
@@ -50,6 +46,16 @@ public sealed record EvaluationResult(IReadOnlyList<string> Classes, double Micr
         return new EvaluationResult(classes, metrics.MicroAccuracy, metrics.MacroAccuracy, metrics.LogLoss, metrics.LogLossReduction,
             matrix.Counts.Select(r => (IReadOnlyList<double>)r.ToArray()).ToArray(), matrix.PerClassPrecision.ToArray(), matrix.PerClassRecall.ToArray(),
             kept, total - kept, matrix.GetFormattedConfusionTable());
+    }
+
+    /// <summary>Fails with a data error naming the labels of <paramref name="files"/> that are not among <paramref name="classes"/>.</summary>
+    public static void CheckClasses(IReadOnlyList<LabeledFile> files, IReadOnlyList<string> classes, string what)
+    {
+        var unknown = files.Select(f => f.Label).Distinct().Where(l => !classes.Contains(l)).ToList();
+        if (unknown.Count > 0)
+            throw CliException.Data($"{what}: class{(unknown.Count > 1 ? "es" : "")} {string.Join(", ", unknown.Select(u => $"'{u}'"))} " +
+                $"{(unknown.Count > 1 ? "are" : "is")} not among the model's classes ({string.Join(", ", classes)}).",
+                "Evaluate on folders named after the model's classes (flatminima info --model … lists them).");
     }
 
     private static long Count(IDataView view)

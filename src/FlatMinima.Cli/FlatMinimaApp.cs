@@ -64,6 +64,7 @@ public static partial class FlatMinimaApp
         root.Subcommands.Add(PredictCommand.Create(context));
         root.Subcommands.Add(InfoCommand.Create(context));
         root.Subcommands.Add(CodegenCommand.Create(context));
+        root.Subcommands.Add(SharpnessCommand.Create(context));
         return root;
     }
 

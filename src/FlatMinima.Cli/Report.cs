@@ -35,6 +35,12 @@ public sealed record ReportContent
     /// <summary>The averager's report and the steps per epoch, for the averaging-window plot.</summary>
     public (AveragingReport Report, double StepsPerEpoch)? Averaging { get; init; }
 
+    /// <summary>Plots written by the caller into the report folder (title, file), shown after the others.</summary>
+    public IReadOnlyList<(string Title, string File)> ExtraPlots { get; init; } = [];
+
+    /// <summary>Preformatted text sections (title, text), shown after the metrics.</summary>
+    public IReadOnlyList<(string Title, string Text)> Sections { get; init; } = [];
+
     /// <summary>The run's options (name → value).</summary>
     public IReadOnlyDictionary<string, string> Options { get; init; } = new Dictionary<string, string>();
 }
@@ -75,6 +81,7 @@ public static class ReportWriter
             Plot($"Precision and recall per class ({content.EvaluationName})", "per-class.png",
                 p => ClassificationPlots.SavePerClassPng(evaluation.Classes, evaluation.Precision, evaluation.Recall, p));
         }
+        images.AddRange(content.ExtraPlots.Select(p => (p.Title, Path.GetFullPath(p.File))));
         string html = Path.Combine(folder, HtmlFile);
         File.WriteAllText(html, Html(content, images), new UTF8Encoding(false));
         return images.Select(i => i.File).Append(html).ToList();
@@ -112,6 +119,8 @@ public static class ReportWriter
                  .Append(P(ev.Recall[i])).Append("</td><td>").Append(ev.Confusion[i].Sum().ToString("0", CultureInfo.InvariantCulture)).Append("</td></tr>\n");
             b.Append("</table>\n");
         }
+        foreach (var (title, text) in content.Sections)
+            b.Append("<h2>").Append(E(title)).Append("</h2>\n<pre>").Append(E(text.TrimEnd())).Append("</pre>\n");
         if (images.Count > 0)
         {
             b.Append("<h2>Plots</h2>\n");

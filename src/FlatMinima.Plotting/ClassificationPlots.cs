@@ -36,7 +36,7 @@ public static class ClassificationPlots
         heatmap.Colormap = new ScottPlot.Colormaps.Viridis();
         heatmap.ManualRange = new ScottPlot.Range(0, 1);
         // Row 0 of the intensities is drawn at the top: true class i sits at y = k − 1 − i.
-        heatmap.Extent = new CoordinateRect(-0.5, k - 0.5, -0.5, k - 0.5);
+        heatmap.Rectangle = new CoordinateRect(-0.5, k - 0.5, -0.5, k - 0.5);   // the cells' outer edges
         float fontSize = k <= 10 ? 12 : k <= 20 ? 9 : 7;
         for (int i = 0; i < k; i++)
             for (int j = 0; j < k; j++)
