@@ -90,6 +90,19 @@ public sealed class BadInputTests
     }
 
     [TestMethod]
+    public void VerbosePrintsTheStackOfAnError()
+    {
+        string bad = Cli.TempPath("verbose/bad.zip");
+        File.WriteAllText(bad, "not a zip");
+        var quiet = Cli.Run("info", "--model", bad);
+        var verbose = Cli.Run("info", "--model", bad, "--verbose");
+        Assert.AreEqual(ExitCodes.DataError, verbose.ExitCode);
+        Assert.IsFalse(quiet.Error.Contains("   at ", StringComparison.Ordinal), quiet.Error);
+        StringAssert.Contains(verbose.Error, "   at ");
+        StringAssert.StartsWith(verbose.Error, quiet.Error.Split('\n')[0]);
+    }
+
+    [TestMethod]
     public void DurationsParseAsTheDocsSay()
     {
         Assert.AreEqual(TimeSpan.FromSeconds(90), FlatMinimaApp.ParseDuration("90s"));

@@ -149,6 +149,24 @@ public sealed class TrainInfoEvaluatePredictTests
     }
 
     [TestMethod]
+    public void SharpnessReportsTheMeasuresAndPlotsALandscape()
+    {
+        string report = Cli.TempPath("three-out/sharpness");
+        var result = Cli.Run("sharpness", "--model", _model, _folder, "--max-examples", "12", "--quick", "--report", report, "--json");
+        Assert.AreEqual(ExitCodes.Success, result.ExitCode, result.ToString());
+        var json = result.Json();
+        Assert.AreEqual(12, json.GetProperty("examples").GetInt32());
+        Assert.IsTrue(double.IsFinite(json.GetProperty("loss").GetDouble()) && json.GetProperty("loss").GetDouble() > 0);
+        Assert.AreEqual(1, json.GetProperty("topEigenvalues").GetArrayLength());
+        string png = json.GetProperty("landscape").GetString()!;
+        Assert.AreEqual(Path.Combine(Path.GetFullPath(report), "landscape-1d.png"), png);
+        Assert.IsTrue(File.Exists(png));
+        string html = File.ReadAllText(Path.Combine(report, "report.html"));
+        StringAssert.Contains(html, "Hessian trace (Hutchinson)");
+        Assert.AreEqual(1, Regex.Matches(html, "src=\"data:image/png;base64,").Count);
+    }
+
+    [TestMethod]
     public void AModelThatIsNotAZipIsADataError()
     {
         string bad = Cli.TempPath("three-out/bad.zip");
