@@ -297,7 +297,7 @@ public static partial class TrainCommand
                 "Add images (at least two per class), or give a --test folder.");
         static List<LabeledFile> Ordered(List<LabeledFile> files) =>
             files.OrderBy(f => f.Label, StringComparer.Ordinal).ThenBy(f => f.Path, StringComparer.Ordinal).ToList();
-        return (Ordered(train), Ordered(held), $"test part ({s.TestFraction.ToString("P0", CultureInfo.InvariantCulture)} held out)");
+        return (Ordered(train), Ordered(held), $"test part, {s.TestFraction.ToString("P0", CultureInfo.InvariantCulture)} held out");
     }
 
     private static WeightAveragingOptions? AveragingOptions(string name) => name switch
