@@ -45,6 +45,13 @@ public sealed class CliContext
         if (!Json) Out.WriteLine(text);
     }
 
+    /// <summary>Writes a progress note: to standard output, or to standard error under <c>--json</c>.</summary>
+    public void Status(string text)
+    {
+        if (Json) Error.WriteLine(text);
+        else Out.WriteLine(text);
+    }
+
     /// <summary>Writes a line to standard error whatever the mode (progress notes under <c>--json</c>, warnings).</summary>
     public void Note(string text) => Error.WriteLine(text);
 

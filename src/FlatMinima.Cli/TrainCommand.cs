@@ -135,7 +135,7 @@ public static partial class TrainCommand
         bool heldOut = averaging is { NeedsValidation: true };
         string validationName = heldOut ? "validation (held out)" : testName;
 
-        context.Line($"Training on {trainFiles.Count:N0} images of {trainFolder.Classes.Count} classes ({string.Join(", ", trainFolder.Classes)}); " +
+        context.Status($"Training on {trainFiles.Count:N0} images of {trainFolder.Classes.Count} classes ({string.Join(", ", trainFolder.Classes)}); " +
             $"test: {testFiles.Count:N0} images ({testName})" + (trainFolder.IgnoredFiles > 0 ? $"; {trainFolder.IgnoredFiles} non-image files ignored" : "") + ".");
 
         var clock = Stopwatch.StartNew();
@@ -363,8 +363,9 @@ public static partial class TrainCommand
         return o;
     }
 
-    // --time: one epoch on a stratified sample is timed and scaled to the training set; the epochs that fit what is
-    // left of the budget (the sample run included) are trained.
+    // --time: two epochs on a stratified sample are trained and the second is timed (the first also pays for warm-up:
+    // JIT, libtorch's first allocations); its time and the reading time are scaled to the training set, and the run gets
+    // the epochs that fit in what is left of the budget.
     private static (int Epochs, string Description) FitEpochs(CliContext context, MLContext ml, TrainSettings s, IReadOnlyList<LabeledFile> files,
         TimeSpan budget, Stopwatch clock)
     {
@@ -375,21 +376,21 @@ public static partial class TrainCommand
             .ToList();
         var data = ml.Data.LoadFromEnumerable(new ImageRows(sample));
         var keyed = ml.Transforms.Conversion.MapValueToKey("Label", keyOrdinality: ValueToKeyMappingEstimator.KeyOrdinality.ByValue).Fit(data).Transform(data);
-        var options = Options(s, 1, null, null, null, context);
-        TimeSpan? epochTime = null;
-        options.Progress = r => epochTime = r.Elapsed;
+        var options = Options(s, 2, null, null, null, context);
+        var epochTimes = new List<TimeSpan>();
+        options.Progress = r => epochTimes.Add(r.Elapsed);
         options.OnFailure = TrainingFailurePolicy.Throw;
-        context.Line($"--time {Format(budget)}: timing one epoch on {sample.Count:N0} of {files.Count:N0} training images…");
+        context.Status($"--time {Format(budget)}: timing two epochs on {sample.Count:N0} of {files.Count:N0} training images…");
         var probeClock = Stopwatch.StartNew();
         using (ml.MulticlassClassification.Trainers.FlatMinimaImageClassification(options).Fit(keyed)) { }
         double scale = files.Count / (double)sample.Count;
-        double perEpoch = epochTime!.Value.TotalSeconds * scale;
-        double reading = Math.Max(0, probeClock.Elapsed.TotalSeconds - epochTime.Value.TotalSeconds) * scale;
+        double perEpoch = epochTimes[^1].TotalSeconds * scale;
+        double reading = Math.Max(0, probeClock.Elapsed.TotalSeconds - epochTimes.Sum(t => t.TotalSeconds)) * scale;
         double left = budget.TotalSeconds - clock.Elapsed.TotalSeconds - reading;
         int epochs = Math.Clamp((int)Math.Floor(left / perEpoch), 1, 10_000);
         string description = string.Create(CultureInfo.InvariantCulture,
-            $"--time {Format(budget)}: one epoch ≈ {perEpoch:F1} s (timed on {sample.Count} images), reading ≈ {reading:F1} s → {epochs} epochs");
-        context.Line(description);
+            $"--time {Format(budget)}: one epoch ≈ {perEpoch:F1} s (the second of two on {sample.Count} images, scaled), reading ≈ {reading:F1} s → {epochs} epoch{(epochs == 1 ? "" : "s")}");
+        context.Status(description);
         return (epochs, description);
     }
 

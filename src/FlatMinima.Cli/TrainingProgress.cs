@@ -78,8 +78,7 @@ public sealed class TrainingProgress
         string line = $"epoch {report.Epoch}/{report.Epochs}  {Describe(report)}" +
             (report.Epoch < report.Epochs && report.Interruption is null ? $"  ETA {TimeSpan.FromSeconds(Math.Round(remaining)):c}" : "") +
             (report.Interruption is null ? "" : $"  stopped: {report.Interruption.Reason}");
-        if (_context.Json) _context.Note(line);
-        else _context.Line(line);
+        _context.Status(line);
     }
 
     private string Describe(EpochReport r)

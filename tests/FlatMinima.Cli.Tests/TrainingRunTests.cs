@@ -28,6 +28,22 @@ public sealed class TrainingRunTests
     }
 
     [TestMethod]
+    public void TimeBudgetFitsAnEpochCountAndRecordsIt()
+    {
+        string folder = Cli.ImageFolder("time", 12, "Bag", "Trouser");
+        string model = Cli.TempPath("time-out/model.zip");
+        var result = Cli.Run("train", folder, "--time", "5s", "--method", "sgd", "--out", model, "--json");
+        Assert.AreEqual(ExitCodes.Success, result.ExitCode, result.ToString());
+        var json = result.Json();
+        var run = json.GetProperty("run");
+        int epochs = run.GetProperty("epochsCompleted").GetInt32();
+        Assert.IsTrue(epochs >= 1, result.ToString());
+        Assert.AreEqual(epochs, json.GetProperty("epochs").GetArrayLength());
+        StringAssert.Contains(run.GetProperty("options").GetProperty("epochs").GetString(), $"{epochs} (--time 5s: one epoch ≈ ");
+        StringAssert.Contains(result.Error, "timing two epochs on 20 of 20 training images", "--json sends the notes to standard error");
+    }
+
+    [TestMethod]
     public void CtrlCKeepsTheLastEpochAndResumeFinishesTheRun()
     {
         string folder = Cli.ImageFolder("resume", 20, "Bag", "Trouser", "Sneaker");
