@@ -45,5 +45,5 @@ public sealed class CliException : Exception
     public static CliException Usage(string message, string? hint = null) => new(ExitCodes.UsageError, message, hint);
 
     /// <summary>A data error (<see cref="ExitCodes.DataError"/>).</summary>
-    public static CliException Data(string message, string? hint = null, Exception? inner = null) => new(ExitCodes.DataError, message, hint, inner);
+    public static CliException DataError(string message, string? hint = null, Exception? inner = null) => new(ExitCodes.DataError, message, hint, inner);
 }

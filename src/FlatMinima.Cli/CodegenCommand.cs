@@ -118,7 +118,7 @@ public static partial class CodegenCommand
                 VectorDataViewType { ItemType: var item } when item == NumberDataViewType.Byte => "byte[]",
                 VectorDataViewType { ItemType: var item } when item == NumberDataViewType.Single => "float[]",
                 _ when column.Type == NumberDataViewType.Single => "float",
-                _ => throw CliException.Data($"The model's input column '{column.Name}' has type {column.Type}, which codegen does not map to C#.",
+                _ => throw CliException.DataError($"The model's input column '{column.Name}' has type {column.Type}, which codegen does not map to C#.",
                     "Models trained by flatminima train read Label (text) and Image (bytes)."),
             };
             string init = type switch { "string" => " = \"\";", "byte[]" or "float[]" => " = [];", _ => "" };

@@ -40,7 +40,7 @@ public sealed record EvaluationResult(IReadOnlyList<string> Classes, double Micr
         var usable = ml.Data.FilterRowsByMissingValues(scored, "Score");
         long total = Count(scored), kept = Count(usable);
         if (kept == 0)
-            throw CliException.Data($"{what}: none of the {total} images could be read or decoded.", "Check that the files are PNG, JPEG, BMP, GIF or WebP images.");
+            throw CliException.DataError($"{what}: none of the {total} images could be read or decoded.", "Check that the files are PNG, JPEG, BMP, GIF or WebP images.");
         var metrics = ml.MulticlassClassification.Evaluate(usable, labelColumnName: "Label", scoreColumnName: "Score");
         var matrix = metrics.ConfusionMatrix;
         return new EvaluationResult(classes, metrics.MicroAccuracy, metrics.MacroAccuracy, metrics.LogLoss, metrics.LogLossReduction,
@@ -53,7 +53,7 @@ public sealed record EvaluationResult(IReadOnlyList<string> Classes, double Micr
     {
         var unknown = files.Select(f => f.Label).Distinct().Where(l => !classes.Contains(l)).ToList();
         if (unknown.Count > 0)
-            throw CliException.Data($"{what}: class{(unknown.Count > 1 ? "es" : "")} {string.Join(", ", unknown.Select(u => $"'{u}'"))} " +
+            throw CliException.DataError($"{what}: class{(unknown.Count > 1 ? "es" : "")} {string.Join(", ", unknown.Select(u => $"'{u}'"))} " +
                 $"{(unknown.Count > 1 ? "are" : "is")} not among the model's classes ({string.Join(", ", classes)}).",
                 "Evaluate on folders named after the model's classes (flatminima info --model … lists them).");
     }

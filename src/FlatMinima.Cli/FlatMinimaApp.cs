@@ -171,12 +171,12 @@ public static partial class FlatMinimaApp
             CliException cli => cli,
             OperationCanceledException => new CliException(ExitCodes.Cancelled, "Stopped (Ctrl+C).", null, e),
             TrainingDivergedException => new CliException(ExitCodes.TrainingFailed, e.Message, "Try a smaller --learning-rate, or --method sgd.", e),
-            FileNotFoundException f => CliException.Data(f.Message, f.Message.Contains("Microsoft.ML.DnnImageFeaturizer.ResNet18", StringComparison.Ordinal)
+            FileNotFoundException f => CliException.DataError(f.Message, f.Message.Contains("Microsoft.ML.DnnImageFeaturizer.ResNet18", StringComparison.Ordinal)
                 ? "resnet18-imagenet needs the ONNX files of that package next to the tool." : null, e),
-            InvalidDataException => CliException.Data(e.Message, null, e),
+            InvalidDataException => CliException.DataError(e.Message, null, e),
             ArgumentException => new CliException(ExitCodes.UsageError, e.Message, "Check the option named in the message (flatminima <command> --help).", e),
             InvalidOperationException => new CliException(ExitCodes.TrainingFailed, e.Message, "Run with --verbose for the library's log.", e),
-            IOException or UnauthorizedAccessException => CliException.Data(e.Message, "Check the path and its permissions.", e),
+            IOException or UnauthorizedAccessException => CliException.DataError(e.Message, "Check the path and its permissions.", e),
             _ => new CliException(ExitCodes.InternalError, $"{e.GetType().Name}: {e.Message}", "Run with --verbose for the stack, and report it if it persists.", e),
         };
     }

@@ -50,8 +50,8 @@ public sealed class ImageFolder
         if (string.IsNullOrWhiteSpace(folder)) throw CliException.Usage($"{what}: no folder given.");
         string root = Path.GetFullPath(folder);
         if (File.Exists(root))
-            throw CliException.Data($"{what} '{folder}' is a file; a folder with one sub-folder per class is expected.", Layout(folder));
-        if (!Directory.Exists(root)) throw CliException.Data($"{what} '{folder}' does not exist.", Layout(folder));
+            throw CliException.DataError($"{what} '{folder}' is a file; a folder with one sub-folder per class is expected.", Layout(folder));
+        if (!Directory.Exists(root)) throw CliException.DataError($"{what} '{folder}' does not exist.", Layout(folder));
         var files = new List<LabeledFile>();
         int ignored = 0;
         foreach (string classFolder in Directory.GetDirectories(root).OrderBy(d => d, StringComparer.Ordinal))
@@ -67,12 +67,12 @@ public sealed class ImageFolder
         if (classes.Count == 0)
         {
             int loose = Directory.EnumerateFiles(root).Count(f => ImageExtensions.Contains(Path.GetExtension(f)));
-            throw CliException.Data(
+            throw CliException.DataError(
                 $"{what} '{folder}' has no class sub-folder with images" + (loose > 0 ? $" ({loose} images lie directly in it, without a class)." : "."),
                 Layout(folder));
         }
         if (classes.Count < minClasses)
-            throw CliException.Data(
+            throw CliException.DataError(
                 $"{what} '{folder}' has {classes.Count} class ('{classes[0]}'); a classifier needs images of at least {minClasses} classes.",
                 Layout(folder));
         return new ImageFolder(root, files, classes, ignored);
@@ -94,10 +94,10 @@ public sealed class ImageFolder
                     .Where(f => ImageExtensions.Contains(Path.GetExtension(f)))
                     .OrderBy(f => f, StringComparer.Ordinal)
                     .Select(f => new LabeledFile(Path.GetFullPath(f), "")));
-            else throw CliException.Data($"'{path}' does not exist.", "Give image files or folders of images.");
+            else throw CliException.DataError($"'{path}' does not exist.", "Give image files or folders of images.");
         }
         if (files.Count == 0)
-            throw CliException.Data($"No image files ({string.Join(", ", ImageExtensions.Order())}) in {string.Join(", ", paths.Select(p => $"'{p}'"))}.");
+            throw CliException.DataError($"No image files ({string.Join(", ", ImageExtensions.Order())}) in {string.Join(", ", paths.Select(p => $"'{p}'"))}.");
         return files;
     }
 

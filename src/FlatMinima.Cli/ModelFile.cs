@@ -120,7 +120,7 @@ public sealed class ModelFile : IDisposable
     public static ModelFile Load(MLContext ml, string path)
     {
         if (string.IsNullOrWhiteSpace(path)) throw CliException.Usage("--model: no file given.", "Pass --model model.zip (written by flatminima train).");
-        if (!File.Exists(path)) throw CliException.Data($"--model '{path}' does not exist.", "Pass the zip written by flatminima train --out.");
+        if (!File.Exists(path)) throw CliException.DataError($"--model '{path}' does not exist.", "Pass the zip written by flatminima train --out.");
         ITransformer model;
         DataViewSchema schema;
         try
@@ -129,13 +129,13 @@ public sealed class ModelFile : IDisposable
         }
         catch (InvalidDataException e)
         {
-            throw CliException.Data($"--model '{path}': {e.Message}", "Is it a model zip written by flatminima train or mlContext.Model.Save?", e);
+            throw CliException.DataError($"--model '{path}': {e.Message}", "Is it a model zip written by flatminima train or mlContext.Model.Save?", e);
         }
         var classifier = Flatten(model).OfType<FlatMinimaImageClassificationTransformer>().FirstOrDefault();
         if (classifier is null)
         {
             (model as IDisposable)?.Dispose();
-            throw CliException.Data($"--model '{path}' is an ML.NET model without a FlatMinima image classifier.",
+            throw CliException.DataError($"--model '{path}' is an ML.NET model without a FlatMinima image classifier.",
                 "flatminima reads models trained with FlatMinimaImageClassification (flatminima train).");
         }
         return new ModelFile(path, model, schema, classifier, ReadRun(path));

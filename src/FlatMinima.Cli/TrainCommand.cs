@@ -159,6 +159,9 @@ public static partial class TrainCommand
         }
         catch (OperationCanceledException)
         {
+            if (File.Exists(checkpoint))
+                throw new CliException(ExitCodes.Cancelled, $"Training stopped (Ctrl+C) before an epoch completed; the checkpoint '{checkpoint}' is kept.",
+                    $"Resume with: {ResumeCommand(s, epochs)}");
             throw new CliException(ExitCodes.Cancelled, "Training stopped (Ctrl+C) before the first epoch completed; nothing was saved.",
                 "Run the command again to start over.");
         }
@@ -277,7 +280,7 @@ public static partial class TrainCommand
             var test = ImageFolder.Read(s.TestFolder, "--test", minClasses: 1);
             var unknown = test.Classes.Except(folder.Classes).ToList();
             if (unknown.Count > 0)
-                throw CliException.Data($"--test '{s.TestFolder}': class{(unknown.Count > 1 ? "es" : "")} {string.Join(", ", unknown.Select(u => $"'{u}'"))} " +
+                throw CliException.DataError($"--test '{s.TestFolder}': class{(unknown.Count > 1 ? "es" : "")} {string.Join(", ", unknown.Select(u => $"'{u}'"))} " +
                     "have no training images.", "The test folder's sub-folders must be classes of the training folder.");
             return (folder.Files, test.Files, $"test folder {s.TestFolder}");
         }
@@ -293,7 +296,7 @@ public static partial class TrainCommand
             train.AddRange(files.Skip(n));
         }
         if (held.Count == 0)
-            throw CliException.Data($"--test-fraction {s.TestFraction.ToString(CultureInfo.InvariantCulture)} of '{s.Folder}' leaves no test images.",
+            throw CliException.DataError($"--test-fraction {s.TestFraction.ToString(CultureInfo.InvariantCulture)} of '{s.Folder}' leaves no test images.",
                 "Add images (at least two per class), or give a --test folder.");
         static List<LabeledFile> Ordered(List<LabeledFile> files) =>
             files.OrderBy(f => f.Label, StringComparer.Ordinal).ThenBy(f => f.Path, StringComparer.Ordinal).ToList();

@@ -43,8 +43,8 @@ public static class ClassificationPlots
             {
                 var text = plot.Add.Text(counts[i][j].ToString("0"), j, k - 1 - i);
                 text.Alignment = Alignment.MiddleCenter;
-                text.FontSize = fontSize;
-                text.FontColor = shares[i, j] > 0.5 ? Colors.Black : Colors.White;
+                text.LabelFontSize = fontSize;
+                text.LabelFontColor = shares[i, j] > 0.5 ? Colors.Black : Colors.White;
             }
         var colorBar = plot.Add.ColorBar(heatmap);
         colorBar.Label = "share of the true class";
