@@ -208,7 +208,7 @@ public static partial class TrainCommand
             ReportWriter.Write(reportFolder, new ReportContent
             {
                 Title = $"flatminima train: {Path.GetFileName(Path.GetFullPath(s.Out))}",
-                Summary = Summary(trainFolder, trainFiles.Count, testFiles.Count, testName, record, classifier, timeFit),
+                Summary = Summary(trainFolder, s.Folder, trainFiles.Count, testFiles.Count, testName, record, classifier, timeFit),
                 Evaluation = evaluation,
                 EvaluationName = testName,
                 Epochs = reports,
@@ -426,11 +426,11 @@ public static partial class TrainCommand
         ["parameters"] = model.ParameterCount.ToString("N0", CultureInfo.InvariantCulture),
     };
 
-    private static List<string> Summary(ImageFolder folder, int train, int test, string testName, RunRecord record, FlatMinimaImageClassifier model, string? timeFit)
+    private static List<string> Summary(ImageFolder folder, string displayFolder, int train, int test, string testName, RunRecord record, FlatMinimaImageClassifier model, string? timeFit)
     {
         var lines = new List<string>
         {
-            $"Data: {folder.Root}: {folder.Classes.Count} classes, {train:N0} training images, {test:N0} test images ({testName})" +
+            $"Data: {displayFolder}: {folder.Classes.Count} classes, {train:N0} training images, {test:N0} test images ({testName})" +
                 (record.SkippedImages > 0 ? $", {record.SkippedImages} unreadable images left out" : "") + ".",
             $"Model: {model.Architecture}, {model.Channels}×{model.Height}×{model.Width} input, {model.ParameterCount:N0} parameters; {record.Options["method"]}; averaging {record.Options["averaging"]}.",
             $"Training: {record.EpochsCompleted} epochs in {record.TrainingSeconds:F1} s" + (timeFit is null ? "." : $" ({timeFit})."),
