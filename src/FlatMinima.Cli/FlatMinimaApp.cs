@@ -35,6 +35,18 @@ public static partial class FlatMinimaApp
         ArgumentNullException.ThrowIfNull(args);
         var context = new CliContext(console, error, cancellation);
         var root = BuildCommands(context, args);
+        var invocation = new InvocationConfiguration
+        {
+            Output = context.Out,
+            Error = error,
+            EnableDefaultExceptionHandler = false,
+            ProcessTerminationTimeout = null,
+        };
+        if (args.Length == 0)
+        {
+            root.Parse(["--help"]).Invoke(invocation);   // no command: the overview, as a usage error
+            return ExitCodes.UsageError;
+        }
         var parse = root.Parse(args);
         context.Json = parse.GetValue<bool>("--json");
         context.Verbose = parse.GetValue<bool>("--verbose");
@@ -43,13 +55,7 @@ public static partial class FlatMinimaApp
             string command = parse.CommandResult.Command == root ? "" : " " + parse.CommandResult.Command.Name;
             return Fail(context, CliException.Usage(string.Join("; ", parse.Errors.Select(e => e.Message).Distinct()), $"See flatminima{command} --help."));
         }
-        return parse.Invoke(new InvocationConfiguration
-        {
-            Output = context.Out,
-            Error = error,
-            EnableDefaultExceptionHandler = false,
-            ProcessTerminationTimeout = null,
-        });
+        return parse.Invoke(invocation);
     }
 
     private static RootCommand BuildCommands(CliContext context, string[] args)
@@ -79,7 +85,7 @@ public static partial class FlatMinimaApp
         var architecture = Choice("--architecture", "The network trained from random weights.", "smallcnn", "smallcnn", "resnet20", "resnet18");
         var pretrained = new Option<string?>("--pretrained") { Description = "Start from a pretrained ResNet-18: resnet18-imagenet, or a TorchVision ResNet-18 checkpoint (.pt, .pth, .safetensors)." };
         var epochs = new Option<int?>("--epochs") { Description = "Epochs (default 10)." };
-        var time = new Option<string?>("--time") { Description = "Time budget instead of --epochs: 90s, 10m, 1h30m; the epochs are fitted from one timed epoch." };
+        var time = new Option<string?>("--time") { Description = "Time budget instead of --epochs: 90s, 10m, 1h30m; the epochs are fitted from two timed epochs on a sample." };
         var imageSize = new Option<int?>("--image-size") { Description = "Model input side in pixels (default: the images' median size; 224 with --pretrained)." };
         var augment = Choice("--augment", "Data augmentation of the training batches.", "none", "none", "standard", "strong");
         var noFlip = new Option<bool>("--no-flip") { Description = "No horizontal flips in --augment (digits, text)." };

@@ -78,6 +78,9 @@ public sealed class BadInputTests
         AssertError(Cli.Run("train", folder, "--out", "m.zip", "--test-fraction", "1.5"), ExitCodes.UsageError, "--test-fraction");
         AssertError(Cli.Run("train", folder, "--out", "m.zip", "--resume"), ExitCodes.UsageError, "no checkpoint");
         AssertError(Cli.Run("frobnicate"), ExitCodes.UsageError, "frobnicate");
+        var none = Cli.Run();
+        Assert.AreEqual(ExitCodes.UsageError, none.ExitCode);
+        StringAssert.Contains(none.Output, "Commands:", "no command shows the overview");
         var result = Cli.Run("train", folder, "--out", "m.zip", "--method", "adam");
         StringAssert.Contains(result.Error, "hint: See flatminima train --help.");
     }
