@@ -61,7 +61,7 @@ public sealed class IncrementalSessionReferenceRulesTests
 
     // The session loss's gradient on the range parameters at the learner's current weights, computed here from its
     // definition: CE over −‖f − p̂‖² against [fixed prototypes ∥ batch means of the classes from `batchFrom` on].
-    private static Tensor[] SessionGradient(IncrementalLearner learner, Tensor x, Tensor y, long batchFrom, out double loss)
+    private static Tensor[] SessionGradient(IncrementalLearner learner, Tensor x, Tensor y, long batchFrom, out double loss, bool rawPrototypes = false)
     {
         var range = learner.FlatRegion.ParametersOf(learner.Network);
         var embed = (IEmbeddingNetwork)learner.Network;
@@ -71,7 +71,7 @@ public sealed class IncrementalSessionReferenceRulesTests
         var rows = y.ge(batchFrom).nonzero().flatten();
         var means = Prototypes.ClassMeans(f.index_select(0, rows), y.index_select(0, rows).sub(batchFrom), y.max().item<long>() + 1 - batchFrom);
         var all = cat(new[] { learner.Prototypes.narrow(0, 0, batchFrom), means }, 0);
-        var p̂ = nn.functional.normalize(all, 2.0, 1);
+        var p̂ = rawPrototypes ? all : nn.functional.normalize(all, 2.0, 1);
         var distances = f.unsqueeze(1).sub(p̂.unsqueeze(0)).pow(2).sum(2);
         var value = nn.functional.cross_entropy(distances.neg(), y);
         loss = value.ToDouble();
@@ -108,6 +108,23 @@ public sealed class IncrementalSessionReferenceRulesTests
         }
         Assert.IsTrue(moved > 0 && moved < total / 2, $"the update is sparse: {moved} of {total} elements moved");
         Assert.AreEqual(3 * Quantum, result.MaxDeviation, 1e-6, "the largest step is 3 quanta");
+    }
+
+    [TestMethod]
+    public void LossNormalizationChangesTheLossButNotTheScoring()
+    {
+        using var learner = BaseLearner(58);
+        using var same = learner.Clone();
+        var (x, y) = Shots(59, 5, 4, 5);
+        SessionGradient(learner, x, y, 4, out double rawLoss, rawPrototypes: true);
+        var options = new IncrementalSessionOptions { Epochs = 1, LearningRate = 1e-4 };
+        var raw = learner.AddSession(x, y, options with { LossNormalization = PrototypeNormalization.None });
+        Assert.AreEqual(rawLoss, raw.Losses[0], 1e-4 * Math.Max(1, rawLoss), "the loss compares raw prototypes and embeddings");
+        var normalised = same.AddSession(x, y, options);
+        Assert.AreNotEqual(raw.Losses[0], normalised.Losses[0], 1e-6, "the default loss normalises the prototypes");
+        Assert.AreEqual(PrototypeNormalization.Prototypes, learner.Normalization, "scoring keeps the learner's normalisation");
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => (options with { LossNormalization = (PrototypeNormalization)9 }).Validate()).Message,
+            "LossNormalization");
     }
 
     [TestMethod]

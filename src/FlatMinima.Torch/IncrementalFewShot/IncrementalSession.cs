@@ -96,7 +96,7 @@ public static class IncrementalSession
                     optimizer.zero_grad();
                     var embeddings = embed.Embed(x);
                     var current = Prototypes.ClassMeans(embeddings.index_select(0, batchRows), batchLabels, batchCount, stored);
-                    var logits = Prototypes.Logits(embeddings, cat(new[] { fixedPrototypes, current }, 0), options.Normalization, options.DistanceScale);
+                    var logits = Prototypes.Logits(embeddings, cat(new[] { fixedPrototypes, current }, 0), options.LossNormalization ?? options.Normalization, options.DistanceScale);
                     var loss = nn.functional.cross_entropy(logits, y);
                     double value = loss.ToDouble();
                     if (!double.IsFinite(value))

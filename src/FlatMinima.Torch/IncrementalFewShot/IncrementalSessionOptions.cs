@@ -42,6 +42,13 @@ public sealed record IncrementalSessionOptions
     /// raw prototypes in the loss).</summary>
     public PrototypeNormalization Normalization { get; init; } = PrototypeNormalization.Prototypes;
 
+    /// <summary>Prototype normalisation in the session loss only, when it should differ from <see cref="Normalization"/>
+    /// (which scoring uses): the reference code's loss compares raw prototypes and embeddings
+    /// (<see cref="PrototypeNormalization.None"/>) while its prediction L2-normalises the prototypes. Null (default) uses
+    /// <see cref="Normalization"/> in the loss too. Raw distances of a ResNet-20 embedding are large: without rounding,
+    /// lower the LearningRate.</summary>
+    public PrototypeNormalization? LossNormalization { get; init; }
+
     /// <summary>ω in the logits <c>−ω·‖f − p‖²</c> (reference: 1).</summary>
     public double DistanceScale { get; init; } = 1.0;
 
@@ -68,6 +75,8 @@ public sealed record IncrementalSessionOptions
         if (RoundingStepIncrease > 0 && RoundingReduction is null)
             throw new ArgumentOutOfRangeException(nameof(RoundingStepIncrease), RoundingStepIncrease, "RoundingStepIncrease needs RoundingReduction (it only acts when a step rounds to zero).");
         if (!Enum.IsDefined(Normalization)) throw new ArgumentOutOfRangeException(nameof(Normalization), Normalization, "Unknown prototype normalisation.");
+        if (LossNormalization is PrototypeNormalization loss && !Enum.IsDefined(loss))
+            throw new ArgumentOutOfRangeException(nameof(LossNormalization), loss, "Unknown prototype normalisation for the session loss.");
         if (!(DistanceScale > 0) || double.IsInfinity(DistanceScale))
             throw new ArgumentOutOfRangeException(nameof(DistanceScale), DistanceScale, "DistanceScale must be a finite number > 0.");
     }
