@@ -125,6 +125,11 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
                     "off" => false,
                     var v => throw new ArgumentException($"Unknown --f2m-refresh-prototypes {v}; use on or off."),
                 } }, Preset = "custom" } },
+                "--f2m-loss-normalization" => o with { Incremental = o.Incremental with { Session = o.Incremental.Session with { LossNormalization = Next() switch
+                {
+                    "same" => null,
+                    var v => Enum.Parse<FlatMinima.Torch.IncrementalFewShot.PrototypeNormalization>(v, ignoreCase: true),
+                } }, Preset = "custom" } },
                 "--f2m-base-cache" => o with { Incremental = o.Incremental with { BaseCache = Next() } },
                 "--f2m-base-per-class" => o with { Incremental = o.Incremental with { BasePerClass = int.Parse(Next()), Preset = "custom" } },
                 "--f2m-epochs" => o with { Incremental = o.Incremental with { Epochs = int.Parse(Next()), Preset = "custom" } },
