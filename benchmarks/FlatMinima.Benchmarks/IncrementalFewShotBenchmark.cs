@@ -18,10 +18,12 @@ namespace FlatMinima.Benchmarks;
 internal sealed record IncrementalOptions
 {
     /// <summary>The reference code's session rules: the scaled gradient rounded to multiples of b/4 with one raise of the
-    /// step count when everything rounds to zero, and the earlier sessions' prototypes re-estimated from their exemplars.</summary>
+    /// step count when everything rounds to zero, the earlier sessions' prototypes re-estimated from their exemplars, and
+    /// raw prototypes in the session loss (scoring still L2-normalises them).</summary>
     public static IncrementalSessionOptions ReferenceSession { get; } = new()
     {
         RoundingReduction = 4, Rounding = SessionRoundingMode.Gradient, RoundingStepIncrease = 1, RefreshNovelPrototypes = true,
+        LossNormalization = PrototypeNormalization.None,
     };
 
     /// <summary>All 6,000 training images per base class, 30 base epochs, all 1,000 test images per class, 10 seeds.</summary>
