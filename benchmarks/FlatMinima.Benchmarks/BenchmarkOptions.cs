@@ -160,8 +160,25 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
                 {
                     "reduced" => IncrementalOptions.Reduced with { Preset = "reduced" },
                     "full" => IncrementalOptions.Full with { Preset = "full" },
-                    var p => throw new ArgumentException($"Unknown --f2m-preset {p}; use reduced or full."),
+                    "paper" => IncrementalOptions.Paper with { Preset = "paper" },
+                    var p => throw new ArgumentException($"Unknown --f2m-preset {p}; use reduced, full or paper."),
                 } },
+                "--f2m-ways" => o with { Incremental = o.Incremental with { Ways = Next().Split(',').Select(int.Parse).ToArray(), Preset = "custom" } },
+                "--f2m-session-lr" => o with { Incremental = o.Incremental with { Session = o.Incremental.Session with { LearningRate = double.Parse(Next(), CultureInfo.InvariantCulture) }, Preset = "custom" } },
+                "--f2m-session-epochs" => o with { Incremental = o.Incremental with { Session = o.Incremental.Session with { Epochs = int.Parse(Next()) }, Preset = "custom" } },
+                "--f2m-rounding" => o with { Incremental = o.Incremental with { Session = IncrementalOptions.WithRounding(o.Incremental.Session, Next()), Preset = "custom" } },
+                "--f2m-refresh-prototypes" => o with { Incremental = o.Incremental with { Session = o.Incremental.Session with { RefreshNovelPrototypes = Next() switch
+                {
+                    "on" => true,
+                    "off" => false,
+                    var v => throw new ArgumentException($"Unknown --f2m-refresh-prototypes {v}; use on or off."),
+                } }, Preset = "custom" } },
+                "--f2m-loss-normalization" => o with { Incremental = o.Incremental with { Session = o.Incremental.Session with { LossNormalization = Next() switch
+                {
+                    "same" => null,
+                    var v => Enum.Parse<FlatMinima.Torch.IncrementalFewShot.PrototypeNormalization>(v, ignoreCase: true),
+                } }, Preset = "custom" } },
+                "--f2m-base-cache" => o with { Incremental = o.Incremental with { BaseCache = Next() } },
                 "--f2m-base-per-class" => o with { Incremental = o.Incremental with { BasePerClass = int.Parse(Next()), Preset = "custom" } },
                 "--f2m-epochs" => o with { Incremental = o.Incremental with { Epochs = int.Parse(Next()), Preset = "custom" } },
                 "--f2m-test-per-class" => o with { Incremental = o.Incremental with { TestPerClass = int.Parse(Next()), Preset = "custom" } },

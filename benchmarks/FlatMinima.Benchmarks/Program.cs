@@ -8,7 +8,9 @@
 //               (--hessian-parts hvp,lanczos,trace,power selects parts)
 //   sharpness-experiment  SGD / SAM / ASAM / SWAD models side by side: accuracy, gap, every sharpness measure, correlations
 //   incremental F2M incremental few-shot on Fashion-MNIST (6 base classes + 4 novel, 5 shots): F2M vs ablation and baselines
-//               (--f2m-preset reduced|full, --f2m-base-per-class, --f2m-epochs, --f2m-test-per-class, --f2m-seeds, --f2m-arch, --f2m-out FILE)
+//               (--f2m-preset reduced|full|paper, --f2m-base-per-class, --f2m-epochs, --f2m-test-per-class, --f2m-seeds, --f2m-arch,
+//                --f2m-ways 1,2, --f2m-session-lr, --f2m-session-epochs, --f2m-rounding off|update|reference, --f2m-refresh-prototypes on|off,
+//                --f2m-loss-normalization same|None|Prototypes|Cosine, --f2m-base-cache DIR, --f2m-out FILE)
 //   f2m-step    F2M's flat-region step (M = 2, discrete Beta and uniform noise) vs an SGD step, ResNet-20 1×28×28, batch 128
 //   sharpness-defaults    EvaluateSharpness wall time, previous vs current default options (SmallCnn, 500 images), each measure alone
 //   augmentation-accuracy  quickstart-style SmallCnn + SAM on the embedded subset, Standard augmentation vs none, same

@@ -155,6 +155,24 @@ public sealed class IncrementalFewShotPipelineTests
     }
 
     [TestMethod]
+    public void ReferenceSessionRulesRefreshEarlierSessionPrototypesAndKeepTheBase()
+    {
+        static void Reference(FlatMinimaIncrementalFewShotTrainer.Options o) => o.Session = o.Session with
+        {
+            LearningRate = 0.05, RoundingReduction = 4, Rounding = SessionRoundingMode.Gradient, RoundingStepIncrease = 1, RefreshNovelPrototypes = true,
+        };
+        using var one = Trainer(Reference).Fit(Keyed(Session1, 5), _base);
+        using var two = Trainer(Reference).Fit(Keyed(Session2, 5), one);
+        CollectionAssert.AreEqual(BaseClasses.Concat(Session1).Concat(Session2).ToArray(), two.ClassNames.ToArray());
+        Assert.IsTrue(two.Model.Prototypes.narrow(0, 0, 4).eq(_base.Model.Prototypes).all().item<bool>(), "the base prototypes stay bit-identical");
+        Assert.IsTrue(two.Model.Learner.FlatRegion.MaxDeviation(two.Model.Learner.Network) <= two.Model.Learner.FlatRegion.Bound / 2 + 1e-7, "inside the flat region");
+        bool moved = two.Model.Learner.FlatRegion.MaxDeviation(two.Model.Learner.Network) > 0;
+        bool refreshed = !two.Model.Prototypes.narrow(0, 4, 1).eq(one.Model.Prototypes.narrow(0, 4, 1)).all().item<bool>();
+        Assert.AreEqual(moved, refreshed, "Sandal's prototype is re-estimated from its exemplars exactly when the network moved");
+        Assert.IsTrue(Accuracy(two, BaseClasses.Concat(Session1).Concat(Session2)) > 1.0 / 7, "better than chance over the 7 classes");
+    }
+
+    [TestMethod]
     public void BadSessionsGiveClearErrors()
     {
         var tooMany = Assert.ThrowsExactly<InvalidOperationException>(() => Trainer().Fit(Keyed(Session1, 6), _base));
@@ -189,5 +207,6 @@ public sealed class IncrementalFewShotPipelineTests
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => Trainer(o => o.MaxShotsPerClass = 0)).Message, "MaxShotsPerClass");
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => Trainer(o => o.Session = o.Session with { LearningRate = 0 })).Message, "Session.LearningRate");
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => Trainer(o => o.FlatRegion = o.FlatRegion with { NoiseSamples = 1 })).Message, "FlatRegion.NoiseSamples");
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => Trainer(o => o.Session = o.Session with { RoundingStepIncrease = 1 })).Message, "Session.RoundingStepIncrease");
     }
 }

@@ -11,7 +11,9 @@ public enum RepeatedClassPolicy
     /// <summary>Fail, naming the class and the row.</summary>
     Reject,
 
-    /// <summary>Use the rows as extra examples in the session's fine-tuning loss (against the class's fixed prototype); the class's prototype is not changed.</summary>
+    /// <summary>Use the rows as extra examples in the session's fine-tuning loss (against the class's fixed prototype); the class's prototype is not
+    /// changed — except for an earlier session's class when <c>Session.RefreshNovelPrototypes</c> is on: its prototype is then re-estimated from
+    /// these rows and its exemplars.</summary>
     Merge,
 }
 
@@ -43,8 +45,8 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
         /// sessions are still clamped to the region.</summary>
         public bool FlatRegionSearch { get; set; } = true;
 
-        /// <summary>How each session fine-tunes: epochs (0 = prototypes only), SGD settings, rounding, prototype
-        /// normalization and distance scale.</summary>
+        /// <summary>How each session fine-tunes: epochs (0 = prototypes only), SGD settings, rounding (and the reference's
+        /// step-count rule), whether earlier sessions' prototypes are refreshed, prototype normalization and distance scale.</summary>
         public IncrementalSessionOptions Session { get; set; } = new();
 
         /// <summary>Most rows a new class may have in one session ("shots").</summary>

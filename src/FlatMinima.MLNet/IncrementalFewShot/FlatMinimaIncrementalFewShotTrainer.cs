@@ -153,6 +153,7 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
                 DistanceScale = previous.DistanceScale,
             }, o.ExemplarsPerClass);
             result.NewPrototypes.Dispose();
+            result.RefreshedPrototypes?.Dispose();
             ch.Info(MessageSensitivity.None, $"Session losses per epoch: [{string.Join(", ", result.Losses.Select(l => l.ToString("F4")))}]; " +
                 $"largest |θ − θ_base| over the range parameters: {result.MaxDeviation:G4} (bound b/2 = {learner.FlatRegion.Bound / 2:G4}).");
             return CreateTransformer(previous.WithLearner(learner), imageInput, names);

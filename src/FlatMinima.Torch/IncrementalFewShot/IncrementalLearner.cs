@@ -161,8 +161,10 @@ public sealed class IncrementalLearner : IDisposable
     /// <summary>
     /// Learns the new classes of a session, in place: fine-tunes the range parameters inside the flat region
     /// (<see cref="IncrementalSession.Run"/>) on the session plus the kept exemplars, appends the new classes' prototypes
-    /// (the old ones are not changed) and keeps the first <paramref name="exemplarsPerClass"/> rows of each new class.
-    /// Rows of classes already learned are extra examples against their fixed prototypes. If the session fails, the
+    /// (the old ones are not changed, except with <see cref="IncrementalSessionOptions.RefreshNovelPrototypes"/>, which
+    /// re-estimates those of earlier sessions' classes from their rows and exemplars) and keeps the first
+    /// <paramref name="exemplarsPerClass"/> rows of each new class. Rows of classes already learned are extra examples
+    /// against their fixed prototypes (base classes always; earlier sessions' classes unless their prototypes are refreshed). If the session fails, the
     /// network may be partly fine-tuned: run it on a <see cref="Clone"/> to keep the previous state.
     /// </summary>
     /// <param name="inputs">The session's examples <c>[N, …]</c> (raw images if the learner has a <see cref="Standardization"/>).</param>
@@ -170,8 +172,8 @@ public sealed class IncrementalLearner : IDisposable
     /// <see cref="ClassCount"/> … <see cref="ClassCount"/> + K_new − 1, each present.</param>
     /// <param name="options">Session settings; their <c>Normalization</c> and <c>DistanceScale</c> must be the learner's.</param>
     /// <param name="exemplarsPerClass">Rows of each new class kept for later sessions (reference: 5); 0 keeps none.</param>
-    /// <returns>The session's losses and largest deviation from θ_base; its <c>NewPrototypes</c> is a view of the new rows
-    /// of <see cref="Prototypes"/> (read-only).</returns>
+    /// <returns>The session's losses and largest deviation from θ_base; its <c>NewPrototypes</c> (and <c>RefreshedPrototypes</c>)
+    /// are views of the new (refreshed) rows of <see cref="Prototypes"/> (read-only).</returns>
     public IncrementalSessionResult AddSession(Tensor inputs, Tensor labels, IncrementalSessionOptions options, int exemplarsPerClass = 5)
     {
         ArgumentNullException.ThrowIfNull(inputs);
@@ -187,15 +189,20 @@ public sealed class IncrementalLearner : IDisposable
         using var scope = NewDisposeScope();
         var x = cat(new[] { inputs, Exemplars.Inputs.to(inputs.device) }, 0);
         var y = cat(new[] { labels, Exemplars.Labels.to(labels.device) }, 0);
-        var result = IncrementalSession.Run(Network, FlatRegion, Prototypes, Prepare(x), y, options);
+        var result = IncrementalSession.Run(Network, FlatRegion, Prototypes, Prepare(x), y, options, BaseClassCount);
         var exemplars = Exemplars.WithNewClasses(inputs, labels, oldCount, exemplarsPerClass);
-        var prototypes = cat(new[] { Prototypes, result.NewPrototypes }, 0).DetachFromDisposeScope();
+        var kept = result.RefreshedPrototypes is Tensor refreshed ? cat(new[] { Prototypes.narrow(0, 0, BaseClassCount), refreshed }, 0) : Prototypes;
+        var prototypes = cat(new[] { kept, result.NewPrototypes }, 0).DetachFromDisposeScope();
         Prototypes.Dispose();
         Exemplars.Dispose();
         Prototypes = prototypes;
         Exemplars = exemplars;
         SessionCount++;
-        return result with { NewPrototypes = prototypes.narrow(0, oldCount, newCount).MoveToOuterDisposeScope() };
+        return result with
+        {
+            NewPrototypes = prototypes.narrow(0, oldCount, newCount).MoveToOuterDisposeScope(),
+            RefreshedPrototypes = result.RefreshedPrototypes is null ? null : prototypes.narrow(0, BaseClassCount, oldCount - BaseClassCount).MoveToOuterDisposeScope(),
+        };
     }
 
     /// <summary>Logits <c>−ω·‖f(x) − p_k‖²</c> <c>[N, K]</c> on <see cref="Device"/> of a batch <c>[N, …]</c>, in one

@@ -17,13 +17,37 @@ public sealed record IncrementalSessionOptions
     /// <summary>Weight decay (L2 term).</summary>
     public double WeightDecay { get; init; } = 5e-4;
 
-    /// <summary>Round each step's update to multiples of b/RoundingReduction (the reference's <c>rounding</c> with reduction factor 4);
-    /// null (default) leaves updates as they are.</summary>
+    /// <summary>Round each step to multiples of b/RoundingReduction (the reference's <c>rounding</c> with reduction factor 4;
+    /// <see cref="Rounding"/> says what is rounded); null (default) leaves updates as they are.</summary>
     public int? RoundingReduction { get; init; }
+
+    /// <summary>What is rounded when <see cref="RoundingReduction"/> is set: the whole update (default) or, as in the
+    /// reference code, the scaled gradient before the optimizer step.</summary>
+    public SessionRoundingMode Rounding { get; init; } = SessionRoundingMode.Update;
+
+    /// <summary>The reference's step-count rule (its <c>max_steps</c>, 1 in its configurations): when every element of a
+    /// range parameter's rounded value is 0, the value is rounded again as if n = 2, 3, … consecutive steps were taken at
+    /// once, up to n = 1 + RoundingStepIncrease, until some element is non-zero. 0 (default) never raises the step count.
+    /// Needs <see cref="RoundingReduction"/>.</summary>
+    public int RoundingStepIncrease { get; init; }
+
+    /// <summary>Re-estimate the prototypes of earlier sessions' classes (never the base classes') from their exemplars: in
+    /// the session loss they are computed from the batch like the new classes' prototypes, and after the session from the
+    /// exemplars under the fine-tuned network, as the reference code does. False (default) keeps every earlier prototype
+    /// fixed; exemplar rows are then extra examples against their class's fixed prototype. Classes without exemplars in the
+    /// session keep their prototype either way.</summary>
+    public bool RefreshNovelPrototypes { get; init; }
 
     /// <summary>Prototype normalisation, the same in the session loss and in prediction (see docs/results-incremental.md on
     /// raw prototypes in the loss).</summary>
     public PrototypeNormalization Normalization { get; init; } = PrototypeNormalization.Prototypes;
+
+    /// <summary>Prototype normalisation in the session loss only, when it should differ from <see cref="Normalization"/>
+    /// (which scoring uses): the reference code's loss compares raw prototypes and embeddings
+    /// (<see cref="PrototypeNormalization.None"/>) while its prediction L2-normalises the prototypes. Null (default) uses
+    /// <see cref="Normalization"/> in the loss too. Raw distances of a ResNet-20 embedding are large: without rounding,
+    /// lower the LearningRate.</summary>
+    public PrototypeNormalization? LossNormalization { get; init; }
 
     /// <summary>ω in the logits <c>−ω·‖f − p‖²</c> (reference: 1).</summary>
     public double DistanceScale { get; init; } = 1.0;
@@ -46,7 +70,13 @@ public sealed record IncrementalSessionOptions
         if (!(Momentum >= 0 && Momentum < 1)) throw new ArgumentOutOfRangeException(nameof(Momentum), Momentum, "Session Momentum must be in [0, 1).");
         if (!(WeightDecay >= 0)) throw new ArgumentOutOfRangeException(nameof(WeightDecay), WeightDecay, "Session WeightDecay must be ≥ 0.");
         if (RoundingReduction is int r && r < 1) throw new ArgumentOutOfRangeException(nameof(RoundingReduction), r, "RoundingReduction must be ≥ 1, or null to disable rounding.");
+        if (!Enum.IsDefined(Rounding)) throw new ArgumentOutOfRangeException(nameof(Rounding), Rounding, "Unknown session rounding mode.");
+        if (RoundingStepIncrease < 0) throw new ArgumentOutOfRangeException(nameof(RoundingStepIncrease), RoundingStepIncrease, "RoundingStepIncrease must be ≥ 0.");
+        if (RoundingStepIncrease > 0 && RoundingReduction is null)
+            throw new ArgumentOutOfRangeException(nameof(RoundingStepIncrease), RoundingStepIncrease, "RoundingStepIncrease needs RoundingReduction (it only acts when a step rounds to zero).");
         if (!Enum.IsDefined(Normalization)) throw new ArgumentOutOfRangeException(nameof(Normalization), Normalization, "Unknown prototype normalisation.");
+        if (LossNormalization is PrototypeNormalization loss && !Enum.IsDefined(loss))
+            throw new ArgumentOutOfRangeException(nameof(LossNormalization), loss, "Unknown prototype normalisation for the session loss.");
         if (!(DistanceScale > 0) || double.IsInfinity(DistanceScale))
             throw new ArgumentOutOfRangeException(nameof(DistanceScale), DistanceScale, "DistanceScale must be a finite number > 0.");
     }

@@ -35,11 +35,26 @@ public static class Prototypes
         return sums.div(counts.unsqueeze(1)).MoveToOuterDisposeScope();
     }
 
+    /// <summary>Like <see cref="ClassMeans(Tensor, Tensor, long)"/>, but a class without rows takes its row of
+    /// <paramref name="fallback"/> <c>[classCount, D]</c> (e.g. its stored prototype) instead of failing.</summary>
+    public static Tensor ClassMeans(Tensor embeddings, Tensor labels, long classCount, Tensor fallback)
+    {
+        ArgumentNullException.ThrowIfNull(fallback);
+        if (fallback.dim() != 2 || fallback.shape[0] != classCount || fallback.shape[1] != embeddings.shape[1])
+            throw new ArgumentException($"The fallback prototypes must be [{classCount}, {embeddings.shape[1]}]; got [{string.Join(", ", fallback.shape)}].", nameof(fallback));
+        using var scope = NewDisposeScope();
+        var counts = zeros(classCount, embeddings.dtype, embeddings.device).index_add(0, labels, ones(labels.shape[0], embeddings.dtype, embeddings.device), 1.0);
+        var sums = zeros(new[] { classCount, embeddings.shape[1] }, embeddings.dtype, embeddings.device).index_add(0, labels, embeddings, 1.0);
+        var means = sums.div(counts.clamp_min(1).unsqueeze(1));
+        return where(counts.gt(0).unsqueeze(1), means, fallback.to(embeddings.dtype, embeddings.device)).MoveToOuterDisposeScope();
+    }
+
     /// <summary>Prototypes of <paramref name="network"/>'s embeddings of <paramref name="inputs"/> in eval mode, in batches,
     /// without gradients; on the network's <paramref name="device"/>. The inputs are normalized network inputs, or raw
-    /// images that <paramref name="prepare"/> maps to them batch by batch (on the device), e.g. <see cref="ChannelStandardization.Apply"/>.</summary>
+    /// images that <paramref name="prepare"/> maps to them batch by batch (on the device), e.g. <see cref="ChannelStandardization.Apply"/>.
+    /// With <paramref name="fallback"/> <c>[classCount, D]</c>, classes without rows take their row of it instead of failing.</summary>
     public static Tensor Compute(nn.Module<Tensor, Tensor> network, Tensor inputs, Tensor labels, long classCount, int batchSize, Device device,
-        Func<Tensor, Tensor>? prepare = null)
+        Func<Tensor, Tensor>? prepare = null, Tensor? fallback = null)
     {
         if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "The batch size must be ≥ 1.");
         var embed = AsEmbedding(network);
@@ -55,7 +70,10 @@ public static class Prototypes
                 var batch = inputs.narrow(0, start, Math.Min(batchSize, inputs.shape[0] - start)).to(device);
                 parts.Add(embed.Embed(prepare is null ? batch : prepare(batch)));
             }
-            return ClassMeans(cat(parts, 0), labels.to(device), classCount).MoveToOuterDisposeScope();
+            if (parts.Count == 0 && fallback is not null) return fallback.to(device).clone().MoveToOuterDisposeScope();
+            var embeddings = cat(parts, 0);
+            return (fallback is null ? ClassMeans(embeddings, labels.to(device), classCount) : ClassMeans(embeddings, labels.to(device), classCount, fallback))
+                .MoveToOuterDisposeScope();
         }
         finally
         {
