@@ -237,6 +237,9 @@ public sealed class IncrementalSessionReferenceRulesTests
             "RoundingStepIncrease needs RoundingReduction");
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new IncrementalSessionOptions { RoundingReduction = 4, RoundingStepIncrease = -1 }.Validate()).Message,
             "RoundingStepIncrease");
+        var noReduction = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new IncrementalSessionOptions { Rounding = SessionRoundingMode.Gradient }.Validate());
+        Assert.AreEqual("Rounding", noReduction.ParamName);
+        StringAssert.Contains(noReduction.Message, "needs RoundingReduction");
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new IncrementalSessionOptions { Rounding = (SessionRoundingMode)7 }.Validate()).Message,
             "Rounding");
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => SessionRounding.Round(zeros(2), 0)).Message, "quantum");

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.IO;
 using System.Linq;
 using System.Runtime.InteropServices;
@@ -274,12 +275,18 @@ public sealed class MixedPrecisionTests
         using var scope = NewDisposeScope();
         using var model = TinyTraining.Net();
         var train = TinyTraining.Blobs(8, seed: 9);
-        RunFingerprint Of(ComputePrecision precision) => RunFingerprint.Of(new ClassifierTrainingOptions { Precision = precision }, 1, model, train, null);
-        // The fingerprint of a checkpoint written before Precision existed: the same entries without it.
+        RunFingerprint Of(ComputePrecision precision) =>
+            RunFingerprint.Of(new ClassifierTrainingOptions { Precision = precision, GradientStep = SharpnessAwareOptions.Sam() }, 1, model, train, null);
+        // The fingerprint of a SAM run's checkpoint written before Precision, AccumulationSteps and SharpnessAwareOptions.Efficiency
+        // existed: the same entries without the two settings, and the gradient step described without the new property.
         using var stream = new MemoryStream();
         using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true))
         {
-            var entries = Of(ComputePrecision.Float32).Entries.Where(e => e.Key != "Precision").ToArray();
+            var entries = Of(ComputePrecision.Float32).Entries.Where(e => e.Key is not ("Precision" or "AccumulationSteps"))
+                .Select(e => e.Key == "GradientStep" ? new KeyValuePair<string, string>(e.Key, e.Value.Replace(", Efficiency = null", "", StringComparison.Ordinal)) : e)
+                .ToArray();
+            Assert.IsTrue(entries.Single(e => e.Key == "GradientStep").Value.StartsWith("SharpnessAwareOptions { ", StringComparison.Ordinal));
+            Assert.IsFalse(entries.Single(e => e.Key == "GradientStep").Value.Contains("Efficiency", StringComparison.Ordinal));
             writer.Write(entries.Length);
             foreach (var (name, value) in entries) { writer.Write(name); writer.Write(value); }
         }
@@ -288,6 +295,11 @@ public sealed class MixedPrecisionTests
         var old = RunFingerprint.Read(reader);
         Assert.AreEqual(0, Of(ComputePrecision.Float32).DifferencesFrom(old).Count, "float32 runs resume checkpoints written before the setting existed");
         CollectionAssert.AreEqual(new[] { "Precision: checkpoint (absent), this run BFloat16" }, Of(ComputePrecision.BFloat16).DifferencesFrom(old).ToArray());
+        var accumulating = RunFingerprint.Of(new ClassifierTrainingOptions { AccumulationSteps = 2, GradientStep = SharpnessAwareOptions.LookSam() }, 1, model, train, null);
+        var differences = accumulating.DifferencesFrom(old);
+        Assert.AreEqual(2, differences.Count, string.Join("\n", differences));
+        StringAssert.StartsWith(differences[0], "GradientStep: checkpoint SharpnessAwareOptions");
+        Assert.AreEqual("AccumulationSteps: checkpoint (absent), this run 2", differences[1]);
     }
 
     [TestMethod]

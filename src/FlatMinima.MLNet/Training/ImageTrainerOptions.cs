@@ -119,7 +119,7 @@ public abstract class ImageTrainerOptions
 
     /// <summary>
     /// Gradient accumulation: each optimizer step accumulates the gradient over this many batches of <see cref="BatchSize"/>
-    /// rows (micro-batches), for an effective batch of <see cref="BatchSize"/> × n at the memory of one micro-batch (as
+    /// rows (micro-batches), for an effective batch of <see cref="BatchSize"/> × n at the activation memory of one micro-batch (the n micro-batches' inputs are held together; as
     /// Hugging Face's <c>gradient_accumulation_steps</c>). SAM computes its perturbation once from the gradient of all n
     /// micro-batches. BatchNorm layers normalize each micro-batch with its own statistics. 1 (the default) is no
     /// accumulation; must be ≥ 1. Incremental few-shot: the base session, without <c>FlatRegionSearch</c>.

@@ -71,6 +71,8 @@ public sealed record IncrementalSessionOptions
         if (!(WeightDecay >= 0)) throw new ArgumentOutOfRangeException(nameof(WeightDecay), WeightDecay, "Session WeightDecay must be ≥ 0.");
         if (RoundingReduction is int r && r < 1) throw new ArgumentOutOfRangeException(nameof(RoundingReduction), r, "RoundingReduction must be ≥ 1, or null to disable rounding.");
         if (!Enum.IsDefined(Rounding)) throw new ArgumentOutOfRangeException(nameof(Rounding), Rounding, "Unknown session rounding mode.");
+        if (Rounding != SessionRoundingMode.Update && RoundingReduction is null)
+            throw new ArgumentOutOfRangeException(nameof(Rounding), Rounding, $"Rounding = {Rounding} needs RoundingReduction (without it no step is rounded).");
         if (RoundingStepIncrease < 0) throw new ArgumentOutOfRangeException(nameof(RoundingStepIncrease), RoundingStepIncrease, "RoundingStepIncrease must be ≥ 0.");
         if (RoundingStepIncrease > 0 && RoundingReduction is null)
             throw new ArgumentOutOfRangeException(nameof(RoundingStepIncrease), RoundingStepIncrease, "RoundingStepIncrease needs RoundingReduction (it only acts when a step rounds to zero).");

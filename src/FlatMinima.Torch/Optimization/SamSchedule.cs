@@ -136,7 +136,7 @@ public sealed record AdaptiveSamSchedule : SamSchedule
     /// <summary>λ₁: c_t at the first step.</summary>
     public double InitialThreshold { get; init; } = DefaultInitialThreshold;
 
-    /// <summary>λ₂: c_t at the last step.</summary>
+    /// <summary>λ₂: the end of c_t's linear schedule, c_t = λ₁ + (λ₂ − λ₁) t / T over the T steps of the run (the last step, t = T − 1, is just below it).</summary>
     public double FinalThreshold { get; init; } = DefaultFinalThreshold;
 
     internal override string Name => "AE-SAM";

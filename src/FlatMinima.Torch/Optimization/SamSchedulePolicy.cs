@@ -182,7 +182,7 @@ internal sealed class RandomizedSamPolicy : SamSchedulePolicy
     public override void Dispose() => _generator.Dispose();
 }
 
-/// <summary>AE-SAM: see <see cref="AdaptiveSamSchedule"/>. Keeps μ, σ² and the number of observations.</summary>
+/// <summary>AE-SAM: see <see cref="AdaptiveSamSchedule"/>. Keeps μ and σ².</summary>
 internal sealed class AdaptiveSamPolicy : SamSchedulePolicy
 {
     private readonly AdaptiveSamSchedule _schedule;

@@ -83,6 +83,7 @@ internal sealed class ScheduledSharpnessAwareGradientStep : IGradientStep
         }
         finally
         {
+            if (_minimizer.IsPerturbed) _minimizer.RestoreWeights();   // a perturbed pass threw: back to w, BatchNorm unfrozen
             if (clean is not null) foreach (var t in clean) t?.Dispose();
         }
         return new(cleanLoss, correct.sum()) { SharpnessAware = true };

@@ -80,7 +80,7 @@ public sealed class ClassifierTrainer
         using var generator = new Generator((ulong)o.Seed, CPU);
         using var sampler = new BatchSampler(train, o.BatchSize, generator);
         using var augmentationGenerator = o.Augmentation is null ? null : new Generator(unchecked((ulong)o.Seed + AugmentationSeedOffset), CPU);
-        int stepsPerEpoch = (sampler.StepsPerEpoch + o.AccumulationSteps - 1) / o.AccumulationSteps;
+        int stepsPerEpoch = 1 + (sampler.StepsPerEpoch - 1) / o.AccumulationSteps;   // ⌈batches / n⌉ without overflow
         var context = new GradientStepContext(model, optimizer, Loss, o.Seed) { Plan = new TrainingPlan(stepsPerEpoch, o.Epochs) };
         using var gradientStep = o.GradientStep?.CreateStep(context) ?? new PlainGradientStep(context);
         using var averager = o.Averaging?.CreateAverager(model, new TrainingPlan(stepsPerEpoch, o.Epochs));

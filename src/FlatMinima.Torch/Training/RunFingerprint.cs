@@ -17,7 +17,7 @@ namespace FlatMinima.Torch.Training;
 /// SHA-256 of the training and validation tensors. A checkpoint resumes only a run with the same entries; a mismatch
 /// names the entries that differ.
 /// </summary>
-internal sealed class RunFingerprint
+internal sealed partial class RunFingerprint
 {
     /// <summary>Settings that do not change the trained weights (callbacks, where checkpoints go, failure handling).</summary>
     internal static readonly IReadOnlySet<string> NotInFingerprint = new HashSet<string>
@@ -87,14 +87,29 @@ internal sealed class RunFingerprint
             theirs.TryGetValue(name, out var before);
             mine.TryGetValue(name, out var now);
             if (before == now) continue;
-            if (before is null && name == nameof(ClassifierTrainingOptions.Precision) && now == nameof(ComputePrecision.Float32))
-                continue; // written before the setting existed, when every run trained in float32
+            // A checkpoint written before a setting existed lacks its entry (or, inside a nested record, the property):
+            // it matches a run that leaves the setting at its default, which is how every run trained then.
+            if (before is null && DefaultEntries.TryGetValue(name, out var byDefault) && now == byDefault) continue;
+            if (before is not null && now is not null && WithoutNullSettings(before) == WithoutNullSettings(now)) continue;
             differences.Add(name == "Model" && before is not null && now is not null
                 ? $"Model: {ModelDifference(before, now)}"
                 : $"{name}: checkpoint {Short(before)}, this run {Short(now)}");
         }
         return differences;
     }
+
+    // The entries of a run that sets nothing (the defaults of every setting), by name.
+    private static readonly Dictionary<string, string> DefaultEntries = typeof(ClassifierTrainingOptions)
+        .GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite && !NotInFingerprint.Contains(p.Name))
+        .ToDictionary(p => p.Name, p => Describe(p.GetValue(new ClassifierTrainingOptions()), depth: 0));
+
+    // A description without its null-valued nested properties ("Efficiency = null"): a property added to a record later
+    // with a null default is absent from older checkpoints and means the same.
+    private static string WithoutNullSettings(string description) =>
+        NullSetting().Replace(description, m => m.Value.StartsWith(',') ? "" : m.Groups["brace"].Value);
+
+    [System.Text.RegularExpressions.GeneratedRegex(@", \w+ = null(?=[,} ])|(?<brace>\{ )\w+ = null(, )?")]
+    private static partial System.Text.RegularExpressions.Regex NullSetting();
 
     // Values print with the invariant culture; records of this assembly print their settable properties (collections by
     // content); other objects (a custom GradientStepOptions) by their ToString, which identifies them.
