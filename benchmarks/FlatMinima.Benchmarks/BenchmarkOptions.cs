@@ -99,6 +99,24 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
         static FlatMinima.Torch.Models.ImageClassifierArchitecture Architecture(string text, string option) =>
             Enum.TryParse<FlatMinima.Torch.Models.ImageClassifierArchitecture>(text, ignoreCase: true, out var a)
                 ? a : throw new ArgumentException($"Unknown {option} {text}; use SmallCnn or ResNet20.");
+        // Sets the shared option `name` of a mode's settings; every one but -out marks the preset as overridden.
+        T Recipe<T>(T o, string prefix, string name, string value) where T : RecipeModeOptions => name switch
+        {
+            "out" => o with { Output = value },
+            _ => (T)((RecipeModeOptions)o with { Overridden = true } switch
+            {
+                var r when name == "epochs" => r with { Epochs = int.Parse(value) },
+                var r when name == "seeds" => r with { Seeds = Ints(value) },
+                var r when name == "methods" => r with { Methods = value.Split(',') },
+                var r when name == "arch" => r with { Architecture = Architecture(value, prefix + name) },
+                var r when name == "augment" => r with { Augment = Augment(value, prefix + name) },
+                var r when name == "batch" => r with { BatchSize = int.Parse(value) },
+                var r when name == "lr" => r with { LearningRate = Real(value) },
+                var r when name == "rho" => r with { Rho = Real(value) },
+                var r when name == "asam-rho" => r with { AsamRho = Real(value) },
+                var r => r with { SwaLearningRate = Real(value) },
+            }),
+        };
         for (int i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -190,37 +208,23 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
                 "--noise-images" => o with { LabelNoise = Noise(o.LabelNoise with { Images = int.Parse(Next()) }) },
                 "--noise-val" => o with { LabelNoise = Noise(o.LabelNoise with { ValidationFraction = Real(Next()) }) },
                 "--noise-test" => o with { LabelNoise = Noise(o.LabelNoise with { TestImages = int.Parse(Next()) }) },
-                "--noise-epochs" => o with { LabelNoise = Noise(o.LabelNoise with { Epochs = int.Parse(Next()) }) },
-                "--noise-seeds" => o with { LabelNoise = Noise(o.LabelNoise with { Seeds = Ints(Next()) }) },
                 "--noise-rates" => o with { LabelNoise = Noise(o.LabelNoise with { NoiseRates = Next().Split(',').Select(Real).ToArray() }) },
-                "--noise-methods" => o with { LabelNoise = Noise(o.LabelNoise with { Methods = Next().Split(',') }) },
-                "--noise-arch" => o with { LabelNoise = Noise(o.LabelNoise with { Architecture = Architecture(Next(), "--noise-arch") }) },
-                "--noise-augment" => o with { LabelNoise = Noise(o.LabelNoise with { Augment = Augment(Next(), "--noise-augment") }) },
-                "--noise-batch" => o with { LabelNoise = Noise(o.LabelNoise with { BatchSize = int.Parse(Next()) }) },
-                "--noise-lr" => o with { LabelNoise = Noise(o.LabelNoise with { LearningRate = Real(Next()) }) },
-                "--noise-rho" => o with { LabelNoise = Noise(o.LabelNoise with { Rho = Real(Next()) }) },
-                "--noise-asam-rho" => o with { LabelNoise = Noise(o.LabelNoise with { AsamRho = Real(Next()) }) },
-                "--noise-swa-lr" => o with { LabelNoise = Noise(o.LabelNoise with { SwaLearningRate = Real(Next()) }) },
-                "--noise-out" => o with { LabelNoise = o.LabelNoise with { Output = Next() } },
                 "--budget-images" => o with { CleanBudget = Budget(o.CleanBudget with { TrainImages = int.Parse(Next()) }) },
                 "--budget-test" => o with { CleanBudget = Budget(o.CleanBudget with { TestImages = int.Parse(Next()) }) },
-                "--budget-epochs" => o with { CleanBudget = Budget(o.CleanBudget with { Epochs = int.Parse(Next()) }) },
-                "--budget-seeds" => o with { CleanBudget = Budget(o.CleanBudget with { Seeds = Ints(Next()) }) },
-                "--budget-methods" => o with { CleanBudget = Budget(o.CleanBudget with { Methods = Next().Split(',') }) },
-                "--budget-arch" => o with { CleanBudget = Budget(o.CleanBudget with { Architecture = Architecture(Next(), "--budget-arch") }) },
-                "--budget-augment" => o with { CleanBudget = Budget(o.CleanBudget with { Augment = Augment(Next(), "--budget-augment") }) },
-                "--budget-batch" => o with { CleanBudget = Budget(o.CleanBudget with { BatchSize = int.Parse(Next()) }) },
-                "--budget-lr" => o with { CleanBudget = Budget(o.CleanBudget with { LearningRate = Real(Next()) }) },
-                "--budget-rho" => o with { CleanBudget = Budget(o.CleanBudget with { Rho = Real(Next()) }) },
-                "--budget-asam-rho" => o with { CleanBudget = Budget(o.CleanBudget with { AsamRho = Real(Next()) }) },
-                "--budget-swa-lr" => o with { CleanBudget = Budget(o.CleanBudget with { SwaLearningRate = Real(Next()) }) },
-                "--budget-out" => o with { CleanBudget = o.CleanBudget with { Output = Next() } },
+                _ when RecipeOption(args[i], "--noise-") is string name => o with { LabelNoise = Recipe(o.LabelNoise, "--noise-", name, Next()) },
+                _ when RecipeOption(args[i], "--budget-") is string name => o with { CleanBudget = Recipe(o.CleanBudget, "--budget-", name, Next()) },
                 var m when !m.StartsWith("--") => o with { Modes = m.Split(',') },
                 var other => throw new ArgumentException($"Unknown option {other}"),
             };
         }
         return o;
     }
+
+    // The options every RecipeModeOptions mode takes after its prefix ("--noise-" + "lr").
+    private static readonly string[] RecipeOptions = { "epochs", "seeds", "methods", "arch", "augment", "batch", "lr", "rho", "asam-rho", "swa-lr", "out" };
+
+    private static string? RecipeOption(string arg, string prefix) =>
+        arg.StartsWith(prefix, StringComparison.Ordinal) && RecipeOptions.Contains(arg[prefix.Length..]) ? arg[prefix.Length..] : null;
 
     // A preset option's value was read before the loop; here it is only consumed.
     private static BenchmarkOptions SkipValue(BenchmarkOptions o, string value) => o;
