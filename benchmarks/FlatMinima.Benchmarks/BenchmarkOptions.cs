@@ -99,10 +99,13 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
         static FlatMinima.Torch.Models.ImageClassifierArchitecture Architecture(string text, string option) =>
             Enum.TryParse<FlatMinima.Torch.Models.ImageClassifierArchitecture>(text, ignoreCase: true, out var a)
                 ? a : throw new ArgumentException($"Unknown {option} {text}; use SmallCnn or ResNet20.");
-        // Sets the shared option `name` of a mode's settings; every one but -out marks the preset as overridden.
+        // Sets the shared option `name` of a mode's settings; every one but the output files and -from marks the preset as overridden.
         T Recipe<T>(T o, string prefix, string name, string value) where T : RecipeModeOptions => name switch
         {
             "out" => o with { Output = value },
+            "plot" => o with { Plot = value },
+            "results" => o with { Results = value },
+            "from" => o with { From = value },
             _ => (T)((RecipeModeOptions)o with { Overridden = true } switch
             {
                 var r when name == "epochs" => r with { Epochs = int.Parse(value) },
@@ -221,7 +224,7 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
     }
 
     // The options every RecipeModeOptions mode takes after its prefix ("--noise-" + "lr").
-    private static readonly string[] RecipeOptions = { "epochs", "seeds", "methods", "arch", "augment", "batch", "lr", "rho", "asam-rho", "swa-lr", "out" };
+    private static readonly string[] RecipeOptions = { "epochs", "seeds", "methods", "arch", "augment", "batch", "lr", "rho", "asam-rho", "swa-lr", "out", "plot", "results", "from" };
 
     private static string? RecipeOption(string arg, string prefix) =>
         arg.StartsWith(prefix, StringComparison.Ordinal) && RecipeOptions.Contains(arg[prefix.Length..]) ? arg[prefix.Length..] : null;
