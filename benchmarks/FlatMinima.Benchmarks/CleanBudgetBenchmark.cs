@@ -95,7 +95,7 @@ internal static class CleanBudgetBenchmark
             Console.WriteLine($"Written to {file}.");
         }
         if (o.Results is string resultsFile)
-            ResultFiles.Write(resultsFile, new ResultsFile(ModeName, o.PresetText, recipe.Describe(), (int)train.Count, (int)test.Count, o.Seeds, methods, o.Epochs,
+            ResultFiles.Write(resultsFile, new ResultsFile(ModeName, o.PresetText, recipe.Describe(), trainImages.Count, testImages.Count, o.Seeds, methods, o.Epochs,
                 clock.Elapsed.TotalMinutes, results.ToArray()), results, CsvColumns);
         if (o.Plot is string plot) BenchmarkPlots.Save(PlotRequest(results, o, methods), plot, options.RepoRoot);
     }
