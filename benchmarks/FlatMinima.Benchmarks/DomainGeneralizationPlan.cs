@@ -10,12 +10,15 @@ namespace FlatMinima.Benchmarks;
 
 /// <summary>
 /// The domain-generalization mode's <c>--plan-only</c>: the protocol, the data's size and a cost estimate from step times
-/// measured here on synthetic inputs of the configured shape (one untimed step, then <see cref="TimedSteps"/> timed steps
-/// of the real trainer, for one-pass and for SAM steps), without loading the data or training a run.
+/// measured here on synthetic inputs of the configured shape (an untimed and a timed epoch of <see cref="TimedSteps"/>
+/// steps, per-epoch overhead included of the real trainer, for one-pass and for SAM steps), without loading the data or training a run.
 /// </summary>
 internal static class DomainGeneralizationPlan
 {
-    private const int TrainingDomains = 5, TimedSteps = 3, Classes = 10;
+    private const int TrainingDomains = 5, Classes = 10;
+
+    // Steps per measured epoch: a few seconds of work on an idle machine (the CNN's steps are ~50× cheaper than the ResNet-18's).
+    private static int TimedSteps(DomainGeneralizationOptions dg) => dg.Pretrained ? 2 : 10;
 
     // Fashion-MNIST's 70,000 images (train + test) strided into six domains.
     private const int AllImages = 70_000, Domains = 6;
@@ -49,25 +52,24 @@ internal static class DomainGeneralizationPlan
         bool anySam = methods.Any(m => m.StartsWith("SAM", StringComparison.Ordinal));
         string load = ReportText.LoadAverage();
         int threads = get_num_threads();
-        var plain = Measure("ERM", dg, trainingOptions, createModel);
-        var sam = anySam ? Measure("SAM", dg, trainingOptions, createModel) : default;
-        Console.WriteLine($"* **Measured here** (synthetic inputs of the configured shape, the real trainer, 1 untimed + {TimedSteps} timed steps each, then an " +
-                          $"evaluation of the same images; {threads} TorchSharp threads, {Environment.ProcessorCount} cores, load average {load} at the start): " +
-                          $"one-pass step {plain.Step.Wall:F3} s wall, {plain.Step.Cpu:F3} CPU-s" +
-                          (anySam ? $"; SAM step {sam.Step.Wall:F3} s wall, {sam.Step.Cpu:F3} CPU-s ({sam.Step.Wall / plain.Step.Wall:F2}× the one-pass wall time)" : "") +
-                          $"; evaluation {1000 * plain.PerImage.Wall:F2} ms wall, {1000 * plain.PerImage.Cpu:F2} CPU-ms per image.");
+        var (plain, sam, perImage) = Measure(dg, anySam, trainingOptions, createModel);
+        Console.WriteLine($"* **Measured here** (synthetic inputs of the configured shape, the real trainer: per method {TimedSteps(dg)} untimed then {TimedSteps(dg)} timed steps, " +
+                          $"then an evaluation of the same images; {threads} TorchSharp threads, {Environment.ProcessorCount} cores, load average {load} at the start): " +
+                          $"one-pass step {plain.Wall:F3} s wall, {plain.Cpu:F3} CPU-s" +
+                          (sam is Cost s ? $"; SAM step {s.Wall:F3} s wall, {s.Cpu:F3} CPU-s ({s.Wall / plain.Wall:F2}× the one-pass wall time)" : "") +
+                          $"; evaluation {1000 * perImage.Wall:F2} ms wall, {1000 * perImage.Cpu:F2} CPU-ms per image.");
 
         int validations(string method) => epochs + (method.EndsWith("SWAD", StringComparison.Ordinal) ? (int)(steps / dg.EvaluationFrequency) : 0);
-        double RunSeconds(string m, Func<(double Wall, double Cpu), double> pick)
+        double RunSeconds(string m, Func<Cost, double> pick)
         {
-            var measured = m.StartsWith("SAM", StringComparison.Ordinal) ? sam : plain;
-            return steps * pick(measured.Step) + (validations(m) * (double)TrainingDomains * outCount + inCount) * pick(plain.PerImage);
+            var step = m.StartsWith("SAM", StringComparison.Ordinal) && sam is Cost s ? s : plain;
+            return steps * pick(step) + (validations(m) * (double)TrainingDomains * outCount + inCount) * pick(perImage);
         }
-        double Total(Func<(double Wall, double Cpu), double> pick) => runs * methods.Sum(m => RunSeconds(m, pick));
+        double Total(Func<Cost, double> pick) => runs * methods.Sum(m => RunSeconds(m, pick));
         Console.WriteLine($"* **Estimate.** Per run at the measured wall times: " + string.Join(", ", methods.Select(m => $"{m} {Minutes(RunSeconds(m, t => t.Wall))}")) +
                           $" ({steps:N0} steps × the step time + {epochs} per-epoch validations (SWAD: + one every {dg.EvaluationFrequency} steps) of " +
                           $"{TrainingDomains * outCount:N0} images and the test evaluation); × {runs} (seed, test domain) pairs ≈ **{Minutes(Total(t => t.Wall))}** in total " +
-                          $"at this machine's load during the measurement. With the cores to itself (CPU time ÷ {threads} threads, a lower bound): ≈ {Minutes(Total(t => t.Cpu / threads))}. " +
+                          $"at this machine's load during the measurement. On an otherwise idle machine (CPU time ÷ {threads} threads, a rough guess: under load CPU time also grows): ≈ {Minutes(Total(t => t.Cpu / threads))}. " +
                           "Plus data preparation" + (dg.Pretrained ? " and the backbone's import per run (seconds)." : "."));
         Console.WriteLine();
     }
@@ -75,29 +77,49 @@ internal static class DomainGeneralizationPlan
     private static string Minutes(double seconds) =>
         seconds < 120 ? $"{seconds.ToString("F0", CultureInfo.InvariantCulture)} s" : seconds < 7200 ? $"{(seconds / 60).ToString("F1", CultureInfo.InvariantCulture)} min" : $"{(seconds / 3600).ToString("F1", CultureInfo.InvariantCulture)} h";
 
-    // Wall and process CPU seconds per step of `method` (1 untimed step, then TimedSteps timed ones) and per evaluated image.
-    private static ((double Wall, double Cpu) Step, (double Wall, double Cpu) PerImage) Measure(string method, DomainGeneralizationOptions dg,
+    // Wall and process CPU seconds per step of one-pass (ERM) and SAM steps, and per evaluated image, on one network: each
+    // method trains 2 epochs of TimedSteps steps, the first untimed (set-up, first allocations), the second timed from the
+    // trainer's progress callbacks; then an untimed and a timed evaluation.
+    private static (Cost Plain, Cost? Sam, Cost PerImage) Measure(DomainGeneralizationOptions dg, bool sam,
         Func<string, DomainGeneralizationOptions, int, int, ClassifierTrainingOptions> trainingOptions, Func<DomainGeneralizationOptions, int, nn.Module<Tensor, Tensor>> createModel)
     {
-        var options = trainingOptions(method, dg with { Steps = TimedSteps }, 1, 0) with { Averaging = null };
         using var model = createModel(dg, 0);
-        using (var warmUp = NewDisposeScope())
-            new ClassifierTrainer(options, CPU).Train(model, Synthetic(dg, 1), null);
         using var scope = NewDisposeScope();
-        var data = Synthetic(dg, TimedSteps);
+        var data = Synthetic(dg, TimedSteps(dg));
         var process = Process.GetCurrentProcess();
-        var cpu = process.TotalProcessorTime;
-        var clock = Stopwatch.StartNew();
-        var reports = new ClassifierTrainer(options, CPU).Train(model, data, null);
-        long steps = Math.Max(1, reports.Sum(r => r.Steps));
-        process.Refresh();
-        var step = (clock.Elapsed.TotalSeconds / steps, (process.TotalProcessorTime - cpu).TotalSeconds / steps);
-        cpu = process.TotalProcessorTime;
-        clock.Restart();
+        Cost Steps(string method)
+        {
+            var clock = new Stopwatch();
+            TimeSpan cpu = default;
+            Cost cost = default;
+            void Progress(EpochReport report)
+            {
+                process.Refresh();
+                if (report.Epoch == 1)
+                {
+                    cpu = process.TotalProcessorTime;
+                    clock.Restart();
+                }
+                else
+                    cost = new Cost(clock.Elapsed.TotalSeconds / Math.Max(1, report.Steps), (process.TotalProcessorTime - cpu).TotalSeconds / Math.Max(1, report.Steps));
+            }
+            var options = trainingOptions(method, dg, 2, 0) with { Averaging = null, Progress = Progress };
+            new ClassifierTrainer(options, CPU).Train(model, data, null);
+            return cost;
+        }
+        var plain = Steps("ERM");
+        Cost? samCost = sam ? Steps("SAM") : null;
         ClassifierEvaluation.Evaluate(model, data, dg.BatchPerDomain, CPU);
         process.Refresh();
-        return (step, (clock.Elapsed.TotalSeconds / data.Count, (process.TotalProcessorTime - cpu).TotalSeconds / data.Count));
+        var cpuStart = process.TotalProcessorTime;
+        var evaluation = Stopwatch.StartNew();
+        ClassifierEvaluation.Evaluate(model, data, dg.BatchPerDomain, CPU);
+        process.Refresh();
+        return (plain, samCost, new Cost(evaluation.Elapsed.TotalSeconds / data.Count, (process.TotalProcessorTime - cpuStart).TotalSeconds / data.Count));
     }
+
+    // Wall-clock and process CPU seconds.
+    private readonly record struct Cost(double Wall, double Cpu);
 
     // `steps` batches per training domain of uniform [0, 1) images of the configured shape, labelled at random.
     private static TensorDataset Synthetic(DomainGeneralizationOptions dg, int steps)
