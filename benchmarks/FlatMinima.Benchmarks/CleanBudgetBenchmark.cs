@@ -139,7 +139,7 @@ internal static class CleanBudgetBenchmark
             var (mean, error) = ReportText.MeanAndError(runs.Select(r => r.TestAccuracy).ToList());
             return new PlotPoint(FlatMinimumMethods.Title(runs[0].Method), runs.Average(r => r.TrainSeconds), 100 * mean, 100 * error);
         }).ToArray();
-        return new PlotRequest($"Clean Fashion-MNIST, {o.Epochs} epochs: test accuracy vs training time ({o.Seeds.Length} seed{(o.Seeds.Length == 1 ? "" : "s")}, mean ± SE)",
+        return new PlotRequest($"Clean Fashion-MNIST, {o.Epochs} epoch{(o.Epochs == 1 ? "" : "s")}: test accuracy vs training time ({o.Seeds.Length} seed{(o.Seeds.Length == 1 ? "" : "s")}, mean ± SE)",
             "training wall time per run (s, mean over seeds)", "test accuracy, final model (%)", new[] { new PlotSeries("", points) });
     }
 
