@@ -17,12 +17,24 @@ namespace FlatMinima.Benchmarks;
 /// </summary>
 internal static class CleanBudgetBenchmark
 {
-    private sealed record RunResult(string Method, int Seed, double TestAccuracy, double LastEpochTrainAccuracy, double TrainSeconds, double ImagesPerSecond, string Averaging);
+    private sealed record RunResult(string Method, int Seed, double TestAccuracy, double LastEpochTrainAccuracy, double TrainSeconds, double ImagesPerSecond, string Averaging,
+        double PassesPerStep);
+
+    // The -results JSON file: enough to print the report and draw the plot again (-from).
+    private sealed record ResultsFile(string Mode, string Preset, string Recipe, int TrainImages, int TestImages, int[] Seeds, string[] Methods, int Epochs,
+        double TotalMinutes, RunResult[] Runs);
+
+    private const string ModeName = "clean-budget";
 
     public static void Run(BenchmarkOptions options)
     {
         var o = options.CleanBudget;
         o.Validate();
+        if (o.From is string from)
+        {
+            Replay(options, from);
+            return;
+        }
         var methods = FlatMinimumMethods.Check(o.Methods, "--budget-methods");
         var recipe = o.Recipe;
         string loadAtStart = ReportText.LoadAverage();
@@ -66,7 +78,7 @@ internal static class CleanBudgetBenchmark
                     using var model = outcome.Model;
                     var predictions = FlatMinimumMethods.Predict(model, test.Inputs);
                     result = new RunResult(method, seed, FlatMinimumMethods.Accuracy(predictions, test.Labels), outcome.Reports[^1].TrainAccuracy, outcome.TrainSeconds,
-                        (double)outcome.Reports.Count * train.Count / outcome.TrainSeconds, outcome.Reports[^1].Averaging?.ToString() ?? "");
+                        (double)outcome.Reports.Count * train.Count / outcome.TrainSeconds, outcome.Reports[^1].Averaging?.ToString() ?? "", MethodCost.PassesPerStep(outcome.Reports));
                 }
                 results.Add(result);
                 Console.WriteLine($"{FlatMinimumMethods.Title(method)} seed {seed}: test {result.TestAccuracy:P2}, last-epoch train {result.LastEpochTrainAccuracy:P2}, " +
@@ -82,6 +94,53 @@ internal static class CleanBudgetBenchmark
             File.WriteAllText(file, ReportText.Header("FlatMinima clean-budget benchmark", loadAtStart) + header + report);
             Console.WriteLine($"Written to {file}.");
         }
+        if (o.Results is string resultsFile)
+            ResultFiles.Write(resultsFile, new ResultsFile(ModeName, o.PresetText, recipe.Describe(), trainImages.Count, testImages.Count, o.Seeds, methods, o.Epochs,
+                clock.Elapsed.TotalMinutes, results.ToArray()), results, CsvColumns);
+        if (o.Plot is string plot) BenchmarkPlots.Save(PlotRequest(results, o, methods), plot, options.RepoRoot);
+    }
+
+    // -from: the report and plot of a -results JSON file, without training.
+    private static void Replay(BenchmarkOptions options, string from)
+    {
+        var file = ResultFiles.Read<ResultsFile>(from, "--budget-from");
+        if (file.Mode != ModeName || file.Runs is null || file.Seeds is null || file.Methods is null)
+            throw new InvalidDataException($"--budget-from {from} is not a {ModeName} results file (mode '{file.Mode}').");
+        var o = options.CleanBudget with { Seeds = file.Seeds, Epochs = file.Epochs };
+        var methods = FlatMinimumMethods.Check(file.Methods, "--budget-from methods");
+        var results = file.Runs.ToList();
+        Console.WriteLine();
+        Console.WriteLine($"## Clean Fashion-MNIST at a fixed budget: {file.TrainImages:N0} training images, {file.TestImages:N0} test images — regenerated from {from} " +
+                          $"(preset {file.Preset}, {results.Count} runs)");
+        Console.WriteLine();
+        Console.WriteLine($"* **Recipe.** {file.Recipe}");
+        string report = Report(results, o, methods, TimeSpan.FromMinutes(file.TotalMinutes));
+        Console.Write(report);
+        if (o.Output is string output)
+        {
+            File.WriteAllText(output, $"# FlatMinima clean-budget benchmark — regenerated from {Path.GetFileName(from)}\n\n* **Recipe.** {file.Recipe}\n" + report);
+            Console.WriteLine($"Written to {output}.");
+        }
+        if (o.Results is string resultsFile) ResultFiles.Write(resultsFile, file, results, CsvColumns);
+        if (o.Plot is string plot) BenchmarkPlots.Save(PlotRequest(results, o, methods), plot, options.RepoRoot);
+    }
+
+    private static readonly (string Name, Func<RunResult, object> Value)[] CsvColumns =
+    {
+        ("method", r => r.Method), ("seed", r => r.Seed), ("test_accuracy", r => r.TestAccuracy), ("last_epoch_train_accuracy", r => r.LastEpochTrainAccuracy),
+        ("train_seconds", r => r.TrainSeconds), ("images_per_second", r => r.ImagesPerSecond), ("passes_per_step", r => r.PassesPerStep), ("averaging", r => r.Averaging),
+    };
+
+    // Test accuracy (mean ± SE over seeds, %) against mean training seconds, one point per method.
+    private static PlotRequest PlotRequest(List<RunResult> results, CleanBudgetOptions o, string[] methods)
+    {
+        var points = methods.Select(m => results.Where(r => r.Method == m).ToList()).Where(runs => runs.Count > 0).Select(runs =>
+        {
+            var (mean, error) = ReportText.MeanAndError(runs.Select(r => r.TestAccuracy).ToList());
+            return new PlotPoint(FlatMinimumMethods.Title(runs[0].Method), runs.Average(r => r.TrainSeconds), 100 * mean, 100 * error);
+        }).ToArray();
+        return new PlotRequest($"Clean Fashion-MNIST, {o.Epochs} epoch{(o.Epochs == 1 ? "" : "s")}: test accuracy vs training time ({o.Seeds.Length} seed{(o.Seeds.Length == 1 ? "" : "s")}, mean ± SE)",
+            "training wall time per run (s, mean over seeds)", "test accuracy, final model (%)", new[] { new PlotSeries("", points) });
     }
 
     /// <summary>The budget line: epochs × images × seeds per method and the estimated minutes (measured step rates).</summary>
@@ -109,21 +168,27 @@ internal static class CleanBudgetBenchmark
         s.AppendLine();
         s.AppendLine($"### Per method (mean ± standard error over {o.Seeds.Length} seeds; accuracies in %)");
         s.AppendLine();
-        s.AppendLine("| method | test acc. | − SGD (points, paired by seed) | last-epoch train acc. | train s (mean) | × SGD | images/s |");
-        s.AppendLine("|---|---|---|---|---|---|---|");
+        s.AppendLine("| method | test acc. | − SGD (points, paired by seed) | last-epoch train acc. | train s (mean) | × SGD | images/s | passes/step | gain over SGD per extra s (points/s) |");
+        s.AppendLine("|---|---|---|---|---|---|---|---|---|");
         foreach (var method in methods)
         {
             var runs = results.Where(r => r.Method == method).ToList();
             if (runs.Count == 0) continue;
             var differences = runs.Select(r => (r, b: sgd.FirstOrDefault(x => x.Seed == r.Seed))).Where(p => p.b is not null)
                 .Select(p => p.r.TestAccuracy - p.b!.TestAccuracy).ToList();
-            string gap = method == "sgd" ? "—" : Points(ReportText.MeanAndError(differences));
+            var gapValue = ReportText.MeanAndError(differences);
+            string gap = method == "sgd" ? "—" : Points(gapValue);
             double seconds = runs.Average(r => r.TrainSeconds);
+            string gain = method == "sgd" ? "—" : MethodCost.GainPerExtraSecond(100 * gapValue.Mean, seconds, sgdSeconds);
             s.AppendLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {FlatMinimumMethods.Title(method)} | {ReportText.Percent(runs.Select(r => r.TestAccuracy).ToList())} | {gap} | " +
                 $"{ReportText.Percent(runs.Select(r => r.LastEpochTrainAccuracy).ToList())} | {seconds:F0} | {(sgdSeconds is double b ? (seconds / b).ToString("F2", CultureInfo.InvariantCulture) : "—")} | " +
-                $"{runs.Average(r => r.ImagesPerSecond):N0} |"));
+                $"{runs.Average(r => r.ImagesPerSecond):N0} | {MethodCost.Passes(runs.Select(r => r.PassesPerStep))} | {gain} |"));
         }
+        s.AppendLine();
+        s.AppendLine("Passes/step: forward-backward passes per optimizer step, measured from the trainer's epoch reports (1 + sharpness-aware steps ÷ steps; " +
+                     "MESA's teacher forward not counted). Gain over SGD per extra s: the paired gap to SGD (points) ÷ (the method's mean train s − SGD's), " +
+                     "n/a when the method was not slower than SGD or SGD was not run.");
         s.AppendLine();
         s.AppendLine("### Per run");
         s.AppendLine();

@@ -7,6 +7,7 @@ using System.Text;
 using FlatMinima.Torch.Averaging;
 using FlatMinima.Torch.Data;
 using FlatMinima.Torch.Optimization;
+using FlatMinima.Torch.Pretrained;
 using FlatMinima.Torch.Training;
 using static TorchSharp.torch;
 
@@ -29,25 +30,35 @@ internal static class DomainGeneralizationBenchmark
     public static void Run(BenchmarkOptions options)
     {
         var dg = options.DomainGeneralization;
+        dg.Validate();
+        var methods = dg.Methods ?? AllMethods;
+        var unknown = methods.Where(m => !AllMethods.Contains(m)).ToArray();
+        if (unknown.Length > 0 || methods.Length == 0)
+            throw new ArgumentException($"--dg-methods {string.Join(",", methods)}: use a subset of {string.Join(",", AllMethods)}.");
         if (!Directory.Exists(options.FashionMnist))
             throw new DirectoryNotFoundException(
                 $"Fashion-MNIST was not found in '{options.FashionMnist}'. The domain-generalization benchmark needs the full data set: " +
                 "`sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu, installs to /usr/share/datasets/fashion-mnist) or pass --fashion-mnist DIR with the four idx files.");
+        Console.WriteLine();
+        Console.WriteLine($"## Rotated Fashion-MNIST, DomainBed protocol: {dg.Steps} steps, batch {dg.BatchPerDomain} per domain, Adam lr {dg.LearningRate}, " +
+                          $"SWAD every {dg.EvaluationFrequency} steps, {NetworkText(dg)}, {dg.ImagesPerDomain?.ToString() ?? "all"} images per domain, " +
+                          $"seeds {string.Join(",", dg.Seeds)}, test domains {string.Join(",", dg.TestDomains.Select(d => Angles[d] + "°"))}");
+        Console.WriteLine();
+        if (options.PlanOnly)
+        {
+            DomainGeneralizationPlan.Print(dg, methods, TrainingOptions, CreateModel);
+            Console.WriteLine("(--plan-only: nothing trained.)");
+            return;
+        }
         var train = IdxImageSet.LoadSplit(options.FashionMnist, train: true);
         var test = IdxImageSet.LoadSplit(options.FashionMnist, train: false);
         var pixels = cat(new[] { train.ToTensorDataset().Inputs, test.ToTensorDataset().Inputs }, 0);
         var labels = cat(new[] { train.ToTensorDataset().Labels, test.ToTensorDataset().Labels }, 0);
-        var methods = dg.Methods ?? AllMethods;
-        Console.WriteLine();
-        Console.WriteLine($"## Rotated Fashion-MNIST, DomainBed protocol: {dg.Steps} steps, batch {dg.BatchPerDomain} per domain, Adam lr {dg.LearningRate}, " +
-                          $"SWAD every {dg.EvaluationFrequency} steps, CNN width {dg.Width}, {dg.ImagesPerDomain?.ToString() ?? "all"} images per domain, " +
-                          $"seeds {string.Join(",", dg.Seeds)}, test domains {string.Join(",", dg.TestDomains.Select(d => Angles[d] + "°"))}");
-        Console.WriteLine();
         var results = new List<RunResult>();
         var clock = Stopwatch.StartNew();
         foreach (int seed in dg.Seeds)
         {
-            var domains = MakeDomains(pixels, labels, seed, dg.ImagesPerDomain);
+            var domains = MakeDomains(pixels, labels, seed, dg.ImagesPerDomain, dg.Pretrained ? dg.Size : null);
             foreach (int testDomain in dg.TestDomains)
                 foreach (var method in methods)
                 {
@@ -73,7 +84,9 @@ internal static class DomainGeneralizationBenchmark
     private sealed record RunResult(string Method, int Seed, int TestDomain, double TestAccuracy, double ValidationAccuracy, long Steps, double Seconds, AveragingReport? Window);
 
     // DomainBed's RotatedMNIST construction with Fashion-MNIST: seeded shuffle, stride into six domains, rotate, 80/20 split.
-    private static Domain[] MakeDomains(Tensor pixels, Tensor labels, int seed, int? imagesPerDomain)
+    // With `size`, the rotated images are resized to size × size (bilinear) for the pretrained network; they stay gray,
+    // the network's input preparation replicates them to RGB.
+    private static Domain[] MakeDomains(Tensor pixels, Tensor labels, int seed, int? imagesPerDomain, int? size)
     {
         using var scope = NewDisposeScope();
         using var generator = new Generator((ulong)seed, CPU);
@@ -84,6 +97,8 @@ internal static class DomainGeneralizationBenchmark
             var index = order.narrow(0, d, order.shape[0] - d).slice(0, 0, order.shape[0] - d, Angles.Length);
             if (imagesPerDomain is int cap && cap < index.shape[0]) index = index.narrow(0, 0, cap);
             var x = Rotate(pixels.index_select(0, index), Angles[d]);
+            if (size is int side && side != x.shape[2])
+                x = nn.functional.interpolate(x, new long[] { side, side }, mode: InterpolationMode.Bilinear, align_corners: false).clamp_(0, 1);
             var y = labels.index_select(0, index);
             var split = randperm(index.shape[0], generator: generator);
             long outCount = (long)(0.2 * index.shape[0]);
@@ -121,27 +136,8 @@ internal static class DomainGeneralizationBenchmark
         var validation = Concat(trainDomains.Select((d, k) => (domains[d].Out, (long)k)));
         int stepsPerEpoch = (int)((train.Count + (long)dg.BatchPerDomain * trainDomains.Length - 1) / ((long)dg.BatchPerDomain * trainDomains.Length));
         int epochs = (int)Math.Ceiling((double)dg.Steps / stepsPerEpoch);
-        var swad = WeightAveragingOptions.Swad(dg.EvaluationFrequency);
-        var options = new ClassifierTrainingOptions
-        {
-            Epochs = epochs,
-            BatchSize = dg.BatchPerDomain,
-            Optimizer = BaseOptimizerKind.AdamW,
-            LearningRate = dg.LearningRate,
-            WeightDecay = 0,
-            Schedule = new LearningRateSchedule { Kind = LearningRateScheduleKind.Constant },
-            Seed = seed,
-            GradientStep = method.StartsWith("SAM") ? SharpnessAwareOptions.Sam(dg.Rho) : null,
-            Averaging = method switch
-            {
-                "ERM+SWA" => new SwaOptions { StartStep = dg.Steps / 2, EverySteps = dg.EvaluationFrequency },
-                "ERM+SWAD" or "SAM+SWAD" => swad,
-                "ERM" or "SAM" => null,
-                _ => throw new ArgumentException($"Unknown method '{method}'; use {string.Join(", ", AllMethods)}."),
-            },
-        };
-        manual_seed(seed);
-        var model = new MnistCnn(1, 10, dg.Width);
+        var options = TrainingOptions(method, dg, epochs, seed);
+        using var model = CreateModel(dg, seed);
         var clock = Stopwatch.StartNew();
         var reports = new ClassifierTrainer(options, CPU).Train(model, train, validation);
         double seconds = clock.Elapsed.TotalSeconds;
@@ -149,6 +145,45 @@ internal static class DomainGeneralizationBenchmark
         var last = reports[^1];
         return new RunResult(method, seed, testDomain, testAccuracy, last.ValidationAccuracy ?? double.NaN, (long)epochs * stepsPerEpoch, seconds, last.Averaging);
     }
+
+    /// <summary>
+    /// The trainer options of <paramref name="method"/>: Adam (AdamW with weight decay 0 is Adam), constant learning rate,
+    /// one batch per domain per step; with the pretrained network every weight trains at one rate and the backbone's
+    /// BatchNorm layers stay in eval mode (SWAD's <c>freeze_bn</c>: the ImageNet running statistics are used and kept, the
+    /// affine weights train; the BatchNorm recompute after averaging leaves them alone, as SWAD skips its BN update).
+    /// </summary>
+    internal static ClassifierTrainingOptions TrainingOptions(string method, DomainGeneralizationOptions dg, int epochs, int seed) => new()
+    {
+        Epochs = epochs,
+        BatchSize = dg.BatchPerDomain,
+        Optimizer = BaseOptimizerKind.AdamW,
+        LearningRate = dg.LearningRate,
+        WeightDecay = 0,
+        Schedule = new LearningRateSchedule { Kind = LearningRateScheduleKind.Constant },
+        Seed = seed,
+        GradientStep = method.StartsWith("SAM") ? SharpnessAwareOptions.Sam(dg.Rho) : null,
+        Averaging = method switch
+        {
+            "ERM+SWA" => new SwaOptions { StartStep = dg.Steps / 2, EverySteps = dg.EvaluationFrequency },
+            "ERM+SWAD" or "SAM+SWAD" => WeightAveragingOptions.Swad(dg.EvaluationFrequency),
+            "ERM" or "SAM" => null,
+            _ => throw new ArgumentException($"Unknown method '{method}'; use {string.Join(", ", AllMethods)}."),
+        },
+        FineTuning = dg.Pretrained ? FineTuningOptions.Full(1, freezeBatchNorm: true) : null,
+    };
+
+    /// <summary>The network of a run, initialized from <paramref name="seed"/>: the CNN, or the ImageNet ResNet-18 with a new 10-class head.</summary>
+    internal static nn.Module<Tensor, Tensor> CreateModel(DomainGeneralizationOptions dg, int seed)
+    {
+        manual_seed(seed);
+        return dg.Pretrained
+            ? PretrainedBackbone.ResNet18ImageNet().CreateNetwork(10, dg.Size, dg.Size, headSeed: seed)
+            : new MnistCnn(1, 10, dg.Width);
+    }
+
+    internal static string NetworkText(DomainGeneralizationOptions dg) => dg.Pretrained
+        ? $"ImageNet ResNet-18 (ML.NET's ResNet18 package) at {dg.Size}×{dg.Size}, all weights fine-tuned, BatchNorm frozen"
+        : $"CNN width {dg.Width}";
 
     // DomainBed's collect_results: mean ± standard error (population std / √n) over trial seeds.
     private static (double Mean, double Error) MeanAndError(IReadOnlyList<double> values)

@@ -29,7 +29,13 @@ internal static class LabelNoiseBenchmark
     private sealed record RunResult(double Rate, string Method, int Seed, double RealizedRate, double TestAccuracy, int BestValidationEpoch,
         double TestAtBestValidation, double OracleTestAccuracy, int OracleEpoch, double TrainNoisyAccuracy, double TrainCleanAccuracy,
         double Memorized, double Corrected, double TrainSeconds, double EvaluationSeconds, double ImagesPerSecond, double[] ValidationPerEpoch,
-        double[] TestPerEpoch, string Averaging);
+        double[] TestPerEpoch, string Averaging, double PassesPerStep);
+
+    // The -results JSON file: enough to print the report and draw the plot again (-from).
+    private sealed record ResultsFile(string Mode, string Preset, string Recipe, double[] Rates, int[] Seeds, string[] Methods, int Epochs,
+        double TotalMinutes, RunResult[] Runs);
+
+    private const string ModeName = "label-noise";
 
     /// <summary>The seed of the noise draws of a run seed (another stream than the image draw's).</summary>
     public static int NoiseSeed(int seed) => unchecked(seed * 7919 + 104729);
@@ -38,6 +44,11 @@ internal static class LabelNoiseBenchmark
     {
         var o = options.LabelNoise;
         o.Validate();
+        if (o.From is string from)
+        {
+            Replay(options, from);
+            return;
+        }
         var methods = FlatMinimumMethods.Check(o.Methods, "--noise-methods");
         var recipe = o.Recipe;
         string loadAtStart = ReportText.LoadAverage();
@@ -124,6 +135,57 @@ internal static class LabelNoiseBenchmark
             File.WriteAllText(file, ReportText.Header("FlatMinima label-noise benchmark", loadAtStart) + header + report);
             Console.WriteLine($"Written to {file}.");
         }
+        if (o.Results is string resultsFile)
+            ResultFiles.Write(resultsFile, new ResultsFile(ModeName, o.PresetText, recipe.Describe(), o.NoiseRates, o.Seeds, methods, o.Epochs, clock.Elapsed.TotalMinutes, results.ToArray()),
+                results, CsvColumns);
+        if (o.Plot is string plot) BenchmarkPlots.Save(PlotRequest(results, o, methods), plot, options.RepoRoot);
+    }
+
+    // -from: the report and plot of a -results JSON file, without training.
+    private static void Replay(BenchmarkOptions options, string from)
+    {
+        var file = ResultFiles.Read<ResultsFile>(from, "--noise-from");
+        if (file.Mode != ModeName || file.Runs is null || file.Rates is null || file.Seeds is null || file.Methods is null)
+            throw new System.IO.InvalidDataException($"--noise-from {from} is not a {ModeName} results file (mode '{file.Mode}').");
+        var o = options.LabelNoise with { NoiseRates = file.Rates, Seeds = file.Seeds, Epochs = file.Epochs };
+        var methods = FlatMinimumMethods.Check(file.Methods, "--noise-from methods");
+        var results = file.Runs.ToList();
+        Console.WriteLine();
+        Console.WriteLine($"## Symmetric label noise, Fashion-MNIST — regenerated from {from} (preset {file.Preset}, {results.Count} runs)");
+        Console.WriteLine();
+        Console.WriteLine($"* **Recipe.** {file.Recipe}");
+        string report = Report(results, o, methods, TimeSpan.FromMinutes(file.TotalMinutes));
+        Console.Write(report);
+        if (o.Output is string output)
+        {
+            File.WriteAllText(output, $"# FlatMinima label-noise benchmark — regenerated from {Path.GetFileName(from)}\n\n* **Recipe.** {file.Recipe}\n" + report);
+            Console.WriteLine($"Written to {output}.");
+        }
+        if (o.Results is string resultsFile) ResultFiles.Write(resultsFile, file, results, CsvColumns);
+        if (o.Plot is string plot) BenchmarkPlots.Save(PlotRequest(results, o, methods), plot, options.RepoRoot);
+    }
+
+    private static readonly (string Name, Func<RunResult, object> Value)[] CsvColumns =
+    {
+        ("rate", r => r.Rate), ("method", r => r.Method), ("seed", r => r.Seed), ("realized_rate", r => r.RealizedRate), ("test_accuracy", r => r.TestAccuracy),
+        ("best_validation_epoch", r => r.BestValidationEpoch), ("test_at_best_validation", r => r.TestAtBestValidation), ("oracle_test_accuracy", r => r.OracleTestAccuracy),
+        ("oracle_epoch", r => r.OracleEpoch), ("train_noisy_accuracy", r => r.TrainNoisyAccuracy), ("train_clean_accuracy", r => r.TrainCleanAccuracy),
+        ("memorized", r => r.Memorized), ("corrected", r => r.Corrected), ("train_seconds", r => r.TrainSeconds), ("evaluation_seconds", r => r.EvaluationSeconds),
+        ("images_per_second", r => r.ImagesPerSecond), ("passes_per_step", r => r.PassesPerStep), ("averaging", r => r.Averaging),
+    };
+
+    // Final clean test accuracy (mean ± SE over seeds, %) against mean training seconds: one point per method, one series per rate.
+    private static PlotRequest PlotRequest(List<RunResult> results, LabelNoiseOptions o, string[] methods)
+    {
+        var series = o.NoiseRates.Select(rate => new PlotSeries(o.NoiseRates.Length > 1 ? $"noise r = {rate.ToString("0.##", CultureInfo.InvariantCulture)}" : "",
+            methods.Select(m => results.Where(r => r.Rate == rate && r.Method == m).ToList()).Where(runs => runs.Count > 0).Select(runs =>
+            {
+                var (mean, error) = ReportText.MeanAndError(runs.Select(r => r.TestAccuracy).ToList());
+                return new PlotPoint(FlatMinimumMethods.Title(runs[0].Method), runs.Average(r => r.TrainSeconds), 100 * mean, 100 * error);
+            }).ToArray())).Where(s => s.Points.Length > 0).ToArray();
+        string rates = o.NoiseRates.Length == 1 ? $" at noise r = {o.NoiseRates[0].ToString("0.##", CultureInfo.InvariantCulture)}" : "";
+        return new PlotRequest($"Label noise{rates}: clean test accuracy vs training time ({o.Seeds.Length} seed{(o.Seeds.Length == 1 ? "" : "s")}, mean ± SE)",
+            "training wall time per run (s, mean over seeds)", "clean test accuracy, final model (%)", series);
     }
 
     private static Tensor Labels(int[] labels, int start, int count) =>
@@ -144,7 +206,7 @@ internal static class LabelNoiseBenchmark
             FlatMinimumMethods.Accuracy(predictions, train.Labels), FlatMinimumMethods.Accuracy(predictions, cleanTrain),
             FlatMinimumMethods.Accuracy(predictions, train.Labels, corrupted), FlatMinimumMethods.Accuracy(predictions, cleanTrain, corrupted),
             outcome.TrainSeconds, outcome.EvaluationSeconds, (double)outcome.Reports.Count * train.Count / outcome.TrainSeconds,
-            validationCurve, testCurve, outcome.Reports[^1].Averaging?.ToString() ?? "");
+            validationCurve, testCurve, outcome.Reports[^1].Averaging?.ToString() ?? "", MethodCost.PassesPerStep(outcome.Reports));
     }
 
     private static int FirstMax(double[] values)
@@ -177,20 +239,9 @@ internal static class LabelNoiseBenchmark
         s.AppendLine($"### Per noise rate and method (mean ± standard error over {o.Seeds.Length} seeds; accuracies in %)");
         s.AppendLine();
         s.AppendLine("| noise r | realized (train split) | method | test acc. (final) | test acc. at best noisy val | best-val epoch (mean) | oracle best test acc. | " +
-                     "train acc. noisy labels | train acc. clean labels | memorized (corrupted → wrong label) | train s (mean) | images/s |");
-        s.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
-        foreach (double rate in o.NoiseRates)
-            foreach (var method in methods)
-            {
-                var runs = results.Where(r => r.Rate == rate && r.Method == method).ToList();
-                if (runs.Count == 0) continue;
-                string Cell(Func<RunResult, double> f) => ReportText.Percent(runs.Select(f).ToList());
-                s.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {rate:0.##} | {Cell(r => r.RealizedRate)} | {FlatMinimumMethods.Title(method)} | {Cell(r => r.TestAccuracy)} | {Cell(r => r.TestAtBestValidation)} | " +
-                    $"{runs.Average(r => r.BestValidationEpoch):0.#} | {Cell(r => r.OracleTestAccuracy)} | {Cell(r => r.TrainNoisyAccuracy)} | {Cell(r => r.TrainCleanAccuracy)} | " +
-                    $"{(rate == 0 ? "—" : Cell(r => r.Memorized))} | {runs.Average(r => r.TrainSeconds):F0} | {runs.Average(r => r.ImagesPerSecond):N0} |"));
-            }
-
+                     "train acc. noisy labels | train acc. clean labels | memorized (corrupted → wrong label) | train s (mean) | images/s | passes/step | " +
+                     "gain over SGD per extra s (points/s) |");
+        s.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         (double Mean, double Error) Gap(double rate, string method, Func<RunResult, double> f)
         {
             var differences = o.Seeds.Select(seed =>
@@ -201,6 +252,25 @@ internal static class LabelNoiseBenchmark
             }).Where(d => !double.IsNaN(d)).ToList();
             return ReportText.MeanAndError(differences);
         }
+        foreach (double rate in o.NoiseRates)
+            foreach (var method in methods)
+            {
+                var runs = results.Where(r => r.Rate == rate && r.Method == method).ToList();
+                if (runs.Count == 0) continue;
+                string Cell(Func<RunResult, double> f) => ReportText.Percent(runs.Select(f).ToList());
+                var sgdRuns = results.Where(r => r.Rate == rate && r.Method == "sgd").ToList();
+                double seconds = runs.Average(r => r.TrainSeconds);
+                string gain = method == "sgd" ? "—" : MethodCost.GainPerExtraSecond(100 * Gap(rate, method, r => r.TestAccuracy).Mean, seconds,
+                    sgdRuns.Count > 0 ? sgdRuns.Average(r => r.TrainSeconds) : null);
+                s.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                    $"| {rate:0.##} | {Cell(r => r.RealizedRate)} | {FlatMinimumMethods.Title(method)} | {Cell(r => r.TestAccuracy)} | {Cell(r => r.TestAtBestValidation)} | " +
+                    $"{runs.Average(r => r.BestValidationEpoch):0.#} | {Cell(r => r.OracleTestAccuracy)} | {Cell(r => r.TrainNoisyAccuracy)} | {Cell(r => r.TrainCleanAccuracy)} | " +
+                    $"{(rate == 0 ? "—" : Cell(r => r.Memorized))} | {seconds:F0} | {runs.Average(r => r.ImagesPerSecond):N0} | {MethodCost.Passes(runs.Select(r => r.PassesPerStep))} | {gain} |"));
+            }
+        s.AppendLine();
+        s.AppendLine("Passes/step: forward-backward passes per optimizer step, measured from the trainer's epoch reports (1 + sharpness-aware steps ÷ steps; " +
+                     "MESA's teacher forward not counted). Gain over SGD per extra s: the paired final-accuracy gap to SGD (points, next table) ÷ (the method's mean " +
+                     "train s − SGD's), n/a when the method was not slower than SGD or SGD was not run.");
 
         s.AppendLine();
         s.AppendLine("### Gap to SGD (percentage points; paired by seed: same images, noise and initialization; mean ± SE of the per-seed differences)");

@@ -52,6 +52,15 @@ internal abstract record RecipeModeOptions
     /// <summary>Also write the markdown report to this file (<c>-out</c>).</summary>
     public string? Output { get; init; }
 
+    /// <summary>Write test accuracy (mean ± SE) against mean training seconds per method as a PNG (<c>-plot FILE.png</c>).</summary>
+    public string? Plot { get; init; }
+
+    /// <summary>Write the per-seed results (<c>-results FILE.json</c>, replayable with <c>-from</c>; or <c>FILE.csv</c>, one row per run).</summary>
+    public string? Results { get; init; }
+
+    /// <summary>Regenerate the tables (and <see cref="Plot"/>) from a <c>-results</c> JSON file instead of training (<c>-from FILE.json</c>).</summary>
+    public string? From { get; init; }
+
     /// <summary>The recipe every method of the table shares.</summary>
     public TrainingRecipe Recipe => new(Architecture, Augment, Epochs, BatchSize, LearningRate, Rho, AsamRho, SwaLearningRate);
 
@@ -63,6 +72,9 @@ internal abstract record RecipeModeOptions
         if (BatchSize < 1) throw new ArgumentException($"{prefix}-batch {BatchSize} must be ≥ 1.");
         if (Architecture == ImageClassifierArchitecture.ResNet18) throw new ArgumentException($"{prefix}-arch: use SmallCnn or ResNet20.");
         FlatMinimumMethods.Check(Methods, $"{prefix}-methods");
+        BenchmarkPlots.CheckPng(Plot, $"{prefix}-plot");
+        ResultFiles.CheckResults(Results, $"{prefix}-results");
+        ResultFiles.CheckSource(From, $"{prefix}-from");
     }
 }
 

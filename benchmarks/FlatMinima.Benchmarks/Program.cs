@@ -17,7 +17,8 @@
 //               epochs and seeds (--aug-epochs N (12), --aug-seeds 1,2,3)
 //   averaging   SWA/EMA/SWAD update cost vs an SGD step, ResNet-20 (3×32×32), batch 128, interleaved rounds
 //   domain-generalization  Rotated Fashion-MNIST, DomainBed protocol: ERM, ERM+SWA, ERM+SWAD, SAM, SAM+SWAD
-//               (--dg-preset reduced|full, --dg-steps, --dg-batch, --dg-eval, --dg-width, --dg-images, --dg-lr, --dg-rho,
+//               (--dg-preset reduced|full, --dg-arch cnn|resnet18-pretrained, --dg-size N (the ResNet-18's input side, 32),
+//                --dg-steps, --dg-batch, --dg-eval, --dg-width, --dg-images, --dg-lr, --dg-rho,
 //                --dg-seeds 0,1,2, --dg-test 0,5 (domain indices of 0,15,…,75°), --dg-methods, --dg-out FILE)
 //   resnet18-steps  ResNet-18 (TorchVision layout) SGD and SAM step at --resnet18-size (112), batch --resnet18-batch (32),
 //               then TorchVision's resnet18 in Debian's PyTorch (benchmarks/peer/resnet18_step.py) in the same run
@@ -35,12 +36,15 @@
 //               ASAM, SAM+SWA, SAM+EMA; final and early-stopped clean test accuracy, memorization, gaps to SGD
 //               (--noise-preset tiny|reduced|full, --noise-images N, --noise-val F, --noise-test N, --noise-epochs N,
 //                --noise-seeds 1,2,3, --noise-rates 0,0.2,0.4, --noise-methods sgd,sam,asam,sam-swa,sam-ema, --noise-arch SmallCnn|ResNet20,
-//                --noise-augment standard|none, --noise-batch N, --noise-lr X, --noise-rho X, --noise-asam-rho X, --noise-swa-lr X, --noise-out FILE)
+//                --noise-augment standard|none, --noise-batch N, --noise-lr X, --noise-rho X, --noise-asam-rho X, --noise-swa-lr X, --noise-out FILE,
+//                --noise-plot FILE.png, --noise-results FILE.json|FILE.csv, --noise-from FILE.json)
 //   clean-budget all 60,000 Fashion-MNIST training images at a fixed budget: SGD vs SAM vs SAM+SWA, test accuracy, time ratio vs SGD
 //               (--budget-preset tiny|reduced|full, --budget-epochs N, --budget-seeds 1,2,3, --budget-methods sgd,sam,sam-swa,
 //                --budget-images N, --budget-test N, --budget-arch, --budget-augment, --budget-batch, --budget-lr, --budget-rho,
-//                --budget-asam-rho, --budget-swa-lr, --budget-out FILE)
-//               (label-noise and clean-budget: --plan-only prints the protocol and the time estimate without training)
+//                --budget-asam-rho, --budget-swa-lr, --budget-out FILE, --budget-plot FILE.png, --budget-results FILE.json|FILE.csv,
+//                --budget-from FILE.json)
+//               (label-noise, clean-budget and domain-generalization: --plan-only prints the protocol and the time estimate
+//                without training; domain-generalization measures a few steps for it)
 //   efficient-sam  SGD, SAM, LookSAM, RST, AE-SAM and MESA on the embedded subset (SmallCnn): test accuracy, SAM-step
 //               fraction, passes per step, Fit time (--esam-epochs N (12), --esam-seeds 1,2,3)
 //   precision   float32 vs bfloat16 mixed precision step time, SGD and SAM side by side (plus a whole-network bfloat16 SGD
