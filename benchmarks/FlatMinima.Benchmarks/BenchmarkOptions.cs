@@ -90,6 +90,11 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
             if (args[i] == "--dg-arch") dgArchitecture = args[i + 1];
         }
         o = o with { DomainGeneralization = DomainGeneralizationOptions.FromPreset(dgPreset, dgArchitecture) };
+        // Each network has its own size setting; the other network's would be dropped without a word.
+        if (dgArchitecture == DomainGeneralizationOptions.Cnn && args.Contains("--dg-size"))
+            throw new ArgumentException("--dg-size sets the pretrained ResNet-18's input side; the CNN takes the 28×28 images as they are (use --dg-width for its size, or --dg-arch resnet18-pretrained).");
+        if (dgArchitecture == DomainGeneralizationOptions.ResNet18Pretrained && args.Contains("--dg-width"))
+            throw new ArgumentException("--dg-width scales the CNN's channels; the pretrained ResNet-18 has fixed widths (use --dg-size for its input side, or --dg-arch cnn).");
         LabelNoiseOptions Noise(LabelNoiseOptions changed) => changed with { Overridden = true };
         CleanBudgetOptions Budget(CleanBudgetOptions changed) => changed with { Overridden = true };
         static double Real(string text) => double.Parse(text, CultureInfo.InvariantCulture);
