@@ -3,6 +3,8 @@ using System.Collections.Generic;
 using System.IO;
 using System.Linq;
 using FlatMinima.MLNet.ImageClassification;
+using FlatMinima.MLNet.IncrementalFewShot;
+using FlatMinima.Torch.IncrementalFewShot;
 using FlatMinima.Torch.Models;
 using FlatMinima.Torch.Pretrained;
 using FlatMinima.Torch.Training;
@@ -107,6 +109,50 @@ public sealed class OnnxConversionTests
         StringAssert.Contains(e.Message, "SiLU");
     }
 
+    [TestMethod]
+    [DataRow(PrototypeNormalization.Prototypes)]
+    [DataRow(PrototypeNormalization.Cosine)]
+    [DataRow(PrototypeNormalization.None)]
+    public void IncrementalFewShotClassifierAfterASession(PrototypeNormalization normalization)
+    {
+        var ml = new MLContext(seed: 1);
+        FlatMinimaIncrementalFewShotTrainer Trainer() => ml.MulticlassClassification.Trainers.FlatMinimaIncrementalFewShot(new FlatMinimaIncrementalFewShotTrainer.Options
+        {
+            ImageColumnName = "Pixels",
+            Architecture = ImageClassifierArchitecture.SmallCnn,
+            FlatRegion = new FlatRegionOptions { RangeLayerCount = 1 },
+            Session = new IncrementalSessionOptions { Normalization = normalization, Epochs = 2 },
+            Epochs = 1,
+            BatchSize = 8,
+            LearningRate = 0.01,
+            Device = DeviceKind.Cpu,
+        });
+        var baseRows = PixelData(ml, 18, 1, 12, 12, seed: 7);
+        using var baseModel = Trainer().Fit(ml.Transforms.Conversion.MapValueToKey("Label").Fit(baseRows).Transform(baseRows));
+        var sessionRows = PixelData(ml, 3, 1, 12, 12, seed: 8, label: "ring");
+        using var model = Trainer().Fit(ml.Transforms.Conversion.MapValueToKey("Label").Fit(sessionRows).Transform(sessionRows), baseModel);
+        Assert.AreEqual(4, model.ClassCount);
+        // The exported graph starts at the text label and the pixels: MapValueToKey (in the model's class order) is part of it.
+        var test = PixelData(ml, 8, 1, 12, 12, seed: 9);
+        var keyed = model.MapLabelToKey(ml, "Label").Fit(test).Transform(test);
+        string file = Export(ml, model, keyed);
+        try
+        {
+            var scored = model.Transform(keyed);
+            var expected = scored.GetColumn<float[]>("Score").ToArray();
+            var onnx = ml.Transforms.ApplyOnnxModel(new[] { "Score.output", "PredictedLabel.output" }, new[] { "Label", "Pixels" }, file).Fit(test).Transform(test);
+            double maxAbs = MaxAbs(expected, onnx.GetColumn<float[]>("Score").ToArray());
+            Console.WriteLine($"F2M ({normalization}): max |score_ONNX − score_ML.NET| = {maxAbs:E2}; largest score {expected.Max(s => s.Max()):F3}");
+            Assert.IsLessThanOrEqualTo(Tolerance, maxAbs, "F2M scores");
+            CollectionAssert.AreEqual(scored.GetColumn<uint>("PredictedLabel").ToArray(), onnx.GetColumn<uint[]>("PredictedLabel").Select(k => k.Single()).ToArray(),
+                "F2M predicted keys");
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
     private static void AssertExportMatches(ImageClassifierArchitecture architecture, int channels, int height, int width,
         Action<FlatMinimaImageClassificationTrainer.Options>? change = null)
     {
@@ -192,12 +238,12 @@ public sealed class OnnxConversionTests
     /// <paramref name="n"/> rows of random C×H×W pixel vectors (a <c>Vector&lt;Single, C, H, W&gt;</c> column 'Pixels', values in
     /// 0–1) whose brightness depends on the class, with a text label.
     /// </summary>
-    private static IDataView PixelData(MLContext ml, int n, int channels, int height, int width, int seed)
+    private static IDataView PixelData(MLContext ml, int n, int channels, int height, int width, int seed, string? label = null)
     {
         var random = new Random(seed);
         var rows = Enumerable.Range(0, n).Select(i => new PixelRow
         {
-            Label = Classes[i % Classes.Length],
+            Label = label ?? Classes[i % Classes.Length],
             Pixels = Enumerable.Range(0, channels * height * width).Select(_ => (float)(0.25 * (i % Classes.Length) + 0.5 * random.NextDouble())).ToArray(),
         }).ToList();
         var schema = SchemaDefinition.Create(typeof(PixelRow));

@@ -50,7 +50,7 @@ public sealed record OnnxAttribute
     /// <summary>An integer attribute.</summary>
     public static OnnxAttribute Of(string name, long value) => new(name, value, null, null);
 
-    /// <summary>An integer-list attribute.</summary>
+    /// <summary>An integer-list attribute (pass an array for a one-element list: a single value selects the integer overload).</summary>
     public static OnnxAttribute Of(string name, params long[] values) => new(name, null, (long[])values.Clone(), null);
 
     /// <summary>A float attribute.</summary>

@@ -35,7 +35,7 @@ public static class OnnxPrototypeEmitter
         if (normalization == PrototypeNormalization.Cosine)
         {
             // F.normalize: f / max(‖f‖₂, 1e-12).
-            string norm = w.Node("ReduceL2", "query.norm", new[] { f }, OnnxAttribute.Of("axes", 1L), OnnxAttribute.Of("keepdims", 1L));
+            string norm = w.Node("ReduceL2", "query.norm", new[] { f }, OnnxAttribute.Of("axes", new long[] { 1 }), OnnxAttribute.Of("keepdims", 1L));
             norm = w.Node("Max", "query.norm.clamped", new[] { norm, w.Constant("query.eps", new[] { 1e-12f }, 1) });
             f = w.Node("Div", "query.normalized", new[] { f, norm });
         }
