@@ -83,7 +83,7 @@ public static class OnnxExporter
         string logits = OnnxNetworkEmitter.EmitLogits(network, builder, x, options.Channels, options.Height, options.Width);
         logits = builder.AddNode("Identity", new[] { logits }, options.LogitsName, Array.Empty<OnnxAttribute>());
         string probabilities = builder.AddNode("Softmax", new[] { logits }, options.ProbabilitiesName, new[] { OnnxAttribute.Of("axis", 1L) });
-        long classes = ClassCount(network, options);
+        long classes = ClassCount(network);
         builder.AddOutput(logits, classes);
         builder.AddOutput(probabilities, classes);
         return builder.Build(typeof(OnnxExporter).Assembly.GetName().Version?.ToString() ?? "");
@@ -108,10 +108,10 @@ public static class OnnxExporter
     }
 
     // K: the rows of the last linear layer's weight (the head of every built-in network).
-    private static long ClassCount(nn.Module network, OnnxExportOptions options)
+    private static long ClassCount(nn.Module network)
     {
         var head = network.named_modules().Where(p => p.name == "fc" || p.name.EndsWith(".fc", StringComparison.Ordinal))
             .Select(p => p.module).OfType<TorchSharp.Modules.Linear>().LastOrDefault();
-        return head?.weight?.shape[0] ?? throw new NotSupportedException($"Cannot export to ONNX: the network has no linear head 'fc' for {options.Channels}-channel input.");
+        return head?.weight?.shape[0] ?? throw new NotSupportedException("Cannot export to ONNX: the network has no linear head 'fc'.");
     }
 }
