@@ -46,6 +46,15 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
     /// <inheritdoc cref="PrecisionRounds"/>
     public string[] PrecisionModels { get; init; } = PrecisionBenchmark.AllModels;
 
+    /// <summary>The onnx-scoring mode: test images scored, architecture and interleaved rounds (--onnx-images, --onnx-arch, --onnx-rounds).</summary>
+    public int OnnxImages { get; init; } = 10000;
+
+    /// <inheritdoc cref="OnnxImages"/>
+    public FlatMinima.Torch.Models.ImageClassifierArchitecture OnnxArchitecture { get; init; } = FlatMinima.Torch.Models.ImageClassifierArchitecture.SmallCnn;
+
+    /// <inheritdoc cref="OnnxImages"/>
+    public int OnnxRounds { get; init; } = 3;
+
     /// <summary>The repository root (found from the working folder upwards; for benchmarks/peer scripts).</summary>
     public string RepoRoot { get; init; } = FindRepoRoot();
 
@@ -157,6 +166,9 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
                 "--aug-seeds" => o with { AugmentationSeeds = Next().Split(',').Select(int.Parse).ToArray() },
                 "--esam-epochs" => o with { EfficientSamEpochs = int.Parse(Next()) },
                 "--esam-seeds" => o with { EfficientSamSeeds = Next().Split(',').Select(int.Parse).ToArray() },
+                "--onnx-images" => o with { OnnxImages = int.Parse(Next()) },
+                "--onnx-arch" => o with { OnnxArchitecture = Architecture(Next(), "--onnx-arch") },
+                "--onnx-rounds" => o with { OnnxRounds = int.Parse(Next()) },
                 "--transfer-k" => o with { Transfer = o.Transfer with { ImagesPerClass = Next().Split(',').Select(int.Parse).ToArray() } },
                 "--transfer-seeds" => o with { Transfer = o.Transfer with { Seeds = Next().Split(',').Select(int.Parse).ToArray() } },
                 "--transfer-size" => o with { Transfer = o.Transfer with { Size = int.Parse(Next()) } },

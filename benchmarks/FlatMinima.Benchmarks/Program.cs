@@ -1,6 +1,9 @@
 // FlatMinima benchmarks: ratios measured side by side in one process (never timed assertions in tests).
 //   steps       SGD vs SAM vs ASAM step time, SmallCnn (1×28×28) and ResNet-20 (3×32×32), batch 128, interleaved rounds
 //   scoring     ML.NET Transform + reading Score vs a raw TorchSharp batched forward on the same images
+//   onnx-scoring  the same trained model scored by our TorchSharp Transform vs its ConvertToOnnx export in ONNX Runtime
+//               (ApplyOnnxModel and InferenceSession.Run, batches of 256), same test images; ratios and the largest score difference
+//               (--onnx-images N (10000), --onnx-arch SmallCnn|ResNet20|ResNet18, --onnx-rounds N (3))
 //   data        batch assembly (index_select from the in-memory training tensor) vs an SGD step, SmallCnn
 //   throughput  end-to-end training images/s from an IDataView (ML.NET Fit) for SGD and SAM, SmallCnn, batch 128;
 //               with --peer-bench DIR also runs the PyTorch harness (DIR/python/bench.py) in the same run
@@ -75,6 +78,7 @@ foreach (var mode in options.Modes)
     {
         case "steps": StepBenchmark.Run(options); break;
         case "scoring": ScoringBenchmark.Run(options); break;
+        case "onnx-scoring": OnnxScoringBenchmark.Run(options); break;
         case "data": DataPathBenchmark.Run(options); break;
         case "throughput": ThroughputBenchmark.Run(options); break;
         case "hessian": HessianBenchmark.Run(options); break;

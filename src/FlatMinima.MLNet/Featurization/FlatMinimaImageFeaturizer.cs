@@ -196,6 +196,13 @@ public sealed class FlatMinimaImageFeaturizer : ITransformer, IImageScorer, IDis
 
     DataViewSchema.Column IImageScorer.CheckImageColumn(DataViewSchema schema) => CheckImageColumn(schema);
 
+    void IImageScorer.CheckOnnxExport() =>
+        throw new NotSupportedException(
+            $"Cannot export to ONNX: the image featurizer ('{OutputColumnName}') has no ONNX export; the trained classifiers " +
+            "(FlatMinimaImageClassification, FlatMinimaIncrementalFewShot) have, and OnnxExporter exports its network directly.");
+
+    void IImageScorer.SaveAsOnnx(Microsoft.ML.Model.OnnxConverter.OnnxContext ctx) => ((IImageScorer)this).CheckOnnxExport();
+
     private DataViewSchema.Column CheckImageColumn(DataViewSchema schema)
     {
         var column = schema.GetColumnOrNull(InputColumnName)

@@ -50,6 +50,15 @@ public sealed class FlatMinimaImageClassificationTransformer : ImageScoringTrans
 
     private protected override Tensor PredictProbabilities(Tensor rawBatch) => Model.PredictProbabilities(rawBatch);
 
+    private protected override string? OnnxUnsupportedReason() =>
+        FlatMinima.Torch.Export.OnnxNetworkEmitter.IsSupported(Model.Network, out string reason) ? null : reason;
+
+    private protected override string EmitOnnxLogits(FlatMinima.Torch.Export.IOnnxGraphSink sink, string image, string prefix)
+    {
+        var x = new FlatMinima.Torch.Export.OnnxGraphWriter(sink, prefix).Standardize(image, Model.Mean, Model.Std);
+        return FlatMinima.Torch.Export.OnnxNetworkEmitter.EmitLogits(Model.Network, sink, x, Model.Channels, Model.Height, Model.Width, prefix);
+    }
+
     /// <summary>The format that added the SHA-256 of the settings and of the weights entry to 0x00010001.</summary>
     internal const uint FormatWithChecksums = 0x00010002;
 

@@ -67,6 +67,18 @@ public sealed class FlatMinimaIncrementalFewShotTransformer : ImageScoringTransf
 
     private protected override Tensor PredictProbabilities(Tensor rawBatch) => Model.PredictProbabilities(rawBatch);
 
+    private protected override string? OnnxUnsupportedReason() =>
+        FlatMinima.Torch.Export.OnnxNetworkEmitter.IsSupported(Model.Backbone.Network, out string reason) ? null : reason;
+
+    // Standardization → the backbone's embedding → −ω·‖f − p_k‖² against the prototypes (softmax follows in the caller).
+    private protected override string EmitOnnxLogits(FlatMinima.Torch.Export.IOnnxGraphSink sink, string image, string prefix)
+    {
+        var backbone = Model.Backbone;
+        var x = new FlatMinima.Torch.Export.OnnxGraphWriter(sink, prefix).Standardize(image, backbone.Mean, backbone.Std);
+        var embedding = FlatMinima.Torch.Export.OnnxNetworkEmitter.EmitEmbedding(backbone.Network, sink, x, backbone.Channels, backbone.Height, backbone.Width, prefix);
+        return FlatMinima.Torch.Export.OnnxPrototypeEmitter.EmitLogits(sink, embedding, Model.Prototypes, Model.Normalization, Model.DistanceScale, prefix);
+    }
+
     /// <summary>The format that added the SHA-256 of the settings and of the four binary entries to 0x00010001.</summary>
     internal const uint FormatWithChecksums = 0x00010002;
 

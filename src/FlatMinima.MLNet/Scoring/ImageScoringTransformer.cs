@@ -28,6 +28,12 @@ internal interface IImageScorer
     /// non-finite pixel or with non-finite probabilities gets NaN probabilities and −1.
     /// </summary>
     void Score(IReadOnlyList<DecodedImage?> images, float[] probabilities, int[] predicted);
+
+    /// <summary>Throws <see cref="NotSupportedException"/> saying what cannot be exported to ONNX and why; returns when the model can be.</summary>
+    void CheckOnnxExport();
+
+    /// <summary>Writes the scoring graph (image column → <c>Score</c>, <c>PredictedLabel</c>) into ML.NET's ONNX export context.</summary>
+    void SaveAsOnnx(Microsoft.ML.Model.OnnxConverter.OnnxContext ctx);
 }
 
 /// <summary>
@@ -40,7 +46,7 @@ internal interface IImageScorer
 /// normally. A pixel vector of the wrong length throws, naming the column and the row.
 /// </summary>
 /// <typeparam name="TModel">The model type (<see cref="Model"/>).</typeparam>
-public abstract class ImageScoringTransformer<TModel> : ISingleFeaturePredictionTransformer<TModel>, IImageScorer, IDisposable
+public abstract partial class ImageScoringTransformer<TModel> : ISingleFeaturePredictionTransformer<TModel>, IImageScorer, IDisposable
     where TModel : class
 {
     private protected ImageScoringTransformer(IHostEnvironment env, string name, ImageInput input, string imageColumn, string labelColumn,

@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Linq;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.Model.OnnxConverter;
 
 namespace FlatMinima.MLNet;
 
@@ -10,7 +11,7 @@ namespace FlatMinima.MLNet;
 /// The output of <c>Transform</c> of the image transformers: the input's columns plus the scores,
 /// computed lazily in batches as the cursor moves (and not at all when no score column is requested).
 /// </summary>
-internal sealed class ScoredDataView : IDataView
+internal sealed class ScoredDataView : ITransformCanSaveOnnx
 {
     private readonly IImageScorer _parent;
     private readonly IDataView _input;
@@ -23,6 +24,22 @@ internal sealed class ScoredDataView : IDataView
     }
 
     public DataViewSchema Schema { get; }
+
+    /// <summary>The scored input (what ML.NET's ONNX export walks back to).</summary>
+    public IDataView Source => _input;
+
+    /// <summary>Checks that the model can be written as ONNX; throws saying what cannot be exported and why (rather than
+    /// returning false, which ML.NET reports only as a pipeline that "can not be fully converted").</summary>
+    bool ICanSaveOnnx.CanSaveOnnx(OnnxContext ctx)
+    {
+        _parent.CheckOnnxExport();
+        return true;
+    }
+
+    void ISaveAsOnnx.SaveAsOnnx(OnnxContext ctx) => _parent.SaveAsOnnx(ctx);
+
+    void ICanSaveModel.Save(ModelSaveContext ctx) =>
+        throw new NotSupportedException("Save the transformer (mlContext.Model.Save), not the scored data view.");
 
     /// <summary>False: the scores are produced in input order (two input cursors must see the same rows).</summary>
     public bool CanShuffle => false;

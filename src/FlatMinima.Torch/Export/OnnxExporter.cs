@@ -1,0 +1,117 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using Google.Protobuf;
+using Onnx;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FlatMinima.Torch.Export;
+
+/// <summary>What <see cref="OnnxExporter"/> writes: the input geometry, the normalization in the graph and the value names.</summary>
+public sealed record OnnxExportOptions
+{
+    /// <summary>Creates options for inputs <c>[N, <paramref name="channels"/>, <paramref name="height"/>, <paramref name="width"/>]</c>.</summary>
+    public OnnxExportOptions(int channels, int height, int width)
+    {
+        if (channels < 1 || height < 1 || width < 1)
+            throw new ArgumentOutOfRangeException(nameof(channels), $"The input geometry {channels}×{height}×{width} must be positive.");
+        (Channels, Height, Width) = (channels, height, width);
+    }
+
+    /// <summary>Input channels.</summary>
+    public int Channels { get; }
+
+    /// <summary>Input height in pixels (fixed in the graph).</summary>
+    public int Height { get; }
+
+    /// <summary>Input width in pixels (fixed in the graph).</summary>
+    public int Width { get; }
+
+    /// <summary>
+    /// Per-channel means subtracted from the input before the network (null: none). With <see cref="Std"/>, the graph
+    /// starts with <c>(x − mean) / std</c>, the standardization the ML.NET trainers learn from the training data.
+    /// </summary>
+    public IReadOnlyList<float>? Mean { get; init; }
+
+    /// <summary>Per-channel standard deviations the centred input is divided by (null: none).</summary>
+    public IReadOnlyList<float>? Std { get; init; }
+
+    /// <summary>The graph input's name: <c>input</c>, float <c>[batch, C, H, W]</c>.</summary>
+    public string InputName { get; init; } = "input";
+
+    /// <summary>The logits output's name: <c>logits</c>, float <c>[batch, K]</c>.</summary>
+    public string LogitsName { get; init; } = "logits";
+
+    /// <summary>The probabilities output's name (softmax of the logits): <c>probabilities</c>, float <c>[batch, K]</c>.</summary>
+    public string ProbabilitiesName { get; init; } = "probabilities";
+}
+
+/// <summary>
+/// Exports the built-in networks (<see cref="Models.SmallCnn"/>, ResNet-20, ResNet-18, the pretrained ResNet-18/50
+/// backbones with their input preparation) to ONNX, opset <see cref="OpsetVersion"/>, with a free batch dimension. The
+/// graph reads <c>[batch, C, H, W]</c> float pixels as the network's caller gives them (optionally standardized in the
+/// graph, <see cref="OnnxExportOptions.Mean"/>) and gives the logits and the softmax probabilities, computed as the
+/// network computes them in eval mode (BatchNorm with its running statistics). The network is only read.
+/// </summary>
+public static class OnnxExporter
+{
+    /// <summary>
+    /// The ONNX opset written: 12, the newest ML.NET's ONNX converter writes (so both export routes agree) and supported
+    /// by every ONNX Runtime since 1.5; every op used has the same definition in opset 13.
+    /// </summary>
+    public const int OpsetVersion = 12;
+
+    /// <summary>The model for <paramref name="network"/>.</summary>
+    /// <exception cref="NotSupportedException">The network is not a built-in one; the message says what cannot be exported and why.</exception>
+    public static ModelProto ToModel(nn.Module network, OnnxExportOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        ArgumentNullException.ThrowIfNull(options);
+        if (!OnnxNetworkEmitter.IsSupported(network, out string reason)) throw new NotSupportedException($"Cannot export to ONNX: {reason}");
+        if ((options.Mean is null) != (options.Std is null))
+            throw new ArgumentException("Give both Mean and Std, or neither.", nameof(options));
+        if (options.Mean is { } m && (m.Count != options.Channels || options.Std!.Count != options.Channels))
+            throw new ArgumentException($"Mean and Std need {options.Channels} values (one per channel); got {m.Count} and {options.Std!.Count}.", nameof(options));
+        if (options.Std is { } s && s.Any(v => !(v > 0) || !float.IsFinite(v)))
+            throw new ArgumentException("Std values must be finite and > 0.", nameof(options));
+
+        var builder = new OnnxModelBuilder();
+        string x = builder.AddInput(options.InputName, options.Channels, options.Height, options.Width);
+        if (options.Mean is { } mean) x = new OnnxGraphWriter(builder, "").Standardize(x, mean, options.Std!);
+        string logits = OnnxNetworkEmitter.EmitLogits(network, builder, x, options.Channels, options.Height, options.Width);
+        logits = builder.AddNode("Identity", new[] { logits }, options.LogitsName, Array.Empty<OnnxAttribute>());
+        string probabilities = builder.AddNode("Softmax", new[] { logits }, options.ProbabilitiesName, new[] { OnnxAttribute.Of("axis", 1L) });
+        long classes = ClassCount(network);
+        builder.AddOutput(logits, classes);
+        builder.AddOutput(probabilities, classes);
+        return builder.Build(typeof(OnnxExporter).Assembly.GetName().Version?.ToString() ?? "");
+    }
+
+    /// <summary>Writes the model for <paramref name="network"/> to <paramref name="destination"/>.</summary>
+    /// <exception cref="NotSupportedException">The network is not a built-in one.</exception>
+    public static void Save(nn.Module network, OnnxExportOptions options, Stream destination)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        ToModel(network, options).WriteTo(destination);
+    }
+
+    /// <summary>Writes the model for <paramref name="network"/> to the file <paramref name="path"/>.</summary>
+    /// <exception cref="NotSupportedException">The network is not a built-in one.</exception>
+    public static void Save(nn.Module network, OnnxExportOptions options, string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var model = ToModel(network, options);
+        using var file = File.Create(path);
+        model.WriteTo(file);
+    }
+
+    // K: the rows of the last linear layer's weight (the head of every built-in network).
+    private static long ClassCount(nn.Module network)
+    {
+        var head = network.named_modules().Where(p => p.name == "fc" || p.name.EndsWith(".fc", StringComparison.Ordinal))
+            .Select(p => p.module).OfType<TorchSharp.Modules.Linear>().LastOrDefault();
+        return head?.weight?.shape[0] ?? throw new NotSupportedException("Cannot export to ONNX: the network has no linear head 'fc'.");
+    }
+}
