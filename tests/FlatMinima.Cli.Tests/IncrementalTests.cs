@@ -163,6 +163,27 @@ public sealed class IncrementalTests
     }
 
     [TestMethod]
+    public void SessionImagesOfAnotherSizeAreResizedToTheModelsInputSize()
+    {
+        Assert.AreEqual(ExitCodes.Success, _train.ExitCode, _train.ToString());
+        // 40×40 gray PNGs (the base model takes 28×28): horizontal stripes and a checkerboard, shifted per image.
+        string folder = Cli.TempPath("incremental-resized");
+        for (int i = 0; i < 3; i++)
+        {
+            Directory.CreateDirectory(Path.Combine(folder, "Stripes"));
+            Directory.CreateDirectory(Path.Combine(folder, "Checks"));
+            File.WriteAllBytes(Path.Combine(folder, "Stripes", $"{i}.png"), GrayPng.Encode(40, 40, (x, y) => (byte)((y + i) / 4 % 2 * 255)));
+            File.WriteAllBytes(Path.Combine(folder, "Checks", $"{i}.png"), GrayPng.Encode(40, 40, (x, y) => (byte)(((x + i) / 5 + y / 5) % 2 * 255)));
+        }
+        string next = Cli.TempPath("incremental-out/resized.zip");
+        var result = Cli.Run("add-classes", "--model", _base, folder, "--out", next, "--session-epochs", "1", "--json");
+        Assert.AreEqual(ExitCodes.Success, result.ExitCode, result.ToString());
+        CollectionAssert.AreEqual(new[] { "Checks", "Stripes" }, Strings(result.Json().GetProperty("newClasses")));
+        var predict = Cli.Run("predict", "--model", next, Path.Combine(folder, "Checks", "0.png"), "--json");
+        Assert.AreEqual(ExitCodes.Success, predict.ExitCode, predict.ToString());
+    }
+
+    [TestMethod]
     public void AClassTheModelAlreadyKnowsIsADataErrorNamingIt()
     {
         Assert.AreEqual(ExitCodes.Success, _train.ExitCode, _train.ToString());
@@ -204,5 +225,47 @@ public sealed class IncrementalTests
         AssertError(Cli.Run("train", folder, "--incremental", "--method", "asam", "--out", Cli.TempPath("incremental-out/u.zip")), ExitCodes.UsageError,
             "--method does not apply to --incremental");
         AssertError(Cli.Run("train", folder, "--bound", "0.02", "--out", Cli.TempPath("incremental-out/u.zip")), ExitCodes.UsageError, "--bound applies to train --incremental");
+    }
+}
+
+/// <summary>A minimal PNG encoder for 8-bit gray test images.</summary>
+internal static class GrayPng
+{
+    private static readonly uint[] CrcTable = Enumerable.Range(0, 256).Select(n =>
+    {
+        uint c = (uint)n;
+        for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        return c;
+    }).ToArray();
+
+    public static byte[] Encode(int width, int height, Func<int, int, byte> pixel)
+    {
+        var raw = new MemoryStream();
+        for (int y = 0; y < height; y++)
+        {
+            raw.WriteByte(0);   // filter: none
+            for (int x = 0; x < width; x++) raw.WriteByte(pixel(x, y));
+        }
+        var compressed = new MemoryStream();
+        using (var zlib = new System.IO.Compression.ZLibStream(compressed, System.IO.Compression.CompressionLevel.Optimal, leaveOpen: true))
+            raw.WriteTo(zlib);
+        var png = new MemoryStream();
+        png.Write([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]);
+        Chunk(png, "IHDR", [.. BigEndian(width), .. BigEndian(height), 8, 0, 0, 0, 0]);
+        Chunk(png, "IDAT", compressed.ToArray());
+        Chunk(png, "IEND", []);
+        return png.ToArray();
+    }
+
+    private static byte[] BigEndian(int value) => [(byte)(value >> 24), (byte)(value >> 16), (byte)(value >> 8), (byte)value];
+
+    private static void Chunk(Stream png, string type, byte[] data)
+    {
+        png.Write(BigEndian(data.Length));
+        byte[] typed = [.. System.Text.Encoding.ASCII.GetBytes(type), .. data];
+        png.Write(typed);
+        uint crc = 0xFFFFFFFFu;
+        foreach (byte b in typed) crc = CrcTable[(crc ^ b) & 0xFF] ^ (crc >> 8);
+        png.Write(BigEndian((int)(crc ^ 0xFFFFFFFFu)));
     }
 }
