@@ -27,7 +27,7 @@ public static class EvaluateCommand
                 ReportWriter.Write(reportFolder, new ReportContent
                 {
                     Title = $"flatminima evaluate: {Path.GetFileName(file.Path)} on {images.Root}",
-                    Summary = [$"Model: {Path.GetFullPath(file.Path)} ({file.Classifier.Model.Architecture}, {file.Classes.Count} classes).",
+                    Summary = [$"Model: {Path.GetFullPath(file.Path)} ({file.Network.Architecture}, {file.Classes.Count} classes).",
                         $"Data: {images.Root}: {images.Files.Count:N0} images of {images.Classes.Count} classes."],
                     Evaluation = result,
                     EvaluationName = Path.GetFileName(images.Root.TrimEnd(Path.DirectorySeparatorChar)),

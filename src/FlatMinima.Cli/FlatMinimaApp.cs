@@ -71,6 +71,7 @@ public static partial class FlatMinimaApp
         root.Subcommands.Add(InfoCommand.Create(context));
         root.Subcommands.Add(CodegenCommand.Create(context));
         root.Subcommands.Add(SharpnessCommand.Create(context));
+        root.Subcommands.Add(AddClassesCommand.Create(context));
         return root;
     }
 
@@ -82,7 +83,7 @@ public static partial class FlatMinimaApp
         var method = Choice("--method", "The gradient step: sgd (plain), sam or asam (sharpness-aware).", "sam", "sgd", "sam", "asam");
         var rho = new Option<double?>("--rho") { Description = "SAM/ASAM neighbourhood radius ρ (default 0.05 for sam, 0.5 for asam)." };
         var averaging = Choice("--averaging", "Weight averaging: none, swa, ema or swad (swad holds out 20 % of the training images for its window).", "none", "none", "swa", "ema", "swad");
-        var architecture = Choice("--architecture", "The network trained from random weights.", "smallcnn", "smallcnn", "resnet20", "resnet18");
+        var architecture = Choice("--architecture", "The network trained from random weights (default smallcnn; resnet20 with --incremental).", "smallcnn", "smallcnn", "resnet20", "resnet18");
         var pretrained = new Option<string?>("--pretrained") { Description = "Start from a pretrained ResNet-18: resnet18-imagenet, or a TorchVision ResNet-18 checkpoint (.pt, .pth, .safetensors)." };
         var epochs = new Option<int?>("--epochs") { Description = "Epochs (default 10)." };
         var time = new Option<string?>("--time") { Description = "Time budget instead of --epochs: 90s, 10m, 1h30m; the epochs are fitted from two timed epochs on a sample." };
@@ -95,15 +96,23 @@ public static partial class FlatMinimaApp
         var output = new Option<string>("--out") { Description = "The model zip to write.", Required = true };
         var report = new Option<string?>("--report") { Description = "The report folder (default: <out>-report next to the model)." };
         var resume = new Option<bool>("--resume") { Description = "Continue the interrupted run whose checkpoint (<out>.checkpoint) is next to the model." };
+        var incremental = new Option<bool>("--incremental") { Description = "Train an F2M incremental few-shot base model (flat-region search, nearest-prototype classifier) that add-classes extends." };
+        var bound = new Option<double?>("--bound") { Description = "With --incremental: the flat region's bound b (default 0.01)." };
+        var rangeLayers = new Option<int?>("--range-layers") { Description = "With --incremental: the last L convolutions whose weights form the flat region (default 4)." };
         var command = new Command("train", "Train a classifier on a folder of images; write the model zip and a report.");
         command.Arguments.Add(folder);
         foreach (var option in new Option[] { test, testFraction, method, rho, averaging, architecture, pretrained, epochs, time, imageSize, augment, noFlip,
-                     batchSize, learningRate, seed, output, report, resume })
+                     batchSize, learningRate, seed, output, report, resume, incremental, bound, rangeLayers })
             command.Options.Add(option);
         command.SetAction(p => Execute(context, () =>
         {
             if (p.GetResult(test) is not null && p.GetResult(testFraction) is { Implicit: false })
                 throw CliException.Usage("--test and --test-fraction exclude each other.", "Give a test folder, or the fraction of the training folder to hold out.");
+            if (p.GetValue(incremental))
+                foreach (var option in new Option[] { method, rho, averaging })
+                    if (p.GetResult(option) is { Implicit: false })
+                        throw CliException.Usage($"{option.Name} does not apply to --incremental: {IncrementalTraining.NotApplicable}.",
+                            $"Leave out {option.Name}; --bound and --range-layers set the flat region.");
             var settings = new TrainSettings
             {
                 Folder = p.GetRequiredValue(folder),
@@ -112,7 +121,8 @@ public static partial class FlatMinimaApp
                 Method = p.GetValue(method)!,
                 Rho = p.GetValue(rho),
                 Averaging = p.GetValue(averaging)!,
-                Architecture = p.GetValue(architecture)!,
+                // F2M's reference network is ResNet-20 (the library's default for incremental few-shot); SmallCnn's two convolutions make a poor flat region.
+                Architecture = p.GetValue(incremental) && p.GetResult(architecture) is null or { Implicit: true } ? "resnet20" : p.GetValue(architecture)!,
                 Pretrained = p.GetValue(pretrained),
                 Epochs = p.GetValue(epochs),
                 Time = p.GetValue(time) is string t ? ParseDuration(t) : null,
@@ -125,6 +135,9 @@ public static partial class FlatMinimaApp
                 Out = p.GetRequiredValue(output),
                 Report = p.GetValue(report),
                 Resume = p.GetValue(resume),
+                Incremental = p.GetValue(incremental),
+                Bound = p.GetValue(bound),
+                RangeLayers = p.GetValue(rangeLayers),
                 Arguments = args,
             };
             return TrainCommand.Run(context, settings);

@@ -18,7 +18,7 @@ public static class InfoCommand
         {
             var ml = new MLContext(seed: 1);
             using var file = ModelFile.Load(ml, p.GetRequiredValue(model));
-            var m = file.Classifier.Model;
+            var m = file.Network;
             var c = CultureInfo.InvariantCulture;
             var input = file.InputSchema.Select(col => $"{col.Name}: {col.Type}").ToArray();
             context.Line($"Model:        {Path.GetFullPath(file.Path)} ({new FileInfo(file.Path).Length / 1024.0 / 1024:F1} MiB)");
@@ -27,6 +27,14 @@ public static class InfoCommand
             context.Line($"Columns:      {string.Join(", ", input)} → Score (probabilities), PredictedLabel");
             context.Line($"Classes:      {file.Classes.Count}: {string.Join(", ", file.Classes)}");
             context.Line($"Augmentation: {m.Augmentation ?? "not recorded"}");
+            var f2m = file.Incremental?.Model;
+            if (f2m is not null)
+            {
+                context.Line($"Incremental:  F2M, nearest class prototype over {f2m.ClassCount} classes ({f2m.BaseClassCount} base classes, {f2m.SessionCount} session{(f2m.SessionCount == 1 ? "" : "s")}); " +
+                    $"flat region b = {f2m.FlatRegion.Bound.ToString("G4", c)}, {f2m.ExemplarCount} exemplars kept; add classes with flatminima add-classes");
+                foreach (var session in file.Run?.Incremental?.Sessions ?? [])
+                    context.Line($"  session {session.Session}: {session.Describe()}");
+            }
             if (file.Run is { } run)
             {
                 context.Line($"Trained:      {run.Created.ToString("yyyy-MM-dd HH:mm 'UTC'", c)} by flatminima {run.ToolVersion}; {run.EpochsCompleted} epochs in {run.TrainingSeconds.ToString("F1", c)} s on {run.TrainImages.ToString("N0", c)} images" +
@@ -50,6 +58,13 @@ public static class InfoCommand
                     width = m.Width,
                     classes = file.Classes,
                     augmentation = m.Augmentation,
+                    incremental = f2m is null ? null : new
+                    {
+                        baseClasses = file.Classes.Take(f2m.BaseClassCount),
+                        sessions = f2m.SessionCount,
+                        bound = f2m.FlatRegion.Bound,
+                        exemplars = f2m.ExemplarCount,
+                    },
                     inputColumns = file.InputSchema.Select(col => new { name = col.Name, type = col.Type.ToString() }),
                     run = file.Run,
                 });

@@ -6,6 +6,7 @@ using System.Linq;
 using System.Text.Json;
 using FlatMinima.MLNet;
 using FlatMinima.MLNet.ImageClassification;
+using FlatMinima.MLNet.IncrementalFewShot;
 using Microsoft.ML;
 
 namespace FlatMinima.Cli;
@@ -45,6 +46,9 @@ public sealed record RunRecord
 
     /// <summary>The test metrics, when a test part was evaluated.</summary>
     public MetricsSummary? Test { get; init; }
+
+    /// <summary>For an incremental (F2M) model: its base classes and the sessions <c>add-classes</c> ran; null otherwise.</summary>
+    public IncrementalRecord? Incremental { get; init; }
 }
 
 /// <summary>The headline metrics of an evaluation.</summary>
@@ -54,7 +58,10 @@ public sealed record RunRecord
 /// <param name="Rows">Rows evaluated.</param>
 public sealed record MetricsSummary(double MicroAccuracy, double MacroAccuracy, double LogLoss, long Rows);
 
-/// <summary>A loaded model zip: the ML.NET model, its FlatMinima classifier and the run record when <c>train</c> wrote one.</summary>
+/// <summary>
+/// A loaded model zip: the ML.NET model, its FlatMinima scorer — an image classifier (<c>train</c>) or an F2M incremental
+/// few-shot classifier (<c>train --incremental</c>, <c>add-classes</c>) — and the run record when the tool wrote one.
+/// </summary>
 public sealed class ModelFile : IDisposable
 {
     /// <summary>The zip entry holding the <see cref="RunRecord"/> (ML.NET's loader reads only its own entries).</summary>
@@ -68,12 +75,14 @@ public sealed class ModelFile : IDisposable
         NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,   // NaN precision of a class never predicted
     };
 
-    private ModelFile(string path, ITransformer model, DataViewSchema inputSchema, FlatMinimaImageClassificationTransformer classifier, RunRecord? run)
+    private ModelFile(string path, ITransformer model, DataViewSchema inputSchema, FlatMinimaImageClassificationTransformer? classifier,
+        FlatMinimaIncrementalFewShotTransformer? incremental, RunRecord? run)
     {
         Path = path;
         Model = model;
         InputSchema = inputSchema;
         Classifier = classifier;
+        Incremental = incremental;
         Run = run;
     }
 
@@ -86,17 +95,35 @@ public sealed class ModelFile : IDisposable
     /// <summary>The input schema saved with the model.</summary>
     public DataViewSchema InputSchema { get; }
 
-    /// <summary>The FlatMinima image classifier inside <see cref="Model"/>.</summary>
-    public FlatMinimaImageClassificationTransformer Classifier { get; }
+    /// <summary>The FlatMinima image classifier inside <see cref="Model"/>, or null for an incremental model.</summary>
+    public FlatMinimaImageClassificationTransformer? Classifier { get; }
 
-    /// <summary>The record <c>flatminima train</c> stored, or null for a model saved by other code.</summary>
+    /// <summary>The F2M incremental few-shot classifier inside <see cref="Model"/>, or null for an image classifier.</summary>
+    public FlatMinimaIncrementalFewShotTransformer? Incremental { get; }
+
+    /// <summary>The model is an F2M incremental few-shot classifier (<c>train --incremental</c>, <c>add-classes</c>).</summary>
+    public bool IsIncremental => Incremental is not null;
+
+    /// <summary>The network with its architecture, input geometry and normalization (an incremental model's backbone).</summary>
+    public FlatMinimaImageClassifier Network => Classifier?.Model ?? Incremental!.Model.Backbone;
+
+    /// <summary>The record the tool stored, or null for a model saved by other code.</summary>
     public RunRecord? Run { get; }
 
     /// <summary>The classes, in the model's score order.</summary>
-    public IReadOnlyList<string> Classes => Classifier.ClassNames;
+    public IReadOnlyList<string> Classes => Classifier?.ClassNames ?? Incremental!.ClassNames;
 
     /// <summary>The name of the image column the model reads.</summary>
-    public string ImageColumn => Classifier.FeatureColumnName;
+    public string ImageColumn => Classifier?.FeatureColumnName ?? Incremental!.FeatureColumnName;
+
+    /// <summary>The output column of the class probabilities.</summary>
+    public string ScoreColumn => Classifier?.ScoreColumnName ?? Incremental!.ScoreColumnName;
+
+    /// <summary>The output column of the predicted class.</summary>
+    public string PredictedLabelColumn => Classifier?.PredictedLabelColumnName ?? Incremental!.PredictedLabelColumnName;
+
+    /// <summary>"F2M incremental" or "image classifier", for messages.</summary>
+    public string Kind => IsIncremental ? "an incremental (F2M) model" : "an image classifier";
 
     /// <summary>Saves <paramref name="model"/> with <c>mlContext.Model.Save</c> and adds <paramref name="run"/> as <see cref="RunEntry"/>;
     /// written to a temporary file first and moved over <paramref name="path"/>.</summary>
@@ -131,14 +158,16 @@ public sealed class ModelFile : IDisposable
         {
             throw CliException.DataError($"--model '{path}': {e.Message}", "Is it a model zip written by flatminima train or mlContext.Model.Save?", e);
         }
-        var classifier = Flatten(model).OfType<FlatMinimaImageClassificationTransformer>().FirstOrDefault();
-        if (classifier is null)
+        var parts = Flatten(model).ToList();
+        var classifier = parts.OfType<FlatMinimaImageClassificationTransformer>().FirstOrDefault();
+        var incremental = classifier is null ? parts.OfType<FlatMinimaIncrementalFewShotTransformer>().FirstOrDefault() : null;
+        if (classifier is null && incremental is null)
         {
             (model as IDisposable)?.Dispose();
             throw CliException.DataError($"--model '{path}' is an ML.NET model without a FlatMinima image classifier.",
-                "flatminima reads models trained with FlatMinimaImageClassification (flatminima train).");
+                "flatminima reads models trained with FlatMinimaImageClassification or FlatMinimaIncrementalFewShot (flatminima train, add-classes).");
         }
-        return new ModelFile(path, model, schema, classifier, ReadRun(path));
+        return new ModelFile(path, model, schema, classifier, incremental, ReadRun(path));
     }
 
     private static RunRecord? ReadRun(string path)

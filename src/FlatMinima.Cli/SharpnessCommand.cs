@@ -35,6 +35,10 @@ public static class SharpnessCommand
             if (max < 1) throw CliException.Usage($"--max-examples {max}: must be at least 1.");
             var ml = new MLContext(seed: 1);
             using var file = ModelFile.Load(ml, p.GetRequiredValue(model));
+            if (file.IsIncremental)
+                throw CliException.DataError($"--model '{file.Path}' is an incremental (F2M) model: it classifies by the nearest class prototype, " +
+                    "so it has no softmax training loss whose sharpness could be measured.",
+                    "Run sharpness on a model trained with flatminima train (without --incremental).");
             var images = ImageFolder.Read(p.GetRequiredValue(folder), "The image folder", minClasses: 1);
             EvaluationResult.CheckClasses(images.Files, file.Classes, images.Root);
             // Round-robin over the classes, so a small --max-examples still sees every class.
@@ -71,7 +75,7 @@ public static class SharpnessCommand
             ReportWriter.Write(folderPath, new ReportContent
             {
                 Title = $"flatminima sharpness: {Path.GetFileName(file.Path)}",
-                Summary = [$"Model: {Path.GetFullPath(file.Path)} ({file.Classifier.Model.Architecture}, {file.Classes.Count} classes).",
+                Summary = [$"Model: {Path.GetFullPath(file.Path)} ({file.Network.Architecture}, {file.Classes.Count} classes).",
                     $"Data: {report.Examples:N0} images of {images.Root}."],
                 Sections = [("Sharpness report", report.ToString())],
                 ExtraPlots = plots,

@@ -7,6 +7,7 @@ using System.Linq;
 using System.Text.RegularExpressions;
 using FlatMinima.MLNet;
 using FlatMinima.MLNet.ImageClassification;
+using FlatMinima.MLNet.IncrementalFewShot;
 using FlatMinima.Torch.Augmentation;
 using FlatMinima.Torch.Averaging;
 using FlatMinima.Torch.Models;
@@ -80,6 +81,15 @@ public sealed record TrainSettings
     /// <summary>Continue the run whose checkpoint is next to <see cref="Out"/>.</summary>
     public bool Resume { get; init; }
 
+    /// <summary>Train an F2M incremental few-shot base model (<c>--incremental</c>) that <c>add-classes</c> extends.</summary>
+    public bool Incremental { get; init; }
+
+    /// <summary>With <see cref="Incremental"/>: the flat region's bound b, or null for the library's default (0.01).</summary>
+    public double? Bound { get; init; }
+
+    /// <summary>With <see cref="Incremental"/>: the last L convolutions whose weights form the flat region, or null for the library's default (4).</summary>
+    public int? RangeLayers { get; init; }
+
     /// <summary>The command line, for the resume hint.</summary>
     public IReadOnlyList<string> Arguments { get; init; } = [];
 }
@@ -131,30 +141,35 @@ public static partial class TrainCommand
         var keyedTrain = keyMap.Transform(trainData);
         var keyedTest = keyMap.Transform(testData);
 
-        var averaging = AveragingOptions(s.Averaging);
+        var averaging = s.Incremental ? null : AveragingOptions(s.Averaging);
         bool heldOut = averaging is { NeedsValidation: true };
         string validationName = heldOut ? "validation (held out)" : testName;
 
-        context.Status($"Training on {trainFiles.Count:N0} images of {trainFolder.Classes.Count} classes ({string.Join(", ", trainFolder.Classes)}); " +
+        context.Status((s.Incremental ? "Training an incremental (F2M) base model" : "Training") + $" on {trainFiles.Count:N0} images of {trainFolder.Classes.Count} classes ({string.Join(", ", trainFolder.Classes)}); " +
             $"test: {testFiles.Count:N0} images ({testName})" + (trainFolder.IgnoredFiles > 0 ? $"; {trainFolder.IgnoredFiles} non-image files ignored" : "") + ".");
 
         var clock = Stopwatch.StartNew();
         int epochs = s.Epochs ?? 10;
         string? timeFit = null;
         if (s.Time is TimeSpan budget)
-            (epochs, timeFit) = FitEpochs(context, ml, s, trainFiles, budget, clock);
+            (epochs, timeFit) = s.Incremental ? IncrementalTraining.FitEpochs(context, ml, s, trainFiles, budget, clock) : FitEpochs(context, ml, s, trainFiles, budget, clock);
 
-        var options = Options(s, epochs, averaging, heldOut ? null : keyedTest, checkpoint, context);
+        // The image classifier validates on the test part after every epoch; the F2M base session has no validation data.
+        ImageTrainerOptions options = s.Incremental
+            ? IncrementalTraining.BaseOptions(s, epochs, checkpoint, context)
+            : Options(s, epochs, averaging, heldOut ? null : keyedTest, checkpoint, context);
         var reports = new List<EpochReport>();
-        long trainImages = heldOut ? (long)Math.Round(trainFiles.Count * (1 - options.ValidationFraction)) : trainFiles.Count;
-        FlatMinimaImageClassificationTransformer trained;
+        long trainImages = heldOut ? (long)Math.Round(trainFiles.Count * (1 - ((FlatMinimaImageClassificationTrainer.Options)options).ValidationFraction)) : trainFiles.Count;
+        ImageScorer trained;
         var progress = new TrainingProgress(context, epochs, trainImages);
         try
         {
             trained = progress.Run(callback =>
             {
                 options.Progress = r => { reports.Add(r); callback(r); };
-                return ml.MulticlassClassification.Trainers.FlatMinimaImageClassification(options).Fit(keyedTrain);
+                return options is FlatMinimaImageClassificationTrainer.Options o
+                    ? ImageScorer.Of(ml.MulticlassClassification.Trainers.FlatMinimaImageClassification(o).Fit(keyedTrain))
+                    : ImageScorer.Of(ml.MulticlassClassification.Trainers.FlatMinimaIncrementalFewShot((FlatMinimaIncrementalFewShotTrainer.Options)options).Fit(keyedTrain));
             });
         }
         catch (OperationCanceledException)
@@ -170,8 +185,10 @@ public static partial class TrainCommand
             throw new CliException(ExitCodes.TrainingFailed, e.Message, "Try --learning-rate with a smaller value, or --method sgd.", e);
         }
         var trainingTime = clock.Elapsed;
-        var model = new TransformerChain<ITransformer>(keyMap, trained,
-            ml.Transforms.Conversion.MapKeyToValue("PredictedLabel").Fit(trained.Transform(keyedTrain)));
+        // An incremental model maps the labels in its own class order (its sessions append classes), the same order here.
+        ITransformer labelMap = trained.Incremental is { } f2m ? f2m.MapLabelToKey(ml, "Label").Fit(trainData) : keyMap;
+        var model = new TransformerChain<ITransformer>(labelMap, trained.Scorer,
+            ml.Transforms.Conversion.MapKeyToValue("PredictedLabel").Fit(trained.Scorer.Transform(labelMap.Transform(trainData))));
         try
         {
             var last = reports.LastOrDefault();
@@ -184,10 +201,10 @@ public static partial class TrainCommand
             if (interruption is null || !context.Cancellation.IsCancellationRequested)
             {
                 context.Line();
-                evaluation = EvaluationResult.Evaluate(ml, model, trained.ClassNames, testRows, testName);
+                evaluation = EvaluationResult.Evaluate(ml, model, trained.Classes, testRows, testName);
                 EvaluationText.Print(context, evaluation, char.ToUpperInvariant(testName[0]) + testName[1..]);
             }
-            var classifier = trained.Model;
+            var classifier = trained.Network;
             var record = new RunRecord
             {
                 ToolVersion = Tool.Version,
@@ -201,6 +218,7 @@ public static partial class TrainCommand
                 Averaging = last?.Averaging?.ToString(),
                 TrainingSeconds = trainingTime.TotalSeconds,
                 Test = evaluation?.Summary,
+                Incremental = s.Incremental ? new IncrementalRecord { BaseClasses = [.. trained.Classes] } : null,
             };
             ModelFile.Save(ml, model, trainData.Schema, s.Out, record);
             string reportFolder = s.Report ?? DefaultReportFolder(s.Out);
@@ -235,7 +253,7 @@ public static partial class TrainCommand
                     report = html,
                     checkpoint = File.Exists(checkpoint) ? checkpoint : null,
                     resumeCommand = File.Exists(checkpoint) ? resume : null,
-                    classes = trained.ClassNames,
+                    classes = trained.Classes,
                     run = record,
                     epochs = reports.Select(r => new
                     {
@@ -252,8 +270,9 @@ public static partial class TrainCommand
         }
     }
 
-    private static void Check(TrainSettings s)
+    internal static void Check(TrainSettings s)
     {
+        IncrementalTraining.Check(s);
         if (string.IsNullOrWhiteSpace(s.Out)) throw CliException.Usage("--out: give the model zip to write.", "e.g. --out model.zip");
         if (s.Epochs is not null && s.Time is not null) throw CliException.Usage("--epochs and --time exclude each other.", "Give one: --epochs 10 or --time 10m.");
         if (s.Epochs is < 1) throw CliException.Usage($"--epochs {s.Epochs}: must be at least 1.");
@@ -264,7 +283,7 @@ public static partial class TrainCommand
     }
 
     // The model, checkpoint and report must not land in the training folder, where a later run would read them as a class.
-    private static void CheckOutside(string folder, string path, string option)
+    internal static void CheckOutside(string folder, string path, string option)
     {
         string full = Path.GetFullPath(path);
         if (full.StartsWith(folder.TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar, StringComparison.Ordinal))
@@ -273,7 +292,7 @@ public static partial class TrainCommand
     }
 
     // The training and test files: the --test folder, or a stratified random fraction of each class (seeded).
-    private static (IReadOnlyList<LabeledFile> Train, IReadOnlyList<LabeledFile> Test, string TestName) Split(ImageFolder folder, TrainSettings s)
+    internal static (IReadOnlyList<LabeledFile> Train, IReadOnlyList<LabeledFile> Test, string TestName) Split(ImageFolder folder, TrainSettings s)
     {
         if (s.TestFolder is not null)
         {
@@ -329,20 +348,8 @@ public static partial class TrainCommand
                 _ => throw CliException.Usage($"--method {s.Method}: unknown; use sgd, sam or asam."),
             },
             Averaging = averaging,
-            Architecture = s.Architecture switch
-            {
-                "smallcnn" => ImageClassifierArchitecture.SmallCnn,
-                "resnet20" => ImageClassifierArchitecture.ResNet20,
-                "resnet18" => ImageClassifierArchitecture.ResNet18,
-                _ => throw CliException.Usage($"--architecture {s.Architecture}: unknown; use smallcnn, resnet20 or resnet18."),
-            },
-            Augmentation = s.Augment switch
-            {
-                "none" => null,
-                "standard" => AugmentationOptions.Standard(flip: !s.NoFlip),
-                "strong" => AugmentationOptions.Strong(flip: !s.NoFlip),
-                _ => throw CliException.Usage($"--augment {s.Augment}: unknown; use none, standard or strong."),
-            },
+            Architecture = ArchitectureOf(s),
+            Augmentation = AugmentationOf(s),
             BadImagePolicy = BadImagePolicy.Skip,
             ValidationSet = validation,
             CheckpointPath = checkpoint,
@@ -354,23 +361,54 @@ public static partial class TrainCommand
         if (s.Method == "sgd" && s.Rho is not null) throw CliException.Usage("--rho applies to --method sam or asam.");
         if (s.BatchSize is int batch) o.BatchSize = batch;
         if (s.LearningRate is double rate) o.LearningRate = rate;
-        if (s.Pretrained is string pretrained)
-        {
-            o.Backbone = pretrained.Equals("resnet18-imagenet", StringComparison.OrdinalIgnoreCase)
-                ? PretrainedBackbone.ResNet18ImageNet()
-                : File.Exists(pretrained)
-                    ? PretrainedBackbone.FromPyTorch(pretrained, TorchVisionResNet.ResNet18)
-                    : throw CliException.Usage($"--pretrained '{pretrained}': neither resnet18-imagenet nor an existing checkpoint file.",
-                        "Use --pretrained resnet18-imagenet, or the path of a TorchVision ResNet-18 state_dict (.pt, .pth, .safetensors).");
-        }
+        if (s.Pretrained is string pretrained) o.Backbone = Backbone(pretrained);
         return o;
     }
+
+    /// <summary>The network of <c>--architecture</c>.</summary>
+    internal static ImageClassifierArchitecture ArchitectureOf(TrainSettings s) => s.Architecture switch
+    {
+        "smallcnn" => ImageClassifierArchitecture.SmallCnn,
+        "resnet20" => ImageClassifierArchitecture.ResNet20,
+        "resnet18" => ImageClassifierArchitecture.ResNet18,
+        _ => throw CliException.Usage($"--architecture {s.Architecture}: unknown; use smallcnn, resnet20 or resnet18."),
+    };
+
+    /// <summary>The augmentation of <c>--augment</c> and <c>--no-flip</c>.</summary>
+    internal static AugmentationOptions? AugmentationOf(TrainSettings s) => s.Augment switch
+    {
+        "none" => null,
+        "standard" => AugmentationOptions.Standard(flip: !s.NoFlip),
+        "strong" => AugmentationOptions.Strong(flip: !s.NoFlip),
+        _ => throw CliException.Usage($"--augment {s.Augment}: unknown; use none, standard or strong."),
+    };
+
+    /// <summary>The pretrained backbone named by <c>--pretrained</c>: resnet18-imagenet or a TorchVision ResNet-18 checkpoint file.</summary>
+    internal static PretrainedBackbone Backbone(string pretrained) =>
+        pretrained.Equals("resnet18-imagenet", StringComparison.OrdinalIgnoreCase)
+            ? PretrainedBackbone.ResNet18ImageNet()
+            : File.Exists(pretrained)
+                ? PretrainedBackbone.FromPyTorch(pretrained, TorchVisionResNet.ResNet18)
+                : throw CliException.Usage($"--pretrained '{pretrained}': neither resnet18-imagenet nor an existing checkpoint file.",
+                    "Use --pretrained resnet18-imagenet, or the path of a TorchVision ResNet-18 state_dict (.pt, .pth, .safetensors).");
 
     // --time: two epochs on a stratified sample are trained and the second is timed (the first also pays for warm-up:
     // JIT, libtorch's first allocations); its time and the reading time are scaled to the training set, and the run gets
     // the epochs that fit in what is left of the budget.
     private static (int Epochs, string Description) FitEpochs(CliContext context, MLContext ml, TrainSettings s, IReadOnlyList<LabeledFile> files,
-        TimeSpan budget, Stopwatch clock)
+        TimeSpan budget, Stopwatch clock) =>
+        FitEpochs(context, ml, s, files, budget, clock, (keyed, progress) =>
+        {
+            var options = Options(s, 2, null, null, null, context);
+            options.Progress = progress;
+            options.OnFailure = TrainingFailurePolicy.Throw;
+            return ml.MulticlassClassification.Trainers.FlatMinimaImageClassification(options).Fit(keyed);
+        });
+
+    /// <summary>Fits the epoch count to <paramref name="budget"/>: <paramref name="trainTwoEpochs"/> trains two epochs on a
+    /// stratified sample (keyed label) reporting each epoch; the second epoch's time is scaled to the training set.</summary>
+    internal static (int Epochs, string Description) FitEpochs(CliContext context, MLContext ml, TrainSettings s, IReadOnlyList<LabeledFile> files,
+        TimeSpan budget, Stopwatch clock, Func<IDataView, Action<EpochReport>, IDisposable> trainTwoEpochs)
     {
         int sampleSize = Math.Min(files.Count, Math.Max(256, files.Count / 10));
         var random = new Random(s.Seed);
@@ -379,13 +417,10 @@ public static partial class TrainCommand
             .ToList();
         var data = ml.Data.LoadFromEnumerable(new ImageRows(sample));
         var keyed = ml.Transforms.Conversion.MapValueToKey("Label", keyOrdinality: ValueToKeyMappingEstimator.KeyOrdinality.ByValue).Fit(data).Transform(data);
-        var options = Options(s, 2, null, null, null, context);
         var epochTimes = new List<TimeSpan>();
-        options.Progress = r => epochTimes.Add(r.Elapsed);
-        options.OnFailure = TrainingFailurePolicy.Throw;
         context.Status($"--time {Format(budget)}: timing two epochs on {sample.Count:N0} of {files.Count:N0} training images…");
         var probeClock = Stopwatch.StartNew();
-        using (ml.MulticlassClassification.Trainers.FlatMinimaImageClassification(options).Fit(keyed)) { }
+        using (trainTwoEpochs(keyed, r => epochTimes.Add(r.Elapsed))) { }
         double scale = files.Count / (double)sample.Count;
         double perEpoch = epochTimes[^1].TotalSeconds * scale;
         double reading = Math.Max(0, probeClock.Elapsed.TotalSeconds - epochTimes.Sum(t => t.TotalSeconds)) * scale;
@@ -397,33 +432,39 @@ public static partial class TrainCommand
         return (epochs, description);
     }
 
-    private static string Format(TimeSpan t) => t.TotalHours >= 1 ? $"{(int)t.TotalHours}h{t.Minutes:00}m" : t.TotalMinutes >= 1 ? $"{(int)t.TotalMinutes}m{t.Seconds:00}s" : $"{t.TotalSeconds:0}s";
+    internal static string Format(TimeSpan t) => t.TotalHours >= 1 ? $"{(int)t.TotalHours}h{t.Minutes:00}m" : t.TotalMinutes >= 1 ? $"{(int)t.TotalMinutes}m{t.Seconds:00}s" : $"{t.TotalSeconds:0}s";
 
-    private static long SkippedCount(IEnumerable<string> warnings) =>
+    internal static long SkippedCount(IEnumerable<string> warnings) =>
         warnings.Select(w => SkipPattern().Match(w)).Where(m => m.Success).Sum(m => long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture));
 
     [GeneratedRegex(@"left out (\d+) of (\d+) rows of the training data")]
     private static partial Regex SkipPattern();
 
     private static Dictionary<string, string> OptionTable(TrainSettings s, int epochs, string? timeFit, FlatMinimaImageClassifier model,
-        FlatMinimaImageClassificationTrainer.Options o) => new()
+        ImageTrainerOptions options)
     {
-        ["folder"] = Path.GetFullPath(s.Folder),
-        ["test"] = s.TestFolder is null ? $"--test-fraction {s.TestFraction.ToString(CultureInfo.InvariantCulture)}" : Path.GetFullPath(s.TestFolder),
+        var table = options is FlatMinimaImageClassificationTrainer.Options o ? Table(s, o) : IncrementalTraining.BaseTable((FlatMinimaIncrementalFewShotTrainer.Options)options);
+        table["architecture"] = model.Architecture;
+        table["pretrained"] = s.Pretrained ?? "none";
+        table["epochs"] = epochs.ToString(CultureInfo.InvariantCulture) + (timeFit is null ? "" : $" ({timeFit})");
+        table["image size"] = $"{model.Channels}×{model.Height}×{model.Width}" + (s.ImageSize is null ? " (chosen from the images)" : "");
+        table["augmentation"] = model.Augmentation ?? "none";
+        table["batch size"] = options.BatchSize.ToString(CultureInfo.InvariantCulture);
+        table["learning rate"] = options.LearningRate.ToString("G4", CultureInfo.InvariantCulture);
+        table["optimizer"] = $"{options.Optimizer}, momentum {options.Momentum.ToString(CultureInfo.InvariantCulture)}, weight decay {options.WeightDecay.ToString("G3", CultureInfo.InvariantCulture)}";
+        table["seed"] = s.Seed.ToString(CultureInfo.InvariantCulture);
+        table["parameters"] = model.ParameterCount.ToString("N0", CultureInfo.InvariantCulture);
+        return new Dictionary<string, string> { ["folder"] = Path.GetFullPath(s.Folder), ["test"] = s.TestFolder is null
+            ? $"--test-fraction {s.TestFraction.ToString(CultureInfo.InvariantCulture)}" : Path.GetFullPath(s.TestFolder) }
+            .Concat(table).ToDictionary();
+    }
+
+    private static Dictionary<string, string> Table(TrainSettings s, FlatMinimaImageClassificationTrainer.Options o) => new()
+    {
         ["method"] = o.SharpnessAware is { } sam
             ? $"{(sam.Adaptive ? "asam" : "sam")} (ρ {sam.Rho.ToString(CultureInfo.InvariantCulture)}" + (sam.Adaptive ? $", η {sam.Eta.ToString(CultureInfo.InvariantCulture)})" : ")")
             : "sgd (base optimizer only)",
         ["averaging"] = o.Averaging is null ? "none" : s.Averaging + (o.Averaging.NeedsValidation ? $" (window chosen on {o.ValidationFraction:P0} of the training images held out)" : ""),
-        ["architecture"] = model.Architecture,
-        ["pretrained"] = s.Pretrained ?? "none",
-        ["epochs"] = epochs.ToString(CultureInfo.InvariantCulture) + (timeFit is null ? "" : $" ({timeFit})"),
-        ["image size"] = $"{model.Channels}×{model.Height}×{model.Width}" + (s.ImageSize is null ? " (chosen from the images)" : ""),
-        ["augmentation"] = model.Augmentation ?? "none",
-        ["batch size"] = o.BatchSize.ToString(CultureInfo.InvariantCulture),
-        ["learning rate"] = o.LearningRate.ToString("G4", CultureInfo.InvariantCulture),
-        ["optimizer"] = $"{o.Optimizer}, momentum {o.Momentum.ToString(CultureInfo.InvariantCulture)}, weight decay {o.WeightDecay.ToString("G3", CultureInfo.InvariantCulture)}",
-        ["seed"] = s.Seed.ToString(CultureInfo.InvariantCulture),
-        ["parameters"] = model.ParameterCount.ToString("N0", CultureInfo.InvariantCulture),
     };
 
     private static List<string> Summary(ImageFolder folder, string displayFolder, int train, int test, string testName, RunRecord record, FlatMinimaImageClassifier model, string? timeFit)
@@ -432,7 +473,8 @@ public static partial class TrainCommand
         {
             $"Data: {displayFolder}: {folder.Classes.Count} classes, {train:N0} training images, {test:N0} test images ({testName})" +
                 (record.SkippedImages > 0 ? $", {record.SkippedImages} unreadable images left out" : "") + ".",
-            $"Model: {model.Architecture}, {model.Channels}×{model.Height}×{model.Width} input, {model.ParameterCount:N0} parameters; {record.Options["method"]}; averaging {record.Options["averaging"]}.",
+            $"Model: {model.Architecture}, {model.Channels}×{model.Height}×{model.Width} input, {model.ParameterCount:N0} parameters; {record.Options["method"]}" +
+                (record.Options.TryGetValue("averaging", out var averaging) ? $"; averaging {averaging}." : "."),
             $"Training: {record.EpochsCompleted} epochs in {record.TrainingSeconds:F1} s" + (timeFit is null ? "." : $" ({timeFit})."),
         };
         if (record.Averaging is not null) lines.Add($"Averaging: {record.Averaging}");
@@ -442,7 +484,7 @@ public static partial class TrainCommand
 
     // The command line that continues the run: the same arguments with --time replaced by the epochs it was fitted to
     // (the checkpoint records the epoch count), and --resume.
-    private static string ResumeCommand(TrainSettings s, int epochs)
+    internal static string ResumeCommand(TrainSettings s, int epochs)
     {
         var args = new List<string>();
         for (int i = 0; i < s.Arguments.Count; i++)

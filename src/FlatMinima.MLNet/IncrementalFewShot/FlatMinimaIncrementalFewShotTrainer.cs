@@ -108,8 +108,8 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
     /// Learns the new classes of <paramref name="sessionData"/> (at most <see cref="FlatMinimaIncrementalFewShotTrainer.Options.MaxShotsPerClass"/> rows each)
     /// on top of <paramref name="previousModel"/> (the base session's or an earlier session's transformer, also after
     /// <c>mlContext.Model.Load</c>). Returns a new transformer over all classes seen so far; <paramref name="previousModel"/>
-    /// is not changed. The session images must have the base model's size — except on a pretrained
-    /// <see cref="ImageTrainerOptions.Backbone"/>, where they are resized to it as the base images were. The previous
+    /// is not changed. Session images (encoded bytes or <c>MLImage</c>) are resized to the base model's input size, as the
+    /// base images were (and as scoring does); pixel vectors must have the base model's C×H×W shape. The previous
     /// model decides the network, geometry and flat region; the trainer's <c>Backbone</c> is not used (a trainer created
     /// only for sessions can leave it null, and then needs no backbone file: a set one is checked when the trainer is created).
     /// </summary>
@@ -129,9 +129,9 @@ public sealed partial class FlatMinimaIncrementalFewShotTrainer
         var imageInput = previousModel.Input.Matching(imageColumn);
 
         using var ch = Host.Start($"Session {previous.SessionCount + 1}");
-        // On a pretrained backbone the base images were resized to the backbone's input size, so the session's are too;
-        // otherwise they must have the base size already (checked below).
-        bool resize = PretrainedBackbone.IsBackboneName(backbone.Architecture) && imageInput.Kind != ImageInputKind.PixelVector;
+        // The base images were resized to the model's input size (the size set, the backbone's, or the median of the base
+        // data), so the session's are too; pixel vectors keep their shape (checked below).
+        bool resize = imageInput.Kind != ImageInputKind.PixelVector;
         var data = ReadImages(sessionData, imageInput, "session data", null, resize ? backbone.Height : null, resize ? backbone.Width : null);
         using var read = data.Images;
         CheckGeometry(data, backbone);
