@@ -123,6 +123,29 @@ public sealed class OnnxExportTests
     }
 
     [TestMethod]
+    public void RequestedNamesAreKeptOrRefusedNamingTheOption()
+    {
+        using var network = new SmallCnn(1, 3, 10, 10);
+        // 'fc' and 'conv1' are the network's own module names: the graph's values must not take them over.
+        var model = OnnxExporter.ToModel(network, new OnnxExportOptions(1, 10, 10) { InputName = "conv1", LogitsName = "fc", ProbabilitiesName = "p" });
+        Assert.AreEqual("conv1", model.Graph.Input.Single().Name);
+        CollectionAssert.AreEqual(new[] { "fc", "p" }, model.Graph.Output.Select(o => o.Name).ToArray());
+        using (var session = new InferenceSession(model.ToByteArray()))
+            CollectionAssert.AreEquivalent(new[] { "fc", "p" }, session.OutputMetadata.Keys.ToArray());
+
+        var same = Assert.ThrowsExactly<ArgumentException>(() =>
+            OnnxExporter.ToModel(network, new OnnxExportOptions(1, 10, 10) { LogitsName = "out", ProbabilitiesName = "out" }));
+        StringAssert.Contains(same.Message, "LogitsName");
+        StringAssert.Contains(same.Message, "ProbabilitiesName");
+        var input = Assert.ThrowsExactly<ArgumentException>(() =>
+            OnnxExporter.ToModel(network, new OnnxExportOptions(1, 10, 10) { InputName = "logits" }));
+        StringAssert.Contains(input.Message, "InputName");
+        var empty = Assert.ThrowsExactly<ArgumentException>(() =>
+            OnnxExporter.ToModel(network, new OnnxExportOptions(1, 10, 10) { ProbabilitiesName = "" }));
+        StringAssert.Contains(empty.Message, "ProbabilitiesName");
+    }
+
+    [TestMethod]
     public void SavesAFileThatOnnxRuntimeLoads()
     {
         using var network = SmallImageResNet.ResNet20(1, 2);

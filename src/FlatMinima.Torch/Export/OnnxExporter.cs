@@ -65,6 +65,7 @@ public static class OnnxExporter
 
     /// <summary>The model for <paramref name="network"/>.</summary>
     /// <exception cref="NotSupportedException">The network is not a built-in one; the message says what cannot be exported and why.</exception>
+    /// <exception cref="ArgumentException">The options are inconsistent (Mean/Std, or value names that are empty or not distinct); the message names the option.</exception>
     public static ModelProto ToModel(nn.Module network, OnnxExportOptions options)
     {
         ArgumentNullException.ThrowIfNull(network);
@@ -77,12 +78,15 @@ public static class OnnxExporter
         if (options.Std is { } s && s.Any(v => !(v > 0) || !float.IsFinite(v)))
             throw new ArgumentException("Std values must be finite and > 0.", nameof(options));
 
+        CheckNames(options);
+
         var builder = new OnnxModelBuilder();
-        string x = builder.AddInput(options.InputName, options.Channels, options.Height, options.Width);
-        if (options.Mean is { } mean) x = new OnnxGraphWriter(builder, "").Standardize(x, mean, options.Std!);
-        string logits = OnnxNetworkEmitter.EmitLogits(network, builder, x, options.Channels, options.Height, options.Width);
-        logits = builder.AddNode("Identity", new[] { logits }, options.LogitsName, Array.Empty<OnnxAttribute>());
-        string probabilities = builder.AddNode("Softmax", new[] { logits }, options.ProbabilitiesName, new[] { OnnxAttribute.Of("axis", 1L) });
+        string x = Named(builder.AddInput(options.InputName, options.Channels, options.Height, options.Width), options.InputName, nameof(options.InputName));
+        if (options.Mean is { } mean) x = new OnnxGraphWriter(builder, InternalPrefix).Standardize(x, mean, options.Std!);
+        string logits = OnnxNetworkEmitter.EmitLogits(network, builder, x, options.Channels, options.Height, options.Width, InternalPrefix);
+        logits = Named(builder.AddNode("Identity", new[] { logits }, options.LogitsName, Array.Empty<OnnxAttribute>()), options.LogitsName, nameof(options.LogitsName));
+        string probabilities = Named(builder.AddNode("Softmax", new[] { logits }, options.ProbabilitiesName, new[] { OnnxAttribute.Of("axis", 1L) }),
+            options.ProbabilitiesName, nameof(options.ProbabilitiesName));
         long classes = ClassCount(network);
         builder.AddOutput(logits, classes);
         builder.AddOutput(probabilities, classes);
@@ -106,6 +110,37 @@ public static class OnnxExporter
         using var file = File.Create(path);
         model.WriteTo(file);
     }
+
+    // The prefix of every value between the input and the outputs, so the requested names stay free.
+    private const string InternalPrefix = "FlatMinima.network/";
+
+    // The three requested names must be non-empty, distinct and outside the exporter's own names.
+    private static void CheckNames(OnnxExportOptions options)
+    {
+        var names = new (string Option, string Value)[]
+        {
+            (nameof(options.InputName), options.InputName), (nameof(options.LogitsName), options.LogitsName),
+            (nameof(options.ProbabilitiesName), options.ProbabilitiesName),
+        };
+        foreach (var (option, value) in names)
+        {
+            if (string.IsNullOrEmpty(value))
+                throw new ArgumentException($"OnnxExportOptions.{option} must not be empty.", nameof(options));
+            if (value.StartsWith(InternalPrefix, StringComparison.Ordinal))
+                throw new ArgumentException($"OnnxExportOptions.{option} '{value}' starts with '{InternalPrefix}', which the exporter uses for its own values.", nameof(options));
+        }
+        for (int i = 0; i < names.Length; i++)
+            for (int j = i + 1; j < names.Length; j++)
+                if (names[i].Value == names[j].Value)
+                    throw new ArgumentException(
+                        $"OnnxExportOptions.{names[i].Option} and OnnxExportOptions.{names[j].Option} are both '{names[i].Value}'; the graph's input and outputs need distinct names.",
+                        nameof(options));
+    }
+
+    // The name the builder gave, which must be the requested one (a renamed input or output would break callers silently).
+    private static string Named(string actual, string requested, string option) =>
+        actual == requested ? actual
+            : throw new ArgumentException($"OnnxExportOptions.{option} '{requested}' is already used in the graph (it would be written as '{actual}'); choose another name.", "options");
 
     // K: the rows of the last linear layer's weight (the head of every built-in network).
     private static long ClassCount(nn.Module network)
