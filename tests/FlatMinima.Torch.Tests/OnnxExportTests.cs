@@ -146,6 +146,20 @@ public sealed class OnnxExportTests
     }
 
     [TestMethod]
+    public void InputGeometryTheNetworkCannotReadIsRefusedNamingTheOption()
+    {
+        using var cnn = new SmallCnn(inChannels: 2, numClasses: 3, height: 12, width: 14);
+        var channels = Assert.ThrowsExactly<ArgumentException>(() => OnnxExporter.ToModel(cnn, new OnnxExportOptions(3, 12, 14)));
+        StringAssert.Contains(channels.Message, "OnnxExportOptions.Channels");
+        var size = Assert.ThrowsExactly<ArgumentException>(() => OnnxExporter.ToModel(cnn, new OnnxExportOptions(2, 16, 14)));
+        StringAssert.Contains(size.Message, "OnnxExportOptions.Height");
+        using var resNet = SmallImageResNet.ResNet20(inChannels: 1, numClasses: 2);
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => OnnxExporter.ToModel(resNet, new OnnxExportOptions(3, 8, 8))).Message, "OnnxExportOptions.Channels");
+        using var imageNet = new ImageNetResNet(ImageNetResNet.ResNet18Blocks, nn.Linear(512, 2));
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => OnnxExporter.ToModel(imageNet, new OnnxExportOptions(3, 31, 40))).Message, "at least 32");
+    }
+
+    [TestMethod]
     public void SavesAFileThatOnnxRuntimeLoads()
     {
         using var network = SmallImageResNet.ResNet20(1, 2);

@@ -79,6 +79,7 @@ public static class OnnxExporter
             throw new ArgumentException("Std values must be finite and > 0.", nameof(options));
 
         CheckNames(options);
+        CheckGeometry(network, options);
 
         var builder = new OnnxModelBuilder();
         string x = Named(builder.AddInput(options.InputName, options.Channels, options.Height, options.Width), options.InputName, nameof(options.InputName));
@@ -109,6 +110,35 @@ public static class OnnxExporter
         var model = ToModel(network, options);
         using var file = File.Create(path);
         model.WriteTo(file);
+    }
+
+    // The input geometry the network can read: conv1's input channels, SmallCnn's flattened size (fc's inputs), and the
+    // ImageNet ResNets' minimum size (five stride-2 steps). Checked before anything is written.
+    private static void CheckGeometry(nn.Module network, OnnxExportOptions options)
+    {
+        var modules = network.named_modules().ToDictionary(p => p.name, p => p.module, StringComparer.Ordinal);
+        if (network is not Pretrained.PretrainedImageNetwork   // the pretrained networks replicate gray input to RGB themselves
+            && modules.GetValueOrDefault("conv1") is TorchSharp.Modules.Conv2d conv1 && conv1.weight is { } w1 && w1.shape[1] != options.Channels)
+            throw new ArgumentException(
+                $"OnnxExportOptions.Channels is {options.Channels} but the network's first convolution (conv1) reads {w1.shape[1]} channels.", nameof(options));
+        if (network is Models.SmallCnn
+            && modules.GetValueOrDefault("conv2") is TorchSharp.Modules.Conv2d conv2 && conv2.weight is { } w2
+            && modules.GetValueOrDefault("fc") is TorchSharp.Modules.Linear fc && fc.weight is { } wf)
+        {
+            // 3×3 valid conv → 2×2 pool, twice.
+            static long Side(long s) => ((s - 2) / 2 - 2) / 2;
+            long h = Side(options.Height), w = Side(options.Width);
+            long flattened = h >= 1 && w >= 1 ? w2.shape[0] * h * w : 0;
+            if (flattened != wf.shape[1])
+                throw new ArgumentException(
+                    $"OnnxExportOptions.Height and OnnxExportOptions.Width ({options.Height}×{options.Width}) do not fit the network: its head (fc) reads " +
+                    $"{wf.shape[1]} features, but a {options.Height}×{options.Width} input gives {flattened}; export with the size the SmallCnn was built for.",
+                    nameof(options));
+        }
+        if (network is Models.ImageNetResNet or Pretrained.PretrainedImageNetwork && (options.Height < 32 || options.Width < 32))
+            throw new ArgumentException(
+                $"OnnxExportOptions.Height and OnnxExportOptions.Width must be at least 32 for an ImageNet-layout ResNet (it halves the input five times); got {options.Height}×{options.Width}.",
+                nameof(options));
     }
 
     // The prefix of every value between the input and the outputs, so the requested names stay free.
