@@ -33,6 +33,11 @@ internal static class ImageOnnxExport
                 $"Cannot export to ONNX: the pixel-vector column '{column}' is {input.VectorChannels}×{input.VectorHeight}×{input.VectorWidth} but the network " +
                 $"reads {channels}×{height}×{width}; the model resizes the vectors before scoring, and that resize is not part of the ONNX graph. " +
                 $"Resize the images to {height}×{width} before ExtractPixels (ResizeImages) and train on that column.");
+        if (input.VectorChannels != channels)
+            throw new NotSupportedException(
+                $"Cannot export to ONNX: the pixel-vector column '{column}' has {input.VectorChannels} channel(s) but the network reads {channels}; " +
+                "the model converts the channels before scoring, and that conversion is not part of the ONNX graph. Extract the pixels with " +
+                $"{channels} channel(s) (ExtractPixels' colorsToExtract) and train on that column.");
         if (unsupportedReason is not null) throw new NotSupportedException($"Cannot export to ONNX: {unsupportedReason}");
     }
 
