@@ -102,6 +102,9 @@ public sealed class OnnxConversionTests
             var e = Assert.ThrowsExactly<NotSupportedException>(() => ml.Model.ConvertToOnnx(whole, raw, Stream.Null));
             StringAssert.Contains(e.Message, "'Pixels' is not available in the ONNX graph");
             StringAssert.Contains(e.Message, "image loading, resizing and pixel extraction are not ONNX operations");
+            // An opset below the one the graph is written for is refused, naming it.
+            var opset = Assert.ThrowsExactly<NotSupportedException>(() => ml.Model.ConvertToOnnx(model, pixels, 11, Stream.Null));
+            StringAssert.Contains(opset.Message, "opset 12");
         }
         finally
         {

@@ -44,6 +44,7 @@ internal static class ImageOnnxExport
     /// <summary>Writes the Reshape of the pixel column to <c>[N, C, H, W]</c>; returns its name.</summary>
     public static string EmitImage(OnnxContext ctx, IOnnxGraphSink sink, string column, (int Channels, int Height, int Width) geometry)
     {
+        CheckOpset(ctx);
         if (!ctx.ContainsColumn(column))
             throw new NotSupportedException(
                 $"Cannot export to ONNX: the image column '{column}' is not available in the ONNX graph, because a step before this model " +
@@ -52,5 +53,24 @@ internal static class ImageOnnxExport
         var (channels, height, width) = geometry;
         string shape = sink.AddInitializer(Prefix + "image.shape", new long[] { -1, channels, height, width }, new long[] { 4 });
         return sink.AddNode("Reshape", new[] { ctx.GetVariableName(column), shape }, Prefix + "image", Array.Empty<OnnxAttribute>());
+    }
+
+    /// <summary>
+    /// The graphs are written for opset <see cref="OnnxExporter.OpsetVersion"/> (Slice with its bounds as inputs needs 10 or
+    /// more; opset 12 is what they are tested with). A lower <c>opSetVersion</c> given to ConvertToOnnx is refused here,
+    /// before any node is written, rather than producing a graph that declares an opset its nodes do not follow.
+    /// </summary>
+    private static void CheckOpset(OnnxContext ctx)
+    {
+        try
+        {
+            ctx.CheckOpSetVersion(OnnxExporter.OpsetVersion, "the FlatMinima image model");
+        }
+        catch (ArgumentException e)
+        {
+            throw new NotSupportedException(
+                $"Cannot export to ONNX: the FlatMinima image models are written for ONNX opset {OnnxExporter.OpsetVersion}, and ConvertToOnnx was asked for a " +
+                $"lower one ({e.Message}). Call ConvertToOnnx without an opSetVersion, or with {OnnxExporter.OpsetVersion}.", e);
+        }
     }
 }

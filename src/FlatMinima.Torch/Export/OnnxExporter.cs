@@ -59,7 +59,8 @@ public static class OnnxExporter
 {
     /// <summary>
     /// The ONNX opset written: 12, the newest ML.NET's ONNX converter writes (so both export routes agree) and supported
-    /// by every ONNX Runtime since 1.5; every op used has the same definition in opset 13.
+    /// by every ONNX Runtime since 1.5. The graphs follow opset 12's definitions (opset 13 changed some ops, such as
+    /// Softmax's axis semantics) and are tested as opset 12 only.
     /// </summary>
     public const int OpsetVersion = 12;
 
