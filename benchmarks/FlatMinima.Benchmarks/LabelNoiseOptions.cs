@@ -75,6 +75,10 @@ internal abstract record RecipeModeOptions
         BenchmarkPlots.CheckPng(Plot, $"{prefix}-plot");
         ResultFiles.CheckResults(Results, $"{prefix}-results");
         ResultFiles.CheckSource(From, $"{prefix}-from");
+        if (From is not null && Overridden)
+            throw new ArgumentException(
+                $"{prefix}-from replays the settings stored in {From}; it cannot be combined with options that change the preset's settings " +
+                $"(only {prefix}-out, {prefix}-plot and {prefix}-results apply to a replay).");
     }
 }
 

@@ -40,8 +40,13 @@ public sealed class OnnxExportTests
     public void ResNet20AtAnOddSize()
     {
         using var network = SmallImageResNet.ResNet20(inChannels: 3, numClasses: 4);
+        // One BatchNorm with a large epsilon and running variances of its size, so the graph must carry each layer's epsilon.
+        RandomizeNorms(network, seed: 11);
+        var stemNorm = network.modules().OfType<BatchNorm2d>().First();
+        stemNorm.eps = 1e-2;
+        using (no_grad()) stemNorm.running_var!.mul_(0.02);   // 0.01–0.03
         using var images = Images(4, 3, 11, 9, seed: 2);
-        AssertSameAsTorch(network, new OnnxExportOptions(3, 11, 9), images, images);
+        AssertSameAsTorch(network, new OnnxExportOptions(3, 11, 9), images, images, randomizeNorms: false);
     }
 
     [TestMethod]
@@ -120,6 +125,43 @@ public sealed class OnnxExportTests
         using var network = new SmallCnn(2, 3, 10, 10);
         var e = Assert.ThrowsExactly<ArgumentException>(() => OnnxExporter.ToModel(network, new OnnxExportOptions(2, 10, 10) { Mean = new[] { 0f }, Std = new[] { 1f } }));
         StringAssert.Contains(e.Message, "need 2 values");
+    }
+
+    [TestMethod]
+    public void RequestedNamesAreKeptOrRefusedNamingTheOption()
+    {
+        using var network = new SmallCnn(1, 3, 10, 10);
+        // 'fc' and 'conv1' are the network's own module names: the graph's values must not take them over.
+        var model = OnnxExporter.ToModel(network, new OnnxExportOptions(1, 10, 10) { InputName = "conv1", LogitsName = "fc", ProbabilitiesName = "p" });
+        Assert.AreEqual("conv1", model.Graph.Input.Single().Name);
+        CollectionAssert.AreEqual(new[] { "fc", "p" }, model.Graph.Output.Select(o => o.Name).ToArray());
+        using (var session = new InferenceSession(model.ToByteArray()))
+            CollectionAssert.AreEquivalent(new[] { "fc", "p" }, session.OutputMetadata.Keys.ToArray());
+
+        var same = Assert.ThrowsExactly<ArgumentException>(() =>
+            OnnxExporter.ToModel(network, new OnnxExportOptions(1, 10, 10) { LogitsName = "out", ProbabilitiesName = "out" }));
+        StringAssert.Contains(same.Message, "LogitsName");
+        StringAssert.Contains(same.Message, "ProbabilitiesName");
+        var input = Assert.ThrowsExactly<ArgumentException>(() =>
+            OnnxExporter.ToModel(network, new OnnxExportOptions(1, 10, 10) { InputName = "logits" }));
+        StringAssert.Contains(input.Message, "InputName");
+        var empty = Assert.ThrowsExactly<ArgumentException>(() =>
+            OnnxExporter.ToModel(network, new OnnxExportOptions(1, 10, 10) { ProbabilitiesName = "" }));
+        StringAssert.Contains(empty.Message, "ProbabilitiesName");
+    }
+
+    [TestMethod]
+    public void InputGeometryTheNetworkCannotReadIsRefusedNamingTheOption()
+    {
+        using var cnn = new SmallCnn(inChannels: 2, numClasses: 3, height: 12, width: 14);
+        var channels = Assert.ThrowsExactly<ArgumentException>(() => OnnxExporter.ToModel(cnn, new OnnxExportOptions(3, 12, 14)));
+        StringAssert.Contains(channels.Message, "OnnxExportOptions.Channels");
+        var size = Assert.ThrowsExactly<ArgumentException>(() => OnnxExporter.ToModel(cnn, new OnnxExportOptions(2, 16, 14)));
+        StringAssert.Contains(size.Message, "OnnxExportOptions.Height");
+        using var resNet = SmallImageResNet.ResNet20(inChannels: 1, numClasses: 2);
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => OnnxExporter.ToModel(resNet, new OnnxExportOptions(3, 8, 8))).Message, "OnnxExportOptions.Channels");
+        using var imageNet = new ImageNetResNet(ImageNetResNet.ResNet18Blocks, nn.Linear(512, 2));
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => OnnxExporter.ToModel(imageNet, new OnnxExportOptions(3, 31, 40))).Message, "at least 32");
     }
 
     [TestMethod]

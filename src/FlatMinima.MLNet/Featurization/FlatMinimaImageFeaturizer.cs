@@ -197,11 +197,22 @@ public sealed class FlatMinimaImageFeaturizer : ITransformer, IImageScorer, IDis
     DataViewSchema.Column IImageScorer.CheckImageColumn(DataViewSchema schema) => CheckImageColumn(schema);
 
     void IImageScorer.CheckOnnxExport() =>
-        throw new NotSupportedException(
-            $"Cannot export to ONNX: the image featurizer ('{OutputColumnName}') has no ONNX export; the trained classifiers " +
-            "(FlatMinimaImageClassification, FlatMinimaIncrementalFewShot) have, and OnnxExporter exports its network directly.");
+        FlatMinima.MLNet.Export.ImageOnnxExport.Check(InputColumnName, Input, (Source.Channels, Source.Height, Source.Width),
+            FlatMinima.Torch.Export.OnnxNetworkEmitter.IsSupported(Source.Network, out string reason) ? null : reason);
 
-    void IImageScorer.SaveAsOnnx(Microsoft.ML.Model.OnnxConverter.OnnxContext ctx) => ((IImageScorer)this).CheckOnnxExport();
+    // Reshape → standardization → the network's embedding (what Embed computes) → the output column.
+    void IImageScorer.SaveAsOnnx(Microsoft.ML.Model.OnnxConverter.OnnxContext ctx)
+    {
+        ((IImageScorer)this).CheckOnnxExport();
+        const string prefix = FlatMinima.MLNet.Export.ImageOnnxExport.Prefix;
+        var sink = new FlatMinima.MLNet.Export.OnnxContextSink(ctx);
+        var geometry = (Source.Channels, Source.Height, Source.Width);
+        string image = FlatMinima.MLNet.Export.ImageOnnxExport.EmitImage(ctx, sink, InputColumnName, geometry);
+        string x = new FlatMinima.Torch.Export.OnnxGraphWriter(sink, prefix).Standardize(image, Source.Mean, Source.Std);
+        string embedding = FlatMinima.Torch.Export.OnnxNetworkEmitter.EmitEmbedding(Source.Network, sink, x, Source.Channels, Source.Height, Source.Width, prefix);
+        string output = ctx.AddIntermediateVariable(new VectorDataViewType(NumberDataViewType.Single, EmbeddingSize), OutputColumnName);
+        ctx.CreateNode("Identity", embedding, output, ctx.GetNodeName("Identity"), "");
+    }
 
     private DataViewSchema.Column CheckImageColumn(DataViewSchema schema)
     {

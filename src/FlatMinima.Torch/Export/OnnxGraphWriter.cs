@@ -10,7 +10,7 @@ namespace FlatMinima.Torch.Export;
 /// <summary>
 /// Writes TorchSharp layers as ONNX nodes into an <see cref="IOnnxGraphSink"/>, in eval-mode semantics (BatchNorm uses
 /// its running statistics): Conv, BatchNormalization, Relu, Add, MaxPool, GlobalAveragePool + Flatten, Gemm, Slice and
-/// the arithmetic of input normalization. Every op has the same definition in opsets 12 and 13. Names are prefixed with
+/// the arithmetic of input normalization, following opset 12's definitions. Names are prefixed with
 /// <see cref="Prefix"/> so they do not collide with other values of a larger graph.
 /// </summary>
 internal sealed class OnnxGraphWriter
