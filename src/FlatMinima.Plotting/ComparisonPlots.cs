@@ -28,7 +28,7 @@ public static class ComparisonPlots
     /// </summary>
     /// <exception cref="ArgumentException">No point, or a coordinate or error bar that is not finite (or a negative error bar).</exception>
     public static void SaveLabelledPointsPng(IReadOnlyList<LabelledPointSeries> series, string path, string title, string xLabel, string yLabel,
-        int width = 800, int height = 520)
+        int width = 960, int height = 560)
     {
         ArgumentNullException.ThrowIfNull(series);
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
