@@ -112,17 +112,8 @@ internal static class CleanBudgetBenchmark
         Console.WriteLine();
         Console.WriteLine($"## Clean Fashion-MNIST at a fixed budget: {file.TrainImages:N0} training images, {file.TestImages:N0} test images — regenerated from {from} " +
                           $"(preset {file.Preset}, {results.Count} runs)");
-        Console.WriteLine();
-        Console.WriteLine($"* **Recipe.** {file.Recipe}");
         string report = Report(results, o, methods, TimeSpan.FromMinutes(file.TotalMinutes));
-        Console.Write(report);
-        if (o.Output is string output)
-        {
-            File.WriteAllText(output, $"# FlatMinima clean-budget benchmark — regenerated from {Path.GetFileName(from)}\n\n* **Recipe.** {file.Recipe}\n" + report);
-            Console.WriteLine($"Written to {output}.");
-        }
-        if (o.Results is string resultsFile) ResultFiles.Write(resultsFile, file, results, CsvColumns);
-        if (o.Plot is string plot) BenchmarkPlots.Save(PlotRequest(results, o, methods), plot, options.RepoRoot);
+        ResultFiles.WriteReplay("FlatMinima clean-budget benchmark", from, file.Recipe, report, o, file, results, CsvColumns, () => PlotRequest(results, o, methods), options.RepoRoot);
     }
 
     private static readonly (string Name, Func<RunResult, object> Value)[] CsvColumns =

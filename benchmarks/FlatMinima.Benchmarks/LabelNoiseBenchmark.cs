@@ -152,17 +152,8 @@ internal static class LabelNoiseBenchmark
         var results = file.Runs.ToList();
         Console.WriteLine();
         Console.WriteLine($"## Symmetric label noise, Fashion-MNIST — regenerated from {from} (preset {file.Preset}, {results.Count} runs)");
-        Console.WriteLine();
-        Console.WriteLine($"* **Recipe.** {file.Recipe}");
         string report = Report(results, o, methods, TimeSpan.FromMinutes(file.TotalMinutes));
-        Console.Write(report);
-        if (o.Output is string output)
-        {
-            File.WriteAllText(output, $"# FlatMinima label-noise benchmark — regenerated from {Path.GetFileName(from)}\n\n* **Recipe.** {file.Recipe}\n" + report);
-            Console.WriteLine($"Written to {output}.");
-        }
-        if (o.Results is string resultsFile) ResultFiles.Write(resultsFile, file, results, CsvColumns);
-        if (o.Plot is string plot) BenchmarkPlots.Save(PlotRequest(results, o, methods), plot, options.RepoRoot);
+        ResultFiles.WriteReplay("FlatMinima label-noise benchmark", from, file.Recipe, report, o, file, results, CsvColumns, () => PlotRequest(results, o, methods), options.RepoRoot);
     }
 
     private static readonly (string Name, Func<RunResult, object> Value)[] CsvColumns =
