@@ -113,7 +113,7 @@ internal static class CleanBudgetBenchmark
         Console.WriteLine($"## Clean Fashion-MNIST at a fixed budget: {file.TrainImages:N0} training images, {file.TestImages:N0} test images — regenerated from {from} " +
                           $"(preset {file.Preset}, {results.Count} runs)");
         string report = Report(results, o, methods, TimeSpan.FromMinutes(file.TotalMinutes));
-        ResultFiles.WriteReplay("FlatMinima clean-budget benchmark", from, file.Recipe, report, o, file, results, CsvColumns, () => PlotRequest(results, o, methods), options.RepoRoot);
+        o.WriteReplay("FlatMinima clean-budget benchmark", from, file.Recipe, report, file, results, CsvColumns, () => PlotRequest(results, o, methods), options.RepoRoot);
     }
 
     private static readonly (string Name, Func<RunResult, object> Value)[] CsvColumns =

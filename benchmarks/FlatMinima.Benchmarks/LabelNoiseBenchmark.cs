@@ -153,7 +153,7 @@ internal static class LabelNoiseBenchmark
         Console.WriteLine();
         Console.WriteLine($"## Symmetric label noise, Fashion-MNIST — regenerated from {from} (preset {file.Preset}, {results.Count} runs)");
         string report = Report(results, o, methods, TimeSpan.FromMinutes(file.TotalMinutes));
-        ResultFiles.WriteReplay("FlatMinima label-noise benchmark", from, file.Recipe, report, o, file, results, CsvColumns, () => PlotRequest(results, o, methods), options.RepoRoot);
+        o.WriteReplay("FlatMinima label-noise benchmark", from, file.Recipe, report, file, results, CsvColumns, () => PlotRequest(results, o, methods), options.RepoRoot);
     }
 
     private static readonly (string Name, Func<RunResult, object> Value)[] CsvColumns =

@@ -1,4 +1,6 @@
 using System;
+using System.Collections.Generic;
+using System.IO;
 using System.Linq;
 using FlatMinima.Torch.Models;
 
@@ -57,6 +59,25 @@ internal abstract record RecipeModeOptions
 
     /// <summary>Write the per-seed results (<c>-results FILE.json</c>, replayable with <c>-from</c>; or <c>FILE.csv</c>, one row per run).</summary>
     public string? Results { get; init; }
+
+    /// <summary>
+    /// Prints a regenerated (<c>-from</c>) report and writes the outputs these options name: the report to <c>-out</c> under the heading
+    /// <paramref name="title"/>, the results to <c>-results</c>, the plot of <paramref name="plot"/> to <c>-plot</c>.
+    /// </summary>
+    public void WriteReplay<TFile, TRun>(string title, string from, string recipe, string report, TFile file,
+        IReadOnlyList<TRun> runs, (string Name, Func<TRun, object> Value)[] csvColumns, Func<PlotRequest> plot, string repoRoot)
+    {
+        Console.WriteLine();
+        Console.WriteLine($"* **Recipe.** {recipe}");
+        Console.Write(report);
+        if (Output is string output)
+        {
+            File.WriteAllText(output, $"# {title} — regenerated from {Path.GetFileName(from)}\n\n* **Recipe.** {recipe}\n" + report);
+            Console.WriteLine($"Written to {output}.");
+        }
+        if (Results is string resultsFile) ResultFiles.Write(resultsFile, file, runs, csvColumns);
+        if (Plot is string png) BenchmarkPlots.Save(plot(), png, repoRoot);
+    }
 
     /// <summary>Regenerate the tables (and <see cref="Plot"/>) from a <c>-results</c> JSON file instead of training (<c>-from FILE.json</c>).</summary>
     public string? From { get; init; }

@@ -125,25 +125,6 @@ internal static class ResultFiles
         if (!File.Exists(path)) throw new FileNotFoundException($"{option} {path}: no such file.", path);
     }
 
-    /// <summary>
-    /// Prints a regenerated (<c>-from</c>) report and writes its outputs: the report to <c>-out</c> under the heading
-    /// <paramref name="title"/>, the results to <c>-results</c>, the plot of <paramref name="plot"/> to <c>-plot</c>.
-    /// </summary>
-    public static void WriteReplay<TFile, TRun>(string title, string from, string recipe, string report, RecipeModeOptions o, TFile file,
-        IReadOnlyList<TRun> runs, (string Name, Func<TRun, object> Value)[] csvColumns, Func<PlotRequest> plot, string repoRoot)
-    {
-        Console.WriteLine();
-        Console.WriteLine($"* **Recipe.** {recipe}");
-        Console.Write(report);
-        if (o.Output is string output)
-        {
-            File.WriteAllText(output, $"# {title} — regenerated from {Path.GetFileName(from)}\n\n* **Recipe.** {recipe}\n" + report);
-            Console.WriteLine($"Written to {output}.");
-        }
-        if (o.Results is string resultsFile) Write(resultsFile, file, runs, csvColumns);
-        if (o.Plot is string png) BenchmarkPlots.Save(plot(), png, repoRoot);
-    }
-
     /// <summary>Writes <paramref name="file"/> as JSON, or as CSV with the columns of <paramref name="csvColumns"/> (one row per run).</summary>
     public static void Write<TFile, TRun>(string path, TFile file, IEnumerable<TRun> runs, (string Name, Func<TRun, object> Value)[] csvColumns)
     {
