@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
+using System.Globalization;
 using System.IO;
 using System.Linq;
 using FlatMinima.Torch.Augmentation;
@@ -32,7 +33,8 @@ internal sealed record TrainingRecipe(ImageClassifierArchitecture Architecture, 
         (SwaLearningRate is double swa ? $"constant SWA learning rate {swa:G3}" : "learning rate kept on the cosine schedule") +
         "; EMA decay 0.999 with warm-up min(d, (1 + n)/(10 + n)) (effective horizon ≈ n/9 steps); efficient variants at SAM's ρ with their defaults " +
         $"(LookSAM k = {LookSamSchedule.DefaultInterval}, α = {LookSamSchedule.DefaultAlpha}; RST p = {RandomizedSamSchedule.DefaultProbability}; AE-SAM's schedule; " +
-        $"MESA λ = {MesaOptions.DefaultWeight}, warm-up min({MesaOptions.DefaultWarmupEpochs}, ⌊epochs / 4⌋) epochs); `-bf16` = bfloat16 mixed precision. Inputs standardized with the " +
+        $"MESA λ = {MesaOptions.DefaultWeight}, τ = {MesaOptions.DefaultTemperature}, teacher decay {MesaOptions.DefaultDecay} with warm-up (`mesa-fixed`: without), " +
+        $"KL term after min({MesaOptions.DefaultWarmupEpochs}, ⌊epochs / 4⌋) epochs); `-bf16` = bfloat16 mixed precision. Inputs standardized with the " +
         $"Fashion-MNIST training mean {FlatMinimumMethods.PixelMean} and standard deviation {FlatMinimumMethods.PixelStd}.";
 }
 
@@ -54,8 +56,11 @@ internal static class FlatMinimumMethods
     /// <summary>The classic methods, in table order (the default of the modes).</summary>
     public static readonly string[] All = { "sgd", "sam", "asam", "sam-swa", "sam-ema" };
 
-    /// <summary>The efficient SAM variants (selectable by name): LookSAM, randomized SAM, AE-SAM, MESA.</summary>
-    public static readonly string[] Efficient = { "looksam", "rst", "aesam", "mesa" };
+    /// <summary>
+    /// The efficient SAM variants (selectable by name): LookSAM, randomized SAM, AE-SAM, MESA (the default teacher, with
+    /// its decay warm-up) and <c>mesa-fixed</c> (the reference's fixed teacher decay, for comparison).
+    /// </summary>
+    public static readonly string[] Efficient = { "looksam", "rst", "aesam", "mesa", "mesa-fixed" };
 
     /// <summary>Suffix of a method name that trains it with bfloat16 mixed precision (<c>sam-bf16</c>).</summary>
     public const string BFloat16Suffix = "-bf16";
@@ -63,10 +68,22 @@ internal static class FlatMinimumMethods
     // Every selectable base method, in table order; each may also carry BFloat16Suffix.
     private static readonly string[] Known = All.Concat(Efficient).ToArray();
 
-    private static (string Base, bool BFloat16) Parse(string method) =>
-        method.EndsWith(BFloat16Suffix, StringComparison.Ordinal) ? (method[..^BFloat16Suffix.Length], true) : (method, false);
+    /// <summary>Prefix of a LookSAM method with its own α (<c>looksam-a0.2</c>; <c>looksam</c> uses the default α).</summary>
+    public const string LookSamAlphaPrefix = "looksam-a";
 
-    private static string Choices => $"{string.Join(",", Known)} (each also with {BFloat16Suffix})";
+    // A method name: a base name, for LookSAM perhaps an α ("looksam-a0.2"), perhaps the bf16 suffix.
+    private static (string Base, bool BFloat16, double? Alpha) Parse(string method)
+    {
+        bool bf16 = method.EndsWith(BFloat16Suffix, StringComparison.Ordinal);
+        string name = bf16 ? method[..^BFloat16Suffix.Length] : method;
+        if (!name.StartsWith(LookSamAlphaPrefix, StringComparison.Ordinal)) return (name, bf16, null);
+        string value = name[LookSamAlphaPrefix.Length..];
+        if (!double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double alpha) || !(alpha >= 0) || double.IsInfinity(alpha))
+            throw new ArgumentException($"Method '{method}': LookSAM's α '{value}' must be a finite number ≥ 0 (e.g. {LookSamAlphaPrefix}0.2).");
+        return ("looksam", bf16, alpha);
+    }
+
+    private static string Choices => $"{string.Join(",", Known)} (each also with {BFloat16Suffix}; LookSAM with its α as {LookSamAlphaPrefix}0.2)";
 
     /// <summary>Fashion-MNIST training-set pixel mean and standard deviation (of [0, 1] pixels).</summary>
     public const float PixelMean = 0.2860f, PixelStd = 0.3530f;
@@ -80,7 +97,7 @@ internal static class FlatMinimumMethods
     /// <summary>The table title of a method.</summary>
     public static string Title(string method)
     {
-        var (name, bf16) = Parse(method);
+        var (name, bf16, alpha) = Parse(method);
         string title = name switch
         {
             "sgd" => "SGD",
@@ -92,8 +109,10 @@ internal static class FlatMinimumMethods
             "rst" => "RST",
             "aesam" => "AE-SAM",
             "mesa" => "MESA",
+            "mesa-fixed" => "MESA (fixed decay)",
             _ => throw new ArgumentException($"Unknown method '{method}'; use {Choices}."),
         };
+        if (alpha is double a) title += FormattableString.Invariant($" (α = {a:G3})");
         return bf16 ? title + " (bf16)" : title;
     }
 
@@ -103,7 +122,8 @@ internal static class FlatMinimumMethods
         var unknown = methods.Where(m => !Known.Contains(Parse(m).Base)).ToArray();
         if (unknown.Length > 0) throw new ArgumentException($"Unknown {option} {string.Join(",", unknown)}; use a subset of {Choices}.");
         if (methods.Length == 0) throw new ArgumentException($"{option} names no method; use a subset of {Choices}.");
-        return methods.Distinct().OrderBy(m => Array.IndexOf(Known, Parse(m).Base)).ThenBy(m => Parse(m).BFloat16).ToArray();
+        return methods.Distinct().OrderBy(m => Array.IndexOf(Known, Parse(m).Base)).ThenBy(m => Parse(m).Alpha ?? LookSamSchedule.DefaultAlpha)
+            .ThenBy(m => Parse(m).BFloat16).ToArray();
     }
 
     /// <summary>ResNet-20 training images/s from its measured step times at batch 128 (SGD 314.6 ms, SAM 618.1 ms at 3×32×32; 1×28×28 is somewhat faster).</summary>
@@ -122,28 +142,29 @@ internal static class FlatMinimumMethods
 
     /// <summary>The trainer options of <paramref name="method"/> under <paramref name="recipe"/>.</summary>
     public static ClassifierTrainingOptions Options(string method, TrainingRecipe recipe, int seed, Action<EpochReport>? progress) =>
-        Options(Parse(method).Base, Parse(method).BFloat16, recipe, seed, progress);
+        Options(Parse(method), recipe, seed, progress);
 
-    private static ClassifierTrainingOptions Options(string method, bool bf16, TrainingRecipe recipe, int seed, Action<EpochReport>? progress) => new()
+    private static ClassifierTrainingOptions Options((string Base, bool BFloat16, double? Alpha) method, TrainingRecipe recipe, int seed, Action<EpochReport>? progress) => new()
     {
-        Precision = bf16 ? ComputePrecision.BFloat16 : ComputePrecision.Float32,
+        Precision = method.BFloat16 ? ComputePrecision.BFloat16 : ComputePrecision.Float32,
         Epochs = recipe.Epochs,
         BatchSize = recipe.BatchSize,
         LearningRate = recipe.LearningRate,
         Seed = seed,
         Augmentation = recipe.Augment ? AugmentationOptions.Standard() : null,
-        GradientStep = method switch
+        GradientStep = method.Base switch
         {
             "sgd" => null,
             "asam" => SharpnessAwareOptions.Asam(recipe.AsamRho),
             "sam" or "sam-swa" or "sam-ema" => SharpnessAwareOptions.Sam(recipe.Rho),
-            "looksam" => SharpnessAwareOptions.LookSam(rho: recipe.Rho),
+            "looksam" => SharpnessAwareOptions.LookSam(alpha: method.Alpha ?? LookSamSchedule.DefaultAlpha, rho: recipe.Rho),
             "rst" => SharpnessAwareOptions.RandomizedSam(rho: recipe.Rho),
             "aesam" => SharpnessAwareOptions.AeSam(recipe.Rho),
-            "mesa" => MesaOptions.Default() with { WarmupEpochs = Math.Min(MesaOptions.Default().WarmupEpochs, recipe.Epochs / 4) },
-            _ => throw new ArgumentException($"Unknown method '{method}'; use {Choices}."),
+            "mesa" => Mesa(recipe),
+            "mesa-fixed" => Mesa(recipe) with { DecayWarmup = false },
+            _ => throw new ArgumentException($"Unknown method '{method.Base}'; use {Choices}."),
         },
-        Averaging = method switch
+        Averaging = method.Base switch
         {
             "sam-swa" => WeightAveragingOptions.Swa(learningRate: recipe.SwaLearningRate),
             "sam-ema" => WeightAveragingOptions.Ema(warmup: true),
@@ -151,6 +172,10 @@ internal static class FlatMinimumMethods
         },
         Progress = progress,
     };
+
+    // MESA with the reference's settings, its KL warm-up shortened to a quarter of short runs.
+    private static MesaOptions Mesa(TrainingRecipe recipe) =>
+        MesaOptions.Default() with { WarmupEpochs = Math.Min(MesaOptions.DefaultWarmupEpochs, recipe.Epochs / 4) };
 
     /// <summary>
     /// Trains <paramref name="method"/> from an initialization seeded with <paramref name="seed"/> (the same for every

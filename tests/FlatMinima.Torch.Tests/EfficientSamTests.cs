@@ -182,15 +182,19 @@ public sealed class EfficientSamTests
     }
 
     [TestMethod]
-    public void MesaLossAndGradientMatchTheHandComputation()
+    [DataRow(false, DisplayName = "fixed decay")]
+    [DataRow(true, DisplayName = "decay warm-up")]
+    public void MesaLossAndGradientMatchTheHandComputation(bool decayWarmup)
     {
         const double lambda = 0.5, tau = 2, decay = 0.9, lr = 0.5;
+        // The teacher's first update (n = 1) uses d = 0.9, or min(0.9, (1 + 1)/(10 + 1)) = 2/11 with the warm-up.
+        double d1 = decayWarmup ? 2.0 / 11 : decay;
         var model = nn.Linear(3, 2, hasBias: false);
         var w0 = tensor(W0.Select(v => (float)v).ToArray()).view(2, 3);
         using (no_grad()) model.weight!.copy_(w0);
         var sgd = optim.SGD(model.parameters(), lr);
         var context = new GradientStepContext(model, sgd, (logits, y) => nn.functional.cross_entropy(logits, y), 1) { Plan = new TrainingPlan(2, 3) };
-        using var step = new MesaGradientStep(context, new MesaOptions { Weight = lambda, Temperature = tau, Decay = decay, WarmupEpochs = 0 });
+        using var step = new MesaGradientStep(context, new MesaOptions { Weight = lambda, Temperature = tau, Decay = decay, DecayWarmup = decayWarmup, WarmupEpochs = 0 });
         var (x64, y) = LinearData();
         var x = x64.to_type(ScalarType.Float32);
 
@@ -203,7 +207,7 @@ public sealed class EfficientSamTests
         var w1 = model.weight!.detach().clone();
 
         // Step 1: teacher θ̄ = d·w0 + (1 − d)·w1; loss = CE + λ τ² KL(softmax(x θ̄ᵀ/τ) ‖ softmax(x w1ᵀ/τ)).
-        var teacher = w0 * decay + w1 * (1 - decay);
+        var teacher = w0 * d1 + w1 * (1 - d1);
         var pt = nn.functional.softmax(x.matmul(teacher.t()) / tau, 1);
         var leaf = w1.clone().requires_grad_(true);
         var logits = x.matmul(leaf.t());

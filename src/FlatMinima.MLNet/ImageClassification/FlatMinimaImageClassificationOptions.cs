@@ -41,7 +41,7 @@ public sealed partial class FlatMinimaImageClassificationTrainer
 
         /// <summary>
         /// MESA ("Sharpness-Aware Training for Free"): one backward pass per step on cross-entropy plus a KL term towards an
-        /// exponential moving average of the weights, <c>MesaOptions.Default()</c> (λ = 0.8, τ = 5, decay 0.9998, 5
+        /// exponential moving average of the weights, <c>MesaOptions.Default()</c> (λ = 0.8, τ = 5, decay 0.9998 with warm-up, 5
         /// warm-up epochs). A run has one gradient step: setting it replaces <see cref="SharpnessAware"/> (which then reads
         /// null); null (the default) leaves <see cref="SharpnessAware"/> in charge.
         /// </summary>

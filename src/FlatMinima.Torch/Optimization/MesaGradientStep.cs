@@ -31,7 +31,7 @@ internal sealed class MesaGradientStep : IGradientStep
         if (options.WarmupEpochs > 0 && context.Plan is null)
             throw new ArgumentException("MESA's WarmupEpochs need the run's length (GradientStepContext.Plan).", nameof(context));
         _warmupSteps = (long)options.WarmupEpochs * (context.Plan?.StepsPerEpoch ?? 0);
-        _teacher = new ExponentialMovingAverager(context.Model, new EmaOptions { Decay = options.Decay, AverageBuffers = true });
+        _teacher = new ExponentialMovingAverager(context.Model, new EmaOptions { Decay = options.Decay, Warmup = options.DecayWarmup, AverageBuffers = true });
         _scratch = _teacher.Average.Clone();
     }
 

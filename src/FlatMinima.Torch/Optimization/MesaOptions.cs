@@ -10,6 +10,15 @@ namespace FlatMinima.Torch.Optimization;
 /// the weights (and BatchNorm statistics) updated after every step, evaluated in eval mode without gradients. The
 /// KL term (and the teacher's forward pass) starts after <see cref="WarmupEpochs"/> epochs; the average is kept from
 /// the first step. The reported training loss is the cross-entropy alone. The average is saved in checkpoints.
+/// <para>
+/// The teacher's decay warms up by default (<see cref="DecayWarmup"/>): <c>min(Decay, (1 + n)/(10 + n))</c> at the n-th
+/// update, so the average covers roughly the last ninth of the steps so far and reaches <see cref="Decay"/> only after
+/// about 45,000 steps. The reference trains ImageNet for 5 epochs of 5,000 steps before its term starts, so its fixed
+/// decay has long forgotten the random initialization by then; in a run of a few thousand steps a fixed 0.9998 (a
+/// horizon of 5,000 steps) still holds most of the initial weights when the term starts (0.9998^780 ≈ 0.86), and the
+/// KL term pulls the network towards an almost untrained teacher. Set <see cref="DecayWarmup"/> to <c>false</c> for
+/// the reference's fixed decay.
+/// </para>
 /// </summary>
 public sealed record MesaOptions : GradientStepOptions
 {
@@ -35,12 +44,20 @@ public sealed record MesaOptions : GradientStepOptions
     public double Decay { get; init; } = DefaultDecay;
 
     /// <summary>
+    /// Warm the teacher's decay up as <c>min(Decay, (1 + n)/(10 + n))</c> at the n-th update (default <c>true</c>; the
+    /// EMA averager's <c>Warmup</c>), so the teacher forgets the initial weights in runs far shorter than the decay's
+    /// horizon <c>1/(1 − Decay)</c>. <c>false</c> keeps the reference's fixed decay from the first step.
+    /// </summary>
+    public bool DecayWarmup { get; init; } = true;
+
+    /// <summary>
     /// Epochs trained on cross-entropy alone before the KL term starts (≥ 0, less than the run's epochs). The reference
     /// code applies its term when the 0-based epoch exceeds <c>kl_start_epoch</c>, one epoch later than this count.
     /// </summary>
     public int WarmupEpochs { get; init; } = DefaultWarmupEpochs;
 
-    /// <summary>MESA with the reference's settings (λ = 0.8, τ = 5, decay 0.9998, 5 warm-up epochs).</summary>
+    /// <summary>MESA with the reference's settings (λ = 0.8, τ = 5, decay 0.9998, 5 warm-up epochs) and the teacher's
+    /// decay warm-up.</summary>
     public static MesaOptions Default() => new();
 
     /// <inheritdoc />
