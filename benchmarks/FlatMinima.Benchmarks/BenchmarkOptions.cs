@@ -46,6 +46,19 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
     /// <inheritdoc cref="PrecisionRounds"/>
     public string[] PrecisionModels { get; init; } = PrecisionBenchmark.AllModels;
 
+    /// <summary>The precision-runs mode: input side, synthetic images, epochs and methods (--precision-run-size, --precision-run-images,
+    /// --precision-run-epochs, --precision-run-methods); the batch is --resnet18-batch.</summary>
+    public int PrecisionRunSize { get; init; } = 112;
+
+    /// <inheritdoc cref="PrecisionRunSize"/>
+    public int PrecisionRunImages { get; init; } = 640;
+
+    /// <inheritdoc cref="PrecisionRunSize"/>
+    public int PrecisionRunEpochs { get; init; } = 2;
+
+    /// <inheritdoc cref="PrecisionRunSize"/>
+    public string[] PrecisionRunMethods { get; init; } = PrecisionBenchmark.DefaultRunMethods;
+
     /// <summary>The onnx-scoring mode: test images scored, architecture and interleaved rounds (--onnx-images, --onnx-arch, --onnx-rounds).</summary>
     public int OnnxImages { get; init; } = 10000;
 
@@ -157,6 +170,10 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
                 "--precision-rounds" => o with { PrecisionRounds = int.Parse(Next()) },
                 "--precision-warmup" => o with { PrecisionWarmup = int.Parse(Next()) },
                 "--precision-models" => o with { PrecisionModels = Next().Split(',') },
+                "--precision-run-size" => o with { PrecisionRunSize = int.Parse(Next()) },
+                "--precision-run-images" => o with { PrecisionRunImages = int.Parse(Next()) },
+                "--precision-run-epochs" => o with { PrecisionRunEpochs = int.Parse(Next()) },
+                "--precision-run-methods" => o with { PrecisionRunMethods = Next().Split(',') },
                 "--stream-photos" => o with { StreamingPhotos = int.Parse(Next()) },
                 "--stream-rounds" => o with { StreamingRounds = int.Parse(Next()) },
                 "--fm-source" => o with { FitMemory = (o.FitMemory ?? new()) with { Source = Next() } },

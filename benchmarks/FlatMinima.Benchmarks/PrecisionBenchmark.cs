@@ -1,4 +1,5 @@
 using System;
+using System.Diagnostics;
 using System.Collections.Generic;
 using System.Linq;
 using FlatMinima.Torch.MixedPrecision;
@@ -112,6 +113,82 @@ internal static class PrecisionBenchmark
         var m = times.Select(Timing.Median).ToArray();
         Console.WriteLine($"| {name} | {batch} | {m[0]:F1} | {m[1]:F1} | **{m[0] / m[1]:F2}** | {m[2]:F1} | {m[3]:F1} | **{m[2] / m[3]:F2}** | {m[4]:F1} | {m[0] / m[4]:F2} |");
         foreach (var variant in variants) variant.Owned.Dispose();
+    }
+
+    /// <summary>The methods of <c>precision-runs</c> by default: fp32 SGD (the reference) and each one-pass-leaning step in both precisions.</summary>
+    public static readonly string[] DefaultRunMethods = { "sgd", "sgd-bf16", "sam", "sam-bf16", "looksam-a0.1-bf16", "rst-bf16", "aesam-bf16", "mesa-bf16" };
+
+    /// <summary>
+    /// Whole training runs of ResNet-18 (TorchVision layout, from scratch) on synthetic 3×size×size images, one per method,
+    /// with the real <see cref="ClassifierTrainer"/> and the methods' options of the label-noise and clean-budget modes:
+    /// wall time of <c>Train</c> for the same epochs, data and seed, and its ratio to fp32 SGD's. Random labels, so the
+    /// accuracies mean nothing and are not reported; what is measured is what a step schedule and bfloat16 cost end to end
+    /// (data batching, schedule decisions, MESA's teacher pass, the trainer's bookkeeping included).
+    /// </summary>
+    public static void RunWholeRuns(BenchmarkOptions options)
+    {
+        int size = options.PrecisionRunSize, images = options.PrecisionRunImages, epochs = options.PrecisionRunEpochs, batch = options.ResNet18Batch;
+        var methods = FlatMinimumMethods.Check(options.PrecisionRunMethods, "--precision-run-methods");
+        if (size < 32 || size > 224) throw new ArgumentException($"--precision-run-size {size} must be in [32, 224].");
+        if (epochs < 1) throw new ArgumentException($"--precision-run-epochs {epochs} must be ≥ 1.");
+        if (images < batch) throw new ArgumentException($"--precision-run-images {images} must be at least one batch (--resnet18-batch {batch}).");
+        string? cpuInfo = BFloat16Hardware.ReadCpuInfo();
+        var recipe = new TrainingRecipe(ImageClassifierArchitecture.ResNet18, false, epochs, batch, 0.05, 0.05, 0.5, null);
+        Console.WriteLine();
+        Console.WriteLine($"## Whole runs, ResNet-18 (TorchVision layout) 3×{size}×{size} from scratch, {images} synthetic images, {epochs} epochs of {images / batch} steps (batch {batch}), seed 1");
+        Console.WriteLine();
+        Console.WriteLine($"CPU: {BFloat16Hardware.CpuModel(cpuInfo) ?? "unknown"}; native bfloat16: {BFloat16Hardware.Probe(CPU).Description}; " +
+                          $"Precision = Auto would use: {PrecisionChoice.For(ComputePrecision.Auto, CPU)}");
+        Console.WriteLine($"flags: {BFloat16Hardware.FlagsLine(cpuInfo) ?? "unknown"}");
+        Console.WriteLine();
+        using var data = new DisposingDataset(size, images);
+        // An untimed short run of each precision first (JIT, native loading, the allocator's first growth).
+        foreach (var warm in new[] { "sgd", "sgd-bf16" })
+            Time(warm, recipe with { Epochs = 1 }, data.Subset(batch * 2));
+        Console.WriteLine("| method | passes per step | train s | × fp32 SGD |");
+        Console.WriteLine("|---|---|---|---|");
+        double? reference = null;
+        foreach (var method in methods)
+        {
+            var (seconds, steps, samSteps) = Time(method, recipe, data.Set);
+            reference ??= method == "sgd" ? seconds : null;
+            string ratio = reference is double r ? $"{seconds / r:F2}" : "— (run sgd first)";
+            Console.WriteLine($"| {FlatMinimumMethods.Title(method)} | {(steps + samSteps) / (double)steps:F2} | {seconds:F1} | {ratio} |");
+        }
+        Console.WriteLine();
+        Console.WriteLine($"Recipe as in the label-noise and clean-budget modes (SGD momentum 0.9, weight decay 5e-4, lr 0.05 cosine, SAM ρ = 0.05; " +
+                          "MESA's KL term after ⌊epochs / 4⌋ epochs), no augmentation. Passes per step counts MESA's teacher forward pass as 0.");
+    }
+
+    private static (double Seconds, long Steps, long SharpnessAwareSteps) Time(string method, TrainingRecipe recipe, TensorDataset data)
+    {
+        manual_seed(1);
+        using var model = ImageNetResNet.ResNet18(10);
+        long steps = 0, samSteps = 0;
+        var trainer = new ClassifierTrainer(FlatMinimumMethods.Options(method, recipe, 1, r => { steps += r.Steps; samSteps += r.SharpnessAwareSteps; }), CPU);
+        var clock = Stopwatch.StartNew();
+        trainer.Train(model, data);
+        return (clock.Elapsed.TotalSeconds, steps, samSteps);
+    }
+
+    // Standard-normal images and uniform labels, generated once with a fixed seed.
+    private sealed class DisposingDataset : IDisposable
+    {
+        public DisposingDataset(int size, int images)
+        {
+            using var generator = new Generator(7, CPU);
+            Set = new TensorDataset(randn(new long[] { images, 3, size, size }, generator: generator), randint(0, 10, new long[] { images }, generator: generator));
+        }
+
+        public TensorDataset Set { get; }
+
+        public TensorDataset Subset(int rows) => new(Set.Inputs.narrow(0, 0, rows), Set.Labels.narrow(0, 0, rows));
+
+        public void Dispose()
+        {
+            Set.Inputs.Dispose();
+            Set.Labels.Dispose();
+        }
     }
 
     private static (nn.Module<Tensor, Tensor>, optim.Optimizer) Setup(Func<nn.Module<Tensor, Tensor>> create)

@@ -54,6 +54,9 @@
 //               reference without float32 master weights): SmallCnn 1×28×28 and ResNet-20 3×32×32 at batch 128, ResNet-18
 //               (TorchVision layout) at 112 and 224, batch --resnet18-batch (32); prints the CPU model and flags
 //               (--precision-rounds N (6), --precision-warmup N (2), --precision-models smallcnn,resnet20,resnet18-112,resnet18-224)
+//   precision-runs  whole ClassifierTrainer runs of ResNet-18 on synthetic images, one per method (fp32/bf16 SGD, SAM and the
+//               efficient steps), wall time and its ratio to fp32 SGD's (--precision-run-size N (112), --precision-run-images N (640),
+//               --precision-run-epochs N (2), --precision-run-methods sgd,sgd-bf16,…, batch --resnet18-batch (32))
 // Usage: dotnet run -c Release --project benchmarks/FlatMinima.Benchmarks -- <mode>[,<mode>…] [options]
 //   --fashion-mnist DIR   full Fashion-MNIST idx files (default /usr/share/datasets/fashion-mnist)
 //   --threads N (2)  --cnn-steps N (60)  --resnet-steps N (12)  --images N (12800)  --no-mallopt  --peer-bench DIR
@@ -98,7 +101,8 @@ foreach (var mode in options.Modes)
         case "fit-memory": StreamingBenchmark.FitMemoryChild(options); break;
         case "efficient-sam": EfficientSamBenchmark.Run(options); break;
         case "precision": PrecisionBenchmark.Run(options); break;
-        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment, sharpness-defaults, averaging, augmentation-accuracy, domain-generalization, incremental, f2m-step, resnet18-steps, streaming, streaming-memory, transfer, label-noise, clean-budget, efficient-sam, precision.");
+        case "precision-runs": PrecisionBenchmark.RunWholeRuns(options); break;
+        default: throw new ArgumentException($"Unknown mode '{mode}'; use steps, scoring, data, throughput, hessian, sharpness-experiment, sharpness-defaults, averaging, augmentation-accuracy, domain-generalization, incremental, f2m-step, resnet18-steps, streaming, streaming-memory, transfer, label-noise, clean-budget, efficient-sam, precision, precision-runs.");
     }
 }
 return 0;
