@@ -119,11 +119,20 @@ internal static class FlatMinimumMethods
     /// <summary>Checks <paramref name="methods"/> against <see cref="All"/>, naming <paramref name="option"/>; returns them in table order.</summary>
     public static string[] Check(string[] methods, string option)
     {
-        var unknown = methods.Where(m => !Known.Contains(Parse(m).Base)).ToArray();
-        if (unknown.Length > 0) throw new ArgumentException($"Unknown {option} {string.Join(",", unknown)}; use a subset of {Choices}.");
         if (methods.Length == 0) throw new ArgumentException($"{option} names no method; use a subset of {Choices}.");
-        return methods.Distinct().OrderBy(m => Array.IndexOf(Known, Parse(m).Base)).ThenBy(m => Parse(m).Alpha ?? LookSamSchedule.DefaultAlpha)
-            .ThenBy(m => Parse(m).BFloat16).ToArray();
+        var parsed = new List<(string Name, (string Base, bool BFloat16, double? Alpha) Method)>();
+        foreach (var m in methods)
+        {
+            try { parsed.Add((m, Parse(m))); }
+            catch (ArgumentException e) { throw new ArgumentException($"{option}: {e.Message}", e); }
+        }
+        var unknown = parsed.Where(p => !Known.Contains(p.Method.Base)).Select(p => p.Name).ToArray();
+        if (unknown.Length > 0) throw new ArgumentException($"Unknown {option} {string.Join(",", unknown)}; use a subset of {Choices}.");
+        // One run per configuration: "looksam", "looksam-a0.7" and "looksam-a0.70" are the same method.
+        return parsed.GroupBy(p => (p.Method.Base, p.Method.BFloat16, Alpha: p.Method.Base == "looksam" ? p.Method.Alpha ?? LookSamSchedule.DefaultAlpha : 0))
+            .Select(g => g.First())
+            .OrderBy(p => Array.IndexOf(Known, p.Method.Base)).ThenBy(p => p.Method.Alpha ?? LookSamSchedule.DefaultAlpha).ThenBy(p => p.Method.BFloat16)
+            .Select(p => p.Name).ToArray();
     }
 
     /// <summary>ResNet-20 training images/s from its measured step times at batch 128 (SGD 314.6 ms, SAM 618.1 ms at 3×32×32; 1×28×28 is somewhat faster).</summary>

@@ -129,13 +129,14 @@ internal static class PrecisionBenchmark
     {
         int size = options.PrecisionRunSize, images = options.PrecisionRunImages, epochs = options.PrecisionRunEpochs, batch = options.ResNet18Batch;
         var methods = FlatMinimumMethods.Check(options.PrecisionRunMethods, "--precision-run-methods");
+        if (batch < 1) throw new ArgumentException($"--resnet18-batch {batch} must be ≥ 1.");
         if (size < 32 || size > 224) throw new ArgumentException($"--precision-run-size {size} must be in [32, 224].");
         if (epochs < 1) throw new ArgumentException($"--precision-run-epochs {epochs} must be ≥ 1.");
         if (images < batch) throw new ArgumentException($"--precision-run-images {images} must be at least one batch (--resnet18-batch {batch}).");
         string? cpuInfo = BFloat16Hardware.ReadCpuInfo();
         var recipe = new TrainingRecipe(ImageClassifierArchitecture.ResNet18, false, epochs, batch, 0.05, 0.05, 0.5, null);
         Console.WriteLine();
-        Console.WriteLine($"## Whole runs, ResNet-18 (TorchVision layout) 3×{size}×{size} from scratch, {images} synthetic images, {epochs} epochs of {images / batch} steps (batch {batch}), seed 1");
+        Console.WriteLine($"## Whole runs, ResNet-18 (TorchVision layout) 3×{size}×{size} from scratch, {images} synthetic images, {epochs} epochs of {(images + batch - 1) / batch} steps (batch {batch}), seed 1");
         Console.WriteLine();
         Console.WriteLine($"CPU: {BFloat16Hardware.CpuModel(cpuInfo) ?? "unknown"}; native bfloat16: {BFloat16Hardware.Probe(CPU).Description}; " +
                           $"Precision = Auto would use: {PrecisionChoice.For(ComputePrecision.Auto, CPU)}");
@@ -144,7 +145,7 @@ internal static class PrecisionBenchmark
         using var data = new DisposingDataset(size, images);
         // An untimed short run of each precision first (JIT, native loading, the allocator's first growth).
         foreach (var warm in new[] { "sgd", "sgd-bf16" })
-            Time(warm, recipe with { Epochs = 1 }, data.Subset(batch * 2));
+            Time(warm, recipe with { Epochs = 1 }, data.Subset(Math.Min(images, 2 * batch)));
         Console.WriteLine("| method | passes per step | train s | × fp32 SGD |");
         Console.WriteLine("|---|---|---|---|");
         double? reference = null;

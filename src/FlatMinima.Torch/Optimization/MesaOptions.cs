@@ -12,8 +12,8 @@ namespace FlatMinima.Torch.Optimization;
 /// the first step. The reported training loss is the cross-entropy alone. The average is saved in checkpoints.
 /// <para>
 /// The teacher's decay warms up by default (<see cref="DecayWarmup"/>): <c>min(Decay, (1 + n)/(10 + n))</c> at the n-th
-/// update, so the average covers roughly the last ninth of the steps so far and reaches <see cref="Decay"/> only after
-/// about 45,000 steps. The reference trains ImageNet for 5 epochs of 5,000 steps before its term starts, so its fixed
+/// update, so the average covers roughly the last ninth of the steps so far; it reaches the default 0.9998 after about
+/// 45,000 steps. The reference trains ImageNet for 5 epochs of 5,000 steps before its term starts, so its fixed
 /// decay has long forgotten the random initialization by then; in a run of a few thousand steps a fixed 0.9998 (a
 /// horizon of 5,000 steps) still holds most of the initial weights when the term starts (0.9998^780 ≈ 0.86), and the
 /// KL term pulls the network towards an almost untrained teacher. Set <see cref="DecayWarmup"/> to <c>false</c> for
@@ -40,7 +40,8 @@ public sealed record MesaOptions : GradientStepOptions
     /// <summary>τ, the softmax temperature of both distributions (the term is multiplied by τ²), &gt; 0.</summary>
     public double Temperature { get; init; } = DefaultTemperature;
 
-    /// <summary>The decay d of the teacher's average <c>θ̄ ← d·θ̄ + (1 − d)·θ</c>, in [0, 1).</summary>
+    /// <summary>The decay d of the teacher's average <c>θ̄ ← d·θ̄ + (1 − d)·θ</c>, in [0, 1); with <see cref="DecayWarmup"/>
+    /// (the default) the cap of the warmed-up decay.</summary>
     public double Decay { get; init; } = DefaultDecay;
 
     /// <summary>
