@@ -40,8 +40,14 @@ public sealed record LookSamSchedule : SamSchedule
     /// <summary>The paper's k = 5 (its main ImageNet setting).</summary>
     public const int DefaultInterval = 5;
 
-    /// <summary>The paper's α = 0.7.</summary>
-    public const double DefaultAlpha = 0.7;
+    /// <summary>
+    /// α = 0.1, this library's default, not the 0.7 of the unofficial reference implementation's README. Measured on a small
+    /// CNN with SGD momentum (docs/efficient-sam.md): at 0.7 the stored direction, added at 0.7‖g‖ on four of every five
+    /// steps and carried on by momentum, underfit (−7.4 points against SGD on clean data, where SAM lost 1.0); at 0.1
+    /// LookSAM matched SAM's accuracy on clean data and its gain under 40 % label noise, at 1.1–1.2× SGD's time. Set
+    /// <see cref="Alpha"/> = 0.7 for the reference implementation's setting.
+    /// </summary>
+    public const double DefaultAlpha = 0.1;
 
     /// <summary>k: a sharpness-aware step every k steps (≥ 1; 1 is SAM).</summary>
     public int Interval { get; init; } = DefaultInterval;
@@ -56,7 +62,7 @@ public sealed record LookSamSchedule : SamSchedule
     {
         if (Interval < 1) throw new ArgumentOutOfRangeException(nameof(Interval), Interval, $"Interval (LookSAM's k) must be ≥ 1 (1 is SAM); the paper uses {DefaultInterval}.");
         if (!(Alpha >= 0) || double.IsInfinity(Alpha))
-            throw new ArgumentOutOfRangeException(nameof(Alpha), Alpha, $"Alpha (LookSAM's α) must be a finite number ≥ 0; the paper uses {DefaultAlpha}.");
+            throw new ArgumentOutOfRangeException(nameof(Alpha), Alpha, $"Alpha (LookSAM's α) must be a finite number ≥ 0; the default is {DefaultAlpha}; the reference implementation's README uses 0.7.");
     }
 
     internal override SamSchedulePolicy CreatePolicy(GradientStepContext context, IReadOnlyList<Parameter> parameters) => new LookSamPolicy(this, parameters);
