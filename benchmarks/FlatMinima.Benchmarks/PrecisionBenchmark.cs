@@ -23,14 +23,7 @@ internal static class PrecisionBenchmark
 
     public static void Run(BenchmarkOptions options)
     {
-        string? cpuInfo = BFloat16Hardware.ReadCpuInfo();
-        Console.WriteLine();
-        Console.WriteLine($"## Mixed precision: float32 vs bfloat16 step time (median ms over {options.PrecisionRounds} interleaved rounds after {options.PrecisionWarmup} warm-up rounds)");
-        Console.WriteLine();
-        Console.WriteLine($"CPU: {BFloat16Hardware.CpuModel(cpuInfo) ?? "unknown"}; native bfloat16: {BFloat16Hardware.Probe(CPU).Description}; " +
-                          $"Precision = Auto would use: {PrecisionChoice.For(ComputePrecision.Auto, CPU)}");
-        Console.WriteLine($"flags: {BFloat16Hardware.FlagsLine(cpuInfo) ?? "unknown"}");
-        Console.WriteLine();
+        PrintHeader($"## Mixed precision: float32 vs bfloat16 step time (median ms over {options.PrecisionRounds} interleaved rounds after {options.PrecisionWarmup} warm-up rounds)");
         Console.WriteLine("| model | batch | SGD fp32 | SGD bf16 | SGD fp32/bf16 | SAM fp32 | SAM bf16 | SAM fp32/bf16 | SGD all-bf16 (reference) | fp32/all-bf16 |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
         int resnet18Batch = options.ResNet18Batch;
@@ -133,15 +126,8 @@ internal static class PrecisionBenchmark
         if (size < 32 || size > 224) throw new ArgumentException($"--precision-run-size {size} must be in [32, 224].");
         if (epochs < 1) throw new ArgumentException($"--precision-run-epochs {epochs} must be ≥ 1.");
         if (images < batch) throw new ArgumentException($"--precision-run-images {images} must be at least one batch (--resnet18-batch {batch}).");
-        string? cpuInfo = BFloat16Hardware.ReadCpuInfo();
         var recipe = new TrainingRecipe(ImageClassifierArchitecture.ResNet18, false, epochs, batch, 0.05, 0.05, 0.5, null);
-        Console.WriteLine();
-        Console.WriteLine($"## Whole runs, ResNet-18 (TorchVision layout) 3×{size}×{size} from scratch, {images} synthetic images, {epochs} epochs of {(images + batch - 1) / batch} steps (batch {batch}), seed 1");
-        Console.WriteLine();
-        Console.WriteLine($"CPU: {BFloat16Hardware.CpuModel(cpuInfo) ?? "unknown"}; native bfloat16: {BFloat16Hardware.Probe(CPU).Description}; " +
-                          $"Precision = Auto would use: {PrecisionChoice.For(ComputePrecision.Auto, CPU)}");
-        Console.WriteLine($"flags: {BFloat16Hardware.FlagsLine(cpuInfo) ?? "unknown"}");
-        Console.WriteLine();
+        PrintHeader($"## Whole runs, ResNet-18 (TorchVision layout) 3×{size}×{size} from scratch, {images} synthetic images, {epochs} epochs of {(images + batch - 1) / batch} steps (batch {batch}), seed 1");
         using var data = new DisposingDataset(size, images);
         // An untimed short run of each precision first (JIT, native loading, the allocator's first growth).
         foreach (var warm in new[] { "sgd", "sgd-bf16" })
@@ -159,6 +145,19 @@ internal static class PrecisionBenchmark
         Console.WriteLine();
         Console.WriteLine($"Recipe as in the label-noise and clean-budget modes (SGD momentum 0.9, weight decay 5e-4, lr 0.05 cosine, SAM ρ = 0.05; " +
                           "MESA's KL term after ⌊epochs / 4⌋ epochs), no augmentation. Passes per step counts MESA's teacher forward pass as 0.");
+    }
+
+    // The title, then the CPU model, its bfloat16 support, what Precision = Auto picks, and the CPU flags.
+    private static void PrintHeader(string title)
+    {
+        string? cpuInfo = BFloat16Hardware.ReadCpuInfo();
+        Console.WriteLine();
+        Console.WriteLine(title);
+        Console.WriteLine();
+        Console.WriteLine($"CPU: {BFloat16Hardware.CpuModel(cpuInfo) ?? "unknown"}; native bfloat16: {BFloat16Hardware.Probe(CPU).Description}; " +
+                          $"Precision = Auto would use: {PrecisionChoice.For(ComputePrecision.Auto, CPU)}");
+        Console.WriteLine($"flags: {BFloat16Hardware.FlagsLine(cpuInfo) ?? "unknown"}");
+        Console.WriteLine();
     }
 
     private static (double Seconds, long Steps, long SharpnessAwareSteps) Time(string method, TrainingRecipe recipe, TensorDataset data)
