@@ -202,7 +202,7 @@ internal static class IncrementalFewShotBenchmark
         NoFlatRegion => f2m with { ClampToRegion = false },
         PrototypesPlain or PrototypesFlat => f2m with { Epochs = 0 },
         // Fine-tuning keeps the scoring normalisation in its loss: raw distances with every parameter free and no rounding diverge.
-        FineTuning => f2m with { TrainAllParameters = true, ClampToRegion = false, RoundingReduction = null, RoundingStepIncrease = 0, LossNormalization = null },
+        FineTuning => IncrementalOptions.WithRounding(f2m, "off") with { TrainAllParameters = true, ClampToRegion = false, LossNormalization = null },
         _ => throw new ArgumentException($"Unknown method {method}."),
     };
 
