@@ -128,16 +128,23 @@ internal static class PrecisionBenchmark
         if (images < batch) throw new ArgumentException($"--precision-run-images {images} must be at least one batch (--resnet18-batch {batch}).");
         var recipe = new TrainingRecipe(ImageClassifierArchitecture.ResNet18, false, epochs, batch, 0.05, 0.05, 0.5, null);
         PrintHeader($"## Whole runs, ResNet-18 (TorchVision layout) 3×{size}×{size} from scratch, {images} synthetic images, {epochs} epochs of {(images + batch - 1) / batch} steps (batch {batch}), seed 1");
-        using var data = new DisposingDataset(size, images);
+        // Standard-normal images and uniform labels, generated once with a fixed seed.
+        using var generator = new Generator(7, CPU);
+        using var inputs = randn(new long[] { images, 3, size, size }, generator: generator);
+        using var labels = randint(0, 10, new long[] { images }, generator: generator);
+        var data = new TensorDataset(inputs, labels);
         // An untimed short run of each precision first (JIT, native loading, the allocator's first growth).
-        foreach (var warm in new[] { "sgd", "sgd-bf16" })
-            Time(warm, recipe with { Epochs = 1 }, data.Subset(Math.Min(images, 2 * batch)));
+        int warmRows = Math.Min(images, 2 * batch);
+        using (var warmInputs = inputs.narrow(0, 0, warmRows))
+        using (var warmLabels = labels.narrow(0, 0, warmRows))
+            foreach (var warm in new[] { "sgd", "sgd-bf16" })
+                Time(warm, recipe with { Epochs = 1 }, new TensorDataset(warmInputs, warmLabels));
         Console.WriteLine("| method | passes per step | train s | × fp32 SGD |");
         Console.WriteLine("|---|---|---|---|");
         double? reference = null;
         foreach (var method in methods)
         {
-            var (seconds, steps, samSteps) = Time(method, recipe, data.Set);
+            var (seconds, steps, samSteps) = Time(method, recipe, data);
             reference ??= method == "sgd" ? seconds : null;
             string ratio = reference is double r ? $"{seconds / r:F2}" : "— (run sgd first)";
             Console.WriteLine($"| {FlatMinimumMethods.Title(method)} | {(steps + samSteps) / (double)steps:F2} | {seconds:F1} | {ratio} |");
@@ -169,26 +176,6 @@ internal static class PrecisionBenchmark
         var clock = Stopwatch.StartNew();
         trainer.Train(model, data);
         return (clock.Elapsed.TotalSeconds, steps, samSteps);
-    }
-
-    // Standard-normal images and uniform labels, generated once with a fixed seed.
-    private sealed class DisposingDataset : IDisposable
-    {
-        public DisposingDataset(int size, int images)
-        {
-            using var generator = new Generator(7, CPU);
-            Set = new TensorDataset(randn(new long[] { images, 3, size, size }, generator: generator), randint(0, 10, new long[] { images }, generator: generator));
-        }
-
-        public TensorDataset Set { get; }
-
-        public TensorDataset Subset(int rows) => new(Set.Inputs.narrow(0, 0, rows), Set.Labels.narrow(0, 0, rows));
-
-        public void Dispose()
-        {
-            Set.Inputs.Dispose();
-            Set.Labels.Dispose();
-        }
     }
 
     private static (nn.Module<Tensor, Tensor>, optim.Optimizer) Setup(Func<nn.Module<Tensor, Tensor>> create)
