@@ -237,7 +237,7 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
                 "--f2m-base-per-class" => o with { Incremental = o.Incremental with { BasePerClass = int.Parse(Next()), Preset = "custom" } },
                 "--f2m-epochs" => o with { Incremental = o.Incremental with { Epochs = int.Parse(Next()), Preset = "custom" } },
                 "--f2m-test-per-class" => o with { Incremental = o.Incremental with { TestPerClass = int.Parse(Next()), Preset = "custom" } },
-                "--f2m-seeds" => o with { Incremental = o.Incremental with { Seeds = int.Parse(Next()), Preset = "custom" } },
+                "--f2m-seeds" => o with { Incremental = o.Incremental with { Seeds = int.Parse(Next()) } },   // the header names the seeds
                 "--f2m-arch" => o with { Incremental = o.Incremental with { Architecture = Enum.Parse<FlatMinima.Torch.Models.ImageClassifierArchitecture>(Next()), Preset = "custom" } },
                 "--f2m-out" => o with { Incremental = o.Incremental with { Output = Next() } },
                 "--plan-only" => o with { PlanOnly = true },

@@ -243,6 +243,11 @@ internal static class LabelNoiseBenchmark
             }).Where(d => !double.IsNaN(d)).ToList();
             return ReportText.MeanAndError(differences);
         }
+        // A method's runs with SGD's run of the same seed, where both ran: the pairs behind the time comparisons.
+        List<(RunResult Run, RunResult Sgd)> PairedWithSgd(double rate, string method) =>
+            results.Where(r => r.Rate == rate && r.Method == method)
+                .Select(r => (r, b: results.FirstOrDefault(x => x.Rate == rate && x.Method == "sgd" && x.Seed == r.Seed)))
+                .Where(p => p.b is not null).Select(p => (p.r, p.b!)).ToList();
         foreach (double rate in o.NoiseRates)
             foreach (var method in methods)
             {
@@ -251,10 +256,9 @@ internal static class LabelNoiseBenchmark
                 string Cell(Func<RunResult, double> f) => ReportText.Percent(runs.Select(f).ToList());
                 double seconds = runs.Average(r => r.TrainSeconds);
                 // The extra seconds over the same seed pairs as the accuracy gap.
-                var paired = runs.Select(r => (r, b: results.FirstOrDefault(x => x.Rate == rate && x.Method == "sgd" && x.Seed == r.Seed)))
-                    .Where(p => p.b is not null).ToList();
+                var paired = PairedWithSgd(rate, method);
                 string gain = method == "sgd" ? "—" : MethodCost.GainPerExtraSecond(100 * Gap(rate, method, r => r.TestAccuracy).Mean,
-                    paired.Count > 0 ? paired.Average(p => p.r.TrainSeconds) : seconds, paired.Count > 0 ? paired.Average(p => p.b!.TrainSeconds) : null);
+                    paired.Count > 0 ? paired.Average(p => p.Run.TrainSeconds) : seconds, paired.Count > 0 ? paired.Average(p => p.Sgd.TrainSeconds) : null);
                 s.AppendLine(string.Create(CultureInfo.InvariantCulture,
                     $"| {rate:0.##} | {Cell(r => r.RealizedRate)} | {FlatMinimumMethods.Title(method)} | {Cell(r => r.TestAccuracy)} | {Cell(r => r.TestAtBestValidation)} | " +
                     $"{runs.Average(r => r.BestValidationEpoch):0.#} | {Cell(r => r.OracleTestAccuracy)} | {Cell(r => r.TrainNoisyAccuracy)} | {Cell(r => r.TrainCleanAccuracy)} | " +
@@ -268,12 +272,25 @@ internal static class LabelNoiseBenchmark
         s.AppendLine();
         s.AppendLine("### Gap to SGD (percentage points; paired by seed: same images, noise and initialization; mean ± SE of the per-seed differences)");
         s.AppendLine();
-        s.AppendLine("| noise r | method | − SGD, final | − SGD, at best noisy val |");
-        s.AppendLine("|---|---|---|---|");
+        s.AppendLine("| noise r | method | − SGD, final | − SGD, at best noisy val | share of SAM's final gain | train time ÷ SGD's |");
+        s.AppendLine("|---|---|---|---|---|---|");
         foreach (double rate in o.NoiseRates)
             foreach (var method in methods.Where(m => m != "sgd"))
+            {
+                var final = Gap(rate, method, r => r.TestAccuracy);
+                var samFinal = Gap(rate, "sam", r => r.TestAccuracy);
+                string share = method == "sam" ? "—"
+                    : double.IsNaN(final.Mean) || double.IsNaN(samFinal.Mean) || samFinal.Mean <= 0 ? "n/a"
+                    : string.Create(CultureInfo.InvariantCulture, $"{100 * final.Mean / samFinal.Mean:F0} %");
+                var times = PairedWithSgd(rate, method);
+                string ratio = times.Count == 0 ? "n/a"
+                    : string.Create(CultureInfo.InvariantCulture, $"{times.Average(p => p.Run.TrainSeconds) / times.Average(p => p.Sgd.TrainSeconds):F2}×");
                 s.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {rate:0.##} | {FlatMinimumMethods.Title(method)} | {Points(Gap(rate, method, r => r.TestAccuracy))} | {Points(Gap(rate, method, r => r.TestAtBestValidation))} |"));
+                    $"| {rate:0.##} | {FlatMinimumMethods.Title(method)} | {Points(final)} | {Points(Gap(rate, method, r => r.TestAtBestValidation))} | {share} | {ratio} |"));
+            }
+        s.AppendLine();
+        s.AppendLine("Share of SAM's final gain: the method's final gap ÷ SAM's at the same rate (n/a unless SAM ran and gained). " +
+                     "Train time ÷ SGD's: mean train s over the seeds both ran.");
         s.AppendLine();
         const double goalRate = 0.4;
         var goal = Gap(goalRate, "sam", r => r.TestAccuracy);
