@@ -211,6 +211,8 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
                 "--dg-test" => o with { DomainGeneralization = o.DomainGeneralization with { TestDomains = Next().Split(',').Select(int.Parse).ToArray() } },
                 "--dg-methods" => o with { DomainGeneralization = o.DomainGeneralization with { Methods = Next().Split(',') } },
                 "--dg-out" => o with { DomainGeneralization = o.DomainGeneralization with { Output = Next() } },
+                "--dg-results" => o with { DomainGeneralization = o.DomainGeneralization with { Results = Next() } },
+                "--dg-from" => o with { DomainGeneralization = o.DomainGeneralization with { From = Next().Split(',') } },
                 "--f2m-preset" => o with { Incremental = Next() switch
                 {
                     "reduced" => IncrementalOptions.Reduced with { Preset = "reduced" },
@@ -347,6 +349,12 @@ internal sealed record DomainGeneralizationOptions
         if (Seeds.Length == 0 || Seeds.Distinct().Count() != Seeds.Length) throw new ArgumentException("--dg-seeds must list distinct seeds.");
         if (TestDomains.Length == 0 || TestDomains.Any(d => d is < 0 or > 5) || TestDomains.Distinct().Count() != TestDomains.Length)
             throw new ArgumentException($"--dg-test {string.Join(",", TestDomains)}: list distinct domains 0–5 (0°, 15°, 30°, 45°, 60°, 75°).");
+        ResultFiles.CheckResults(Results, "--dg-results");
+        if (From is not null)
+        {
+            if (From.Length == 0 || From.Distinct().Count() != From.Length) throw new ArgumentException("--dg-from must list distinct .json files.");
+            foreach (var path in From) ResultFiles.CheckSource(path, "--dg-from");
+        }
     }
 
     /// <summary>DomainBed's RotatedMNIST settings: 5000 steps, 64 per domain, Adam 1e-3, SWAD every 100 steps, full-width
@@ -372,6 +380,14 @@ internal sealed record DomainGeneralizationOptions
     public int[] TestDomains { get; init; } = { 0, 1, 2, 3, 4, 5 };
     public string[]? Methods { get; init; }
     public string? Output { get; init; }
+
+    /// <summary>Where to write every run's result (<c>--dg-results FILE.json|FILE.csv</c>); a JSON file can be merged and
+    /// reported again with <see cref="From"/>.</summary>
+    public string? Results { get; init; }
+
+    /// <summary>Report from earlier runs' <c>--dg-results</c> JSON files instead of training (<c>--dg-from A.json,B.json</c>):
+    /// parts of one configuration, run separately (other test domains or seeds), merged into one table.</summary>
+    public string[]? From { get; init; }
 }
 
 /// <summary>One fit-memory child: data source (fmnist or jpeg), DataLoading and rows.</summary>

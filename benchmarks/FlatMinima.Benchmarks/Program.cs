@@ -22,7 +22,8 @@
 //   domain-generalization  Rotated Fashion-MNIST, DomainBed protocol: ERM, ERM+SWA, ERM+SWAD, SAM, SAM+SWAD
 //               (--dg-preset reduced|full, --dg-arch cnn|resnet18-pretrained, --dg-size N (the ResNet-18's input side, 32),
 //                --dg-steps, --dg-batch, --dg-eval, --dg-width, --dg-images, --dg-lr, --dg-rho,
-//                --dg-seeds 0,1,2, --dg-test 0,5 (domain indices of 0,15,…,75°), --dg-methods, --dg-out FILE)
+//                --dg-seeds 0,1,2, --dg-test 0,5 (domain indices of 0,15,…,75°), --dg-methods, --dg-out FILE,
+//                --dg-results FILE.json|FILE.csv, --dg-from A.json,B.json (merge parts run separately, report without training))
 //   resnet18-steps  ResNet-18 (TorchVision layout) SGD and SAM step at --resnet18-size (112), batch --resnet18-batch (32),
 //               then TorchVision's resnet18 in Debian's PyTorch (benchmarks/peer/resnet18_step.py) in the same run
 //   streaming   epoch time, streaming + Standard augmentation vs in memory without it (SmallCnn on Fashion-MNIST PNGs, --images;
