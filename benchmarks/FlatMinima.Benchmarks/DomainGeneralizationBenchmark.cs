@@ -24,10 +24,8 @@ namespace FlatMinima.Benchmarks;
 /// </summary>
 internal static class DomainGeneralizationBenchmark
 {
-    private static readonly int[] Angles = { 0, 15, 30, 45, 60, 75 };
-    private static readonly string[] AllMethods = { "ERM", "ERM+SWA", "ERM+SWAD", "SAM", "SAM+SWAD" };
-
-    private const string ModeName = "domain-generalization";
+    private static readonly int[] Angles = DomainGeneralizationResults.Angles;
+    private static readonly string[] AllMethods = DomainGeneralizationResults.AllMethods;
 
     public static void Run(BenchmarkOptions options)
     {
@@ -35,7 +33,11 @@ internal static class DomainGeneralizationBenchmark
         dg.Validate();
         if (dg.From is string[] from)
         {
-            Merge(dg, from);
+            var merged = DomainGeneralizationResults.Merge(from);
+            Console.WriteLine();
+            Console.WriteLine($"## Rotated Fashion-MNIST, DomainBed protocol: {merged.Configuration}, seeds {string.Join(",", merged.SeedList())}, " +
+                              $"test domains {DomainGeneralizationResults.DomainText(merged.TestDomainList())} — merged from {string.Join(", ", from.Select(Path.GetFileName))}");
+            Write(dg, merged);
             return;
         }
         var methods = dg.Methods ?? AllMethods;
@@ -47,7 +49,7 @@ internal static class DomainGeneralizationBenchmark
                 $"Fashion-MNIST was not found in '{options.FashionMnist}'. The domain-generalization benchmark needs the full data set: " +
                 "`sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu, installs to /usr/share/datasets/fashion-mnist) or pass --fashion-mnist DIR with the four idx files.");
         Console.WriteLine();
-        Console.WriteLine($"## Rotated Fashion-MNIST, DomainBed protocol: {Configuration(dg)}, seeds {string.Join(",", dg.Seeds)}, test domains {DomainText(dg.TestDomains)}");
+        Console.WriteLine($"## Rotated Fashion-MNIST, DomainBed protocol: {Configuration(dg)}, seeds {string.Join(",", dg.Seeds)}, test domains {DomainGeneralizationResults.DomainText(dg.TestDomains)}");
         Console.WriteLine();
         if (options.PlanOnly)
         {
@@ -59,7 +61,7 @@ internal static class DomainGeneralizationBenchmark
         var test = IdxImageSet.LoadSplit(options.FashionMnist, train: false);
         var pixels = cat(new[] { train.ToTensorDataset().Inputs, test.ToTensorDataset().Inputs }, 0);
         var labels = cat(new[] { train.ToTensorDataset().Labels, test.ToTensorDataset().Labels }, 0);
-        var results = new List<RunResult>();
+        var results = new List<DomainGeneralizationRun>();
         var clock = Stopwatch.StartNew();
         foreach (int seed in dg.Seeds)
         {
@@ -74,15 +76,15 @@ internal static class DomainGeneralizationBenchmark
                 }
             foreach (var d in domains) { d.In.Inputs.Dispose(); d.In.Labels.Dispose(); d.Out.Inputs.Dispose(); d.Out.Labels.Dispose(); }
         }
-        var file = new ResultsFile(ModeName, Configuration(dg), dg.EvaluationFrequency, methods, clock.Elapsed.TotalMinutes, results.ToArray());
+        var file = new DomainGeneralizationResults(DomainGeneralizationResults.ModeName, Configuration(dg), dg.EvaluationFrequency, methods, clock.Elapsed.TotalMinutes, results.ToArray());
         Write(dg, file);
     }
 
     // Writes the outputs the options name (--dg-results first, so the runs are kept whatever happens next; --dg-out) and prints the report.
-    private static void Write(DomainGeneralizationOptions dg, ResultsFile file)
+    private static void Write(DomainGeneralizationOptions dg, DomainGeneralizationResults file)
     {
-        if (dg.Results is string results) ResultFiles.Write(results, file, file.Runs, CsvColumns);
-        string report = Report(file);
+        if (dg.Results is string results) ResultFiles.Write(results, file, file.Runs, DomainGeneralizationResults.CsvColumns);
+        string report = file.Report();
         Console.WriteLine();
         Console.WriteLine(report);
         if (dg.Output is string path)
@@ -92,59 +94,12 @@ internal static class DomainGeneralizationBenchmark
         }
     }
 
-    // --dg-from: one report from the runs of several --dg-results files of one configuration (parts run separately).
-    private static void Merge(DomainGeneralizationOptions dg, string[] paths)
-    {
-        var files = paths.Select(path =>
-        {
-            var file = ResultFiles.Read<ResultsFile>(path, "--dg-from");
-            if (file.Mode != ModeName || file.Runs is null || file.Methods is null || file.Configuration is null)
-                throw new InvalidDataException($"--dg-from {path} is not a {ModeName} results file (mode '{file.Mode}').");
-            return (Path: path, File: file);
-        }).ToArray();
-        var first = files[0];
-        foreach (var (path, file) in files.Skip(1))
-            if (file.Configuration != first.File.Configuration || file.EvaluationFrequency != first.File.EvaluationFrequency)
-                throw new InvalidDataException($"--dg-from {path}: its configuration ({file.Configuration}) differs from {first.Path}'s ({first.File.Configuration}); " +
-                                               "merge only parts of one configuration (other test domains or seeds).");
-        var runs = files.SelectMany(f => f.File.Runs.Select(r => (f.Path, Run: r))).ToArray();
-        foreach (var twice in runs.GroupBy(r => (r.Run.Method, r.Run.Seed, r.Run.TestDomain)).Where(g => g.Count() > 1))
-            throw new InvalidDataException($"--dg-from: {twice.Key.Method}, seed {twice.Key.Seed}, test domain {Angles[twice.Key.TestDomain]}° is in more than one run " +
-                                           $"({string.Join(", ", twice.Select(r => r.Path))}); merge each run once.");
-        var methods = AllMethods.Where(m => files.Any(f => f.File.Methods.Contains(m))).ToArray();
-        var merged = new ResultsFile(ModeName, first.File.Configuration, first.File.EvaluationFrequency, methods, files.Sum(f => f.File.TotalMinutes), runs.Select(r => r.Run).ToArray());
-        Console.WriteLine();
-        Console.WriteLine($"## Rotated Fashion-MNIST, DomainBed protocol: {merged.Configuration}, seeds {string.Join(",", Seeds(merged))}, test domains {DomainText(TestDomains(merged))} " +
-                          $"— merged from {string.Join(", ", files.Select(f => $"{Path.GetFileName(f.Path)} ({f.File.Runs.Length} runs, {f.File.TotalMinutes:F1} min)"))}");
-        Write(dg, merged);
-    }
-
     /// <summary>Everything that makes runs comparable, except the seeds and test domains (which parts of a run may split).</summary>
-    internal static string Configuration(DomainGeneralizationOptions dg) =>
+    internal static string Configuration(DomainGeneralizationOptions dg) => string.Create(System.Globalization.CultureInfo.InvariantCulture,
         $"{dg.Steps} steps, batch {dg.BatchPerDomain} per domain, Adam lr {dg.LearningRate}, SWAD every {dg.EvaluationFrequency} steps, SAM ρ {dg.Rho}, " +
-        $"{NetworkText(dg)}, {dg.ImagesPerDomain?.ToString() ?? "all"} images per domain";
-
-    private static string DomainText(IEnumerable<int> domains) => string.Join(",", domains.Select(d => Angles[d] + "°"));
+        $"{NetworkText(dg)}, {dg.ImagesPerDomain?.ToString() ?? "all"} images per domain");
 
     private sealed record Domain(TensorDataset In, TensorDataset Out);
-
-    private sealed record RunResult(string Method, int Seed, int TestDomain, double TestAccuracy, double ValidationAccuracy, long Steps, double Seconds, AveragingReport? Window);
-
-    // The --dg-results JSON file: every run of one configuration, enough to report it again or merge it with other parts (--dg-from).
-    private sealed record ResultsFile(string Mode, string Configuration, int EvaluationFrequency, string[] Methods, double TotalMinutes, RunResult[] Runs);
-
-    private static int[] Seeds(ResultsFile file) => file.Runs.Select(r => r.Seed).Distinct().Order().ToArray();
-
-    private static int[] TestDomains(ResultsFile file) => file.Runs.Select(r => r.TestDomain).Distinct().Order().ToArray();
-
-    private static readonly (string Name, Func<RunResult, object> Value)[] CsvColumns =
-    {
-        ("method", r => r.Method), ("seed", r => r.Seed), ("test_domain_degrees", r => Angles[r.TestDomain]), ("test_accuracy", r => r.TestAccuracy),
-        ("validation_accuracy", r => r.ValidationAccuracy), ("steps", r => r.Steps), ("train_seconds", r => r.Seconds),
-        ("window_start", r => r.Window?.StartStep?.ToString() ?? ""), ("window_end", r => r.Window?.EndStep?.ToString() ?? ""),
-        ("averaged_steps", r => r.Window?.AveragedSteps.ToString() ?? ""), ("loss_threshold", r => r.Window?.Threshold?.ToString("R", System.Globalization.CultureInfo.InvariantCulture) ?? ""),
-        ("early_stopped", r => r.Window is null ? "" : r.Window.EarlyStopped ? "yes" : "no"),
-    };
 
     // DomainBed's RotatedMNIST construction with Fashion-MNIST: seeded shuffle, stride into six domains, rotate, 80/20 split.
     // With `size`, the rotated images are resized to size × size (bilinear) for the pretrained network; they stay gray,
@@ -191,7 +146,7 @@ internal static class DomainGeneralizationBenchmark
         };
     }
 
-    private static RunResult RunOne(string method, Domain[] domains, int testDomain, int seed, DomainGeneralizationOptions dg)
+    private static DomainGeneralizationRun RunOne(string method, Domain[] domains, int testDomain, int seed, DomainGeneralizationOptions dg)
     {
         using var scope = NewDisposeScope();
         var trainDomains = Enumerable.Range(0, domains.Length).Where(d => d != testDomain).ToArray();
@@ -206,7 +161,7 @@ internal static class DomainGeneralizationBenchmark
         double seconds = clock.Elapsed.TotalSeconds;
         var (_, testAccuracy) = ClassifierEvaluation.Evaluate(model, domains[testDomain].In, 512, CPU);
         var last = reports[^1];
-        return new RunResult(method, seed, testDomain, testAccuracy, last.ValidationAccuracy ?? double.NaN, (long)epochs * stepsPerEpoch, seconds, last.Averaging);
+        return new DomainGeneralizationRun(method, seed, testDomain, testAccuracy, last.ValidationAccuracy ?? double.NaN, (long)epochs * stepsPerEpoch, seconds, last.Averaging);
     }
 
     /// <summary>
@@ -247,70 +202,4 @@ internal static class DomainGeneralizationBenchmark
     internal static string NetworkText(DomainGeneralizationOptions dg) => dg.Pretrained
         ? $"ImageNet ResNet-18 (ML.NET's ResNet18 package) at {dg.Size}×{dg.Size}, all weights fine-tuned, BatchNorm frozen"
         : $"CNN width {dg.Width}";
-
-    // DomainBed's collect_results: mean ± standard error (population std / √n) over trial seeds.
-    private static (double Mean, double Error) MeanAndError(IReadOnlyList<double> values)
-    {
-        double mean = values.Average();
-        double std = Math.Sqrt(values.Sum(v => (v - mean) * (v - mean)) / values.Count);
-        return (mean, std / Math.Sqrt(values.Count));
-    }
-
-    private static string Report(ResultsFile file)
-    {
-        var results = file.Runs;
-        int[] seeds = Seeds(file), domains = TestDomains(file);
-        foreach (var method in file.Methods)
-            foreach (int seed in seeds)
-                foreach (int domain in domains)
-                    if (!results.Any(r => r.Method == method && r.Seed == seed && r.TestDomain == domain))
-                        throw new InvalidDataException($"No {method} run with seed {seed} and test domain {Angles[domain]}°: the runs must cover every method × seed × test domain " +
-                                                       "(with --dg-from, the files together).");
-        RunResult Find(string method, int seed, int domain) => results.First(r => r.Method == method && r.Seed == seed && r.TestDomain == domain);
-        double SeedAverage(string method, int seed) => domains.Average(d => 100 * Find(method, seed, d).TestAccuracy);
-        bool hasErm = file.Methods.Contains("ERM");
-        double ermSeconds = hasErm ? results.Where(r => r.Method == "ERM").Average(r => r.Seconds) : double.NaN;
-
-        var s = new StringBuilder();
-        s.AppendLine($"Out-of-domain test accuracy % (test domain's \"in\" split), mean ± standard error over {seeds.Length} seeds; {file.TotalMinutes:F1} min in total.");
-        s.AppendLine();
-        s.AppendLine("| method | " + string.Join(" | ", domains.Select(d => Angles[d] + "°")) + " | average | − ERM (paired by seed) | above ERM (seed × domain) | training s per run |");
-        s.AppendLine("|---|" + string.Concat(domains.Select(_ => "---|")) + "---|---|---|---|");
-        foreach (var method in file.Methods)
-        {
-            var cells = domains.Select(d =>
-            {
-                var (m, e) = MeanAndError(seeds.Select(seed => 100 * Find(method, seed, d).TestAccuracy).ToArray());
-                return $"{m:F1} ± {e:F1}";
-            });
-            var (am, ae) = MeanAndError(seeds.Select(seed => SeedAverage(method, seed)).ToArray());
-            string gap = "—", above = "—";
-            if (hasErm && method != "ERM")
-            {
-                var (gm, ge) = ReportText.MeanAndError(seeds.Select(seed => SeedAverage(method, seed) - SeedAverage("ERM", seed)).ToArray());
-                gap = $"{gm:+0.0;-0.0} ± {ge:F1}";
-                int wins = seeds.Sum(seed => domains.Count(d => Find(method, seed, d).TestAccuracy > Find("ERM", seed, d).TestAccuracy));
-                above = $"{wins} of {seeds.Length * domains.Length}";
-            }
-            double seconds = results.Where(r => r.Method == method).Average(r => r.Seconds);
-            string time = hasErm && method != "ERM" ? $"{seconds:F0} ({seconds / ermSeconds:F2}×)" : $"{seconds:F0}";
-            s.AppendLine($"| {method} | {string.Join(" | ", cells)} | **{am:F1} ± {ae:F1}** | {gap} | {above} | {time} |");
-        }
-        s.AppendLine();
-        s.AppendLine("Cells and average: mean ± DomainBed's standard error (population standard deviation / √seeds) of each seed's accuracy, or of each seed's " +
-                     "average over the test domains. − ERM: each seed's average minus ERM's on the same seed, mean ± the sample standard error (sample " +
-                     "standard deviation / √seeds). Above ERM: the (seed, test domain) pairs where the method's accuracy is higher than ERM's. Training s: the " +
-                     "mean wall time of one training, with its ratio to ERM's.");
-        s.AppendLine();
-        s.AppendLine("SWAD windows (steps, 1-based; segments of " + file.EvaluationFrequency + " steps):");
-        s.AppendLine();
-        s.AppendLine("| method | seed | test domain | window | averaged | threshold | early stop | test acc % |");
-        s.AppendLine("|---|---|---|---|---|---|---|---|");
-        foreach (var r in results.Where(r => r.Method.EndsWith("SWAD")).OrderBy(r => Array.IndexOf(AllMethods, r.Method)).ThenBy(r => r.Seed).ThenBy(r => r.TestDomain))
-        {
-            var w = r.Window!;
-            s.AppendLine($"| {r.Method} | {r.Seed} | {Angles[r.TestDomain]}° | {w.StartStep}–{w.EndStep} | {w.AveragedSteps} | {w.Threshold?.ToString("F4") ?? "not converged"} | {(w.EarlyStopped ? "yes" : "no")} | {100 * r.TestAccuracy:F1} |");
-        }
-        return s.ToString();
-    }
 }

@@ -99,7 +99,7 @@ internal static class BenchmarkPlots
     }
 }
 
-/// <summary>The per-seed results files of the label-noise and clean-budget modes (<c>-results FILE.json|FILE.csv</c>, <c>-from FILE.json</c>).</summary>
+/// <summary>The per-run results files of the label-noise, clean-budget and domain-generalization modes (<c>-results FILE.json|FILE.csv</c>, <c>-from FILE.json</c>).</summary>
 internal static class ResultFiles
 {
     /// <summary>Indented JSON that keeps NaN (an undefined memorization share, for example).</summary>
@@ -160,4 +160,45 @@ internal static class ResultFiles
     };
 
     private static string Quote(string text) => text.IndexOfAny(new[] { ',', '"', '\n' }) < 0 ? text : "\"" + text.Replace("\"", "\"\"") + "\"";
+}
+
+/// <summary>Mean ± standard error and the report's machine header.</summary>
+internal static class ReportText
+{
+    /// <summary>Mean and standard error (sample standard deviation / √n; 0 for one value; NaN for none).</summary>
+    public static (double Mean, double Error) MeanAndError(IReadOnlyList<double> values)
+    {
+        if (values.Count == 0) return (double.NaN, double.NaN);
+        double mean = values.Average();
+        double se = values.Count > 1 ? Math.Sqrt(values.Sum(a => (a - mean) * (a - mean)) / (values.Count - 1) / values.Count) : 0;
+        return (mean, se);
+    }
+
+    /// <summary>"mean ± SE" in percentage points, one decimal (the values are fractions).</summary>
+    public static string Percent(IReadOnlyList<double> values)
+    {
+        var (mean, se) = MeanAndError(values);
+        return double.IsNaN(mean) ? "—" : $"{100 * mean:F2} ± {100 * se:F2}";
+    }
+
+    /// <summary>The 1-, 5- and 15-minute load averages (Linux), or "n/a".</summary>
+    public static string LoadAverage()
+    {
+        try
+        {
+            var parts = File.ReadAllText("/proc/loadavg").Split(' ');
+            return $"{parts[0]} {parts[1]} {parts[2]}";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return "n/a";
+        }
+    }
+
+    /// <summary>The report file's first lines: title, date, machine, load average at the start, command.</summary>
+    public static string Header(string title, string loadAtStart) =>
+        $"# {title} — {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC\n\n" +
+        $"Machine: {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}, " +
+        $"TorchSharp threads {TorchSharp.torch.get_num_threads()}; load average (1/5/15 min) at the start {loadAtStart}, at the end {LoadAverage()}.\n\n" +
+        $"Command: `dotnet run -c Release --project benchmarks/FlatMinima.Benchmarks -- {string.Join(' ', Environment.GetCommandLineArgs().Skip(1))}`\n";
 }

@@ -210,7 +210,7 @@ internal static class TransferBenchmark
             {
                 var runs = results.Where(r => r.Method == method.Name && r.K == k).ToList();
                 if (runs.Count == 0) continue;
-                var (mean, se) = MeanAndError(runs.Select(r => r.Accuracy).ToList());
+                var (mean, se) = ReportText.MeanAndError(runs.Select(r => r.Accuracy).ToList());
                 string schedule = method.Name == "mlnet" ? "—" : $"{runs.Average(r => r.Epochs):0.#} ({runs.Average(r => r.Steps):0})";
                 report.AppendLine($"| {method.Title} | {k} | {10 * k:N0} | {mean:P2} ± {se:P2} | {runs.Count} | {runs.Average(r => r.Seconds):F1} | " +
                                   $"{runs.Average(r => r.ImagesPerSecond):N0} | {schedule} |");
@@ -361,13 +361,6 @@ internal static class TransferBenchmark
     }
 
     // ---- summary ----------------------------------------------------------------------------------------------------
-
-    private static (double Mean, double StandardError) MeanAndError(IReadOnlyList<double> values)
-    {
-        double mean = values.Average();
-        double se = values.Count > 1 ? Math.Sqrt(values.Sum(a => (a - mean) * (a - mean)) / (values.Count - 1) / values.Count) : 0;
-        return (mean, se);
-    }
 
     /// <summary>"pretrained + SAM (or SAM+SWAD) vs ML.NET's path at K=50: +X points; vs best from-scratch at every K".</summary>
     private static string GoalLine(List<RunResult> results, int[] ks)
