@@ -117,6 +117,13 @@ internal sealed record BenchmarkOptions(string[] Modes, int Threads, int CnnStep
             throw new ArgumentException("--dg-size sets the pretrained ResNet-18's input side; the CNN takes the 28×28 images as they are (use --dg-width for its size, or --dg-arch resnet18-pretrained).");
         if (dgArchitecture == DomainGeneralizationOptions.ResNet18Pretrained && args.Contains("--dg-width"))
             throw new ArgumentException("--dg-width scales the CNN's channels; the pretrained ResNet-18 has fixed widths (use --dg-size for its input side, or --dg-arch cnn).");
+        // --dg-from reports runs already made: the options that shape a training would be dropped without a word.
+        if (args.Contains("--dg-from"))
+        {
+            var training = args.Where(a => a.StartsWith("--dg-", StringComparison.Ordinal) && a is not ("--dg-from" or "--dg-out" or "--dg-results")).Concat(args.Where(a => a == "--plan-only"));
+            if (training.FirstOrDefault() is string option)
+                throw new ArgumentException($"{option} cannot be combined with --dg-from: the merged files' runs fix the configuration, seeds, test domains and methods (only --dg-out and --dg-results apply).");
+        }
         LabelNoiseOptions Noise(LabelNoiseOptions changed) => changed with { Overridden = true };
         CleanBudgetOptions Budget(CleanBudgetOptions changed) => changed with { Overridden = true };
         static double Real(string text) => double.Parse(text, CultureInfo.InvariantCulture);
@@ -349,6 +356,8 @@ internal sealed record DomainGeneralizationOptions
         if (Seeds.Length == 0 || Seeds.Distinct().Count() != Seeds.Length) throw new ArgumentException("--dg-seeds must list distinct seeds.");
         if (TestDomains.Length == 0 || TestDomains.Any(d => d is < 0 or > 5) || TestDomains.Distinct().Count() != TestDomains.Length)
             throw new ArgumentException($"--dg-test {string.Join(",", TestDomains)}: list distinct domains 0–5 (0°, 15°, 30°, 45°, 60°, 75°).");
+        if (Methods is not null && (Methods.Length == 0 || Methods.Distinct().Count() != Methods.Length || Methods.Any(m => !DomainGeneralizationResults.AllMethods.Contains(m))))
+            throw new ArgumentException($"--dg-methods {string.Join(",", Methods)}: list distinct methods of {string.Join(",", DomainGeneralizationResults.AllMethods)}.");
         ResultFiles.CheckResults(Results, "--dg-results");
         if (From is not null)
         {

@@ -34,22 +34,19 @@ internal static class DomainGeneralizationBenchmark
         if (dg.From is string[] from)
         {
             var merged = DomainGeneralizationResults.Merge(from);
-            Console.WriteLine();
-            Console.WriteLine($"## Rotated Fashion-MNIST, DomainBed protocol: {merged.Configuration}, seeds {string.Join(",", merged.SeedList())}, " +
+            Write(dg, merged, $"## Rotated Fashion-MNIST, DomainBed protocol: {merged.Configuration}, seeds {string.Join(",", merged.SeedList())}, " +
                               $"test domains {DomainGeneralizationResults.DomainText(merged.TestDomainList())} — merged from {string.Join(", ", from.Select(Path.GetFileName))}");
-            Write(dg, merged);
             return;
         }
         var methods = dg.Methods ?? AllMethods;
-        var unknown = methods.Where(m => !AllMethods.Contains(m)).ToArray();
-        if (unknown.Length > 0 || methods.Length == 0)
-            throw new ArgumentException($"--dg-methods {string.Join(",", methods)}: use a subset of {string.Join(",", AllMethods)}.");
         if (!Directory.Exists(options.FashionMnist))
             throw new DirectoryNotFoundException(
                 $"Fashion-MNIST was not found in '{options.FashionMnist}'. The domain-generalization benchmark needs the full data set: " +
                 "`sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu, installs to /usr/share/datasets/fashion-mnist) or pass --fashion-mnist DIR with the four idx files.");
+        string heading = $"## Rotated Fashion-MNIST, DomainBed protocol: {Configuration(dg)}, seeds {string.Join(",", dg.Seeds)}, " +
+                         $"test domains {DomainGeneralizationResults.DomainText(dg.TestDomains)}";
         Console.WriteLine();
-        Console.WriteLine($"## Rotated Fashion-MNIST, DomainBed protocol: {Configuration(dg)}, seeds {string.Join(",", dg.Seeds)}, test domains {DomainGeneralizationResults.DomainText(dg.TestDomains)}");
+        Console.WriteLine(heading);
         Console.WriteLine();
         if (options.PlanOnly)
         {
@@ -63,6 +60,8 @@ internal static class DomainGeneralizationBenchmark
         var labels = cat(new[] { train.ToTensorDataset().Labels, test.ToTensorDataset().Labels }, 0);
         var results = new List<DomainGeneralizationRun>();
         var clock = Stopwatch.StartNew();
+        DomainGeneralizationResults Done() =>
+            new(DomainGeneralizationResults.ModeName, Configuration(dg), dg.EvaluationFrequency, methods, clock.Elapsed.TotalMinutes, results.ToArray());
         foreach (int seed in dg.Seeds)
         {
             var domains = MakeDomains(pixels, labels, seed, dg.ImagesPerDomain, dg.Pretrained ? dg.Size : null);
@@ -73,25 +72,28 @@ internal static class DomainGeneralizationBenchmark
                     results.Add(result);
                     Console.WriteLine($"seed {seed}, test {Angles[testDomain]}°, {method}: test acc {result.TestAccuracy:P2}, validation acc {result.ValidationAccuracy:P2}, " +
                                       $"budget {result.Steps} steps, {result.Seconds:F0} s{(result.Window is null ? "" : $"; {result.Window}")}   [{clock.Elapsed.TotalMinutes:F1} min]");
+                    // The runs so far, rewritten after each one: a long run that stops early keeps what it finished (merge it with --dg-from).
+                    if (dg.Results is string partial) ResultFiles.Write(partial, Done(), results, DomainGeneralizationResults.CsvColumns, quiet: true);
                 }
             foreach (var d in domains) { d.In.Inputs.Dispose(); d.In.Labels.Dispose(); d.Out.Inputs.Dispose(); d.Out.Labels.Dispose(); }
         }
-        var file = new DomainGeneralizationResults(DomainGeneralizationResults.ModeName, Configuration(dg), dg.EvaluationFrequency, methods, clock.Elapsed.TotalMinutes, results.ToArray());
-        Write(dg, file);
+        Write(dg, Done(), heading);
     }
 
-    // Writes the outputs the options name (--dg-results first, so the runs are kept whatever happens next; --dg-out) and prints the report.
-    private static void Write(DomainGeneralizationOptions dg, DomainGeneralizationResults file)
+    // Prints the report under its heading and writes the outputs the options name (--dg-out: heading and report; --dg-results: the runs).
+    private static void Write(DomainGeneralizationOptions dg, DomainGeneralizationResults file, string heading)
     {
-        if (dg.Results is string results) ResultFiles.Write(results, file, file.Runs, DomainGeneralizationResults.CsvColumns);
         string report = file.Report();
+        Console.WriteLine();
+        Console.WriteLine(heading);
         Console.WriteLine();
         Console.WriteLine(report);
         if (dg.Output is string path)
         {
-            File.WriteAllText(path, report);
+            File.WriteAllText(path, heading + "\n\n" + report);
             Console.WriteLine($"(written to {path})");
         }
+        if (dg.Results is string results) ResultFiles.Write(results, file, file.Runs, DomainGeneralizationResults.CsvColumns);
     }
 
     /// <summary>Everything that makes runs comparable, except the seeds and test domains (which parts of a run may split).</summary>
@@ -201,5 +203,5 @@ internal static class DomainGeneralizationBenchmark
 
     internal static string NetworkText(DomainGeneralizationOptions dg) => dg.Pretrained
         ? $"ImageNet ResNet-18 (ML.NET's ResNet18 package) at {dg.Size}×{dg.Size}, all weights fine-tuned, BatchNorm frozen"
-        : $"CNN width {dg.Width}";
+        : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"CNN width {dg.Width}");
 }

@@ -52,8 +52,8 @@ internal sealed record DomainGeneralizationResults(string Mode, string Configura
 
     /// <summary>
     /// Reads <c>--dg-from</c>'s files and merges their runs into one set. Throws naming the file when one is not a results
-    /// file of this mode or its configuration differs from the first's, and naming the run when a (method, seed, test
-    /// domain) appears twice. Coverage (every method × seed × domain) is checked by <see cref="Report"/>.
+    /// file of this mode, holds a run it cannot report or its configuration differs from the first's; naming the run when
+    /// a (method, seed, test domain) appears twice or is missing (every method × seed × test domain must be covered).
     /// </summary>
     public static DomainGeneralizationResults Merge(IReadOnlyList<string> paths)
     {
@@ -62,6 +62,15 @@ internal sealed record DomainGeneralizationResults(string Mode, string Configura
             var file = ResultFiles.Read<DomainGeneralizationResults>(path, "--dg-from");
             if (file.Mode != ModeName || file.Runs is null || file.Methods is null || file.Configuration is null)
                 throw new InvalidDataException($"--dg-from {path} is not a {ModeName} results file (mode '{file.Mode}').");
+            if (file.Runs.Length == 0) throw new InvalidDataException($"--dg-from {path} holds no runs.");
+            foreach (var (run, row) in file.Runs.Select((r, i) => (r, i + 1)))
+            {
+                string problem = run.Method is null || !AllMethods.Contains(run.Method) || !file.Methods.Contains(run.Method) ? $"method '{run.Method}' is not one of the file's methods ({string.Join(",", file.Methods)})"
+                    : run.TestDomain is < 0 or > 5 ? $"test domain {run.TestDomain} is not a domain index 0–5"
+                    : run.Method.EndsWith("SWAD", StringComparison.Ordinal) && run.Window is null ? "the SWAD run has no window"
+                    : "";
+                if (problem.Length > 0) throw new InvalidDataException($"--dg-from {path}, run {row}: {problem}.");
+            }
             return (Path: path, File: file);
         }).ToArray();
         var first = files[0];
@@ -71,11 +80,26 @@ internal sealed record DomainGeneralizationResults(string Mode, string Configura
                                                "merge only parts of one configuration (other test domains or seeds).");
         var runs = files.SelectMany(f => f.File.Runs.Select(r => (f.Path, Run: r))).ToArray();
         foreach (var twice in runs.GroupBy(r => (r.Run.Method, r.Run.Seed, r.Run.TestDomain)).Where(g => g.Count() > 1))
-            throw new InvalidDataException($"--dg-from: {twice.Key.Method}, seed {twice.Key.Seed}, test domain {Angles[twice.Key.TestDomain]}° is in more than one file " +
-                                           $"({string.Join(", ", twice.Select(r => r.Path))}); merge each run once.");
+            throw new InvalidDataException($"--dg-from: {twice.Key.Method}, seed {twice.Key.Seed}, test domain {Angles[twice.Key.TestDomain]}° appears {twice.Count()} times " +
+                                           $"(in {string.Join(", ", twice.Select(r => r.Path))}); merge each run once.");
         var methods = AllMethods.Where(m => files.Any(f => f.File.Methods.Contains(m))).ToArray();
-        return new DomainGeneralizationResults(ModeName, first.File.Configuration, first.File.EvaluationFrequency, methods,
+        var merged = new DomainGeneralizationResults(ModeName, first.File.Configuration, first.File.EvaluationFrequency, methods,
             files.Sum(f => f.File.TotalMinutes), runs.Select(r => r.Run).ToArray());
+        merged.CheckCoverage();
+        return merged;
+    }
+
+    /// <summary>Throws naming the first (method, seed, test domain) without a run: every cell of the report must come
+    /// from the same seeds, every average from the same domains.</summary>
+    public void CheckCoverage()
+    {
+        int[] seeds = SeedList(), domains = TestDomainList();
+        foreach (var method in Methods)
+            foreach (int seed in seeds)
+                foreach (int domain in domains)
+                    if (!Runs.Any(r => r.Method == method && r.Seed == seed && r.TestDomain == domain))
+                        throw new InvalidDataException($"No {method} run with seed {seed} and test domain {Angles[domain]}°: the runs must cover every method × seed × test domain " +
+                                                       "(with --dg-from, the files together).");
     }
 
     // DomainBed's collect_results: mean ± standard error (population std / √n) over trial seeds.
@@ -88,18 +112,13 @@ internal sealed record DomainGeneralizationResults(string Mode, string Configura
 
     /// <summary>
     /// The report: accuracy per method and test domain, the average over domains, the gap to ERM paired by seed, the
-    /// (seed, domain) pairs above ERM, the mean training time with its ratio to ERM's, and SWAD's windows. Throws naming
-    /// the first (method, seed, test domain) without a run: every cell must come from the same seeds.
+    /// (seed, domain) pairs above ERM, the mean training time with its ratio to ERM's, and SWAD's windows
+    /// (<see cref="CheckCoverage"/> first).
     /// </summary>
     public string Report()
     {
+        CheckCoverage();
         int[] seeds = SeedList(), domains = TestDomainList();
-        foreach (var method in Methods)
-            foreach (int seed in seeds)
-                foreach (int domain in domains)
-                    if (!Runs.Any(r => r.Method == method && r.Seed == seed && r.TestDomain == domain))
-                        throw new InvalidDataException($"No {method} run with seed {seed} and test domain {Angles[domain]}°: the runs must cover every method × seed × test domain " +
-                                                       "(with --dg-from, the files together).");
         DomainGeneralizationRun Find(string method, int seed, int domain) => Runs.First(r => r.Method == method && r.Seed == seed && r.TestDomain == domain);
         double SeedAverage(string method, int seed) => domains.Average(d => 100 * Find(method, seed, d).TestAccuracy);
         bool hasErm = Methods.Contains("ERM");
@@ -122,7 +141,7 @@ internal sealed record DomainGeneralizationResults(string Mode, string Configura
             if (hasErm && method != "ERM")
             {
                 var (gm, ge) = ReportText.MeanAndError(seeds.Select(seed => SeedAverage(method, seed) - SeedAverage("ERM", seed)).ToArray());
-                gap = $"{gm:+0.0;-0.0} ± {ge:F1}";
+                gap = seeds.Length > 1 ? $"{gm:+0.0;-0.0} ± {ge:F1}" : $"{gm:+0.0;-0.0} (one seed)";
                 int wins = seeds.Sum(seed => domains.Count(d => Find(method, seed, d).TestAccuracy > Find("ERM", seed, d).TestAccuracy));
                 above = $"{wins} of {seeds.Length * domains.Length}";
             }

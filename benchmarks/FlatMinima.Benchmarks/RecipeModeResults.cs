@@ -113,7 +113,7 @@ internal static class ResultFiles
     public static void CheckResults(string? path, string option)
     {
         if (path is not null && !path.EndsWith(".json", StringComparison.OrdinalIgnoreCase) && !path.EndsWith(".csv", StringComparison.OrdinalIgnoreCase))
-            throw new ArgumentException($"{option} {path}: name a .json file (the full per-seed results; the table and plot can be regenerated from it) or a .csv file (one row per run).");
+            throw new ArgumentException($"{option} {path}: name a .json file (every run; the report can be regenerated from it) or a .csv file (one row per run).");
     }
 
     /// <summary>Throws naming <paramref name="option"/> unless <paramref name="path"/> is null or an existing .json file.</summary>
@@ -125,8 +125,9 @@ internal static class ResultFiles
         if (!File.Exists(path)) throw new FileNotFoundException($"{option} {path}: no such file.", path);
     }
 
-    /// <summary>Writes <paramref name="file"/> as JSON, or as CSV with the columns of <paramref name="csvColumns"/> (one row per run).</summary>
-    public static void Write<TFile, TRun>(string path, TFile file, IEnumerable<TRun> runs, (string Name, Func<TRun, object> Value)[] csvColumns)
+    /// <summary>Writes <paramref name="file"/> as JSON, or as CSV with the columns of <paramref name="csvColumns"/> (one row per run);
+    /// says so on the console unless <paramref name="quiet"/>.</summary>
+    public static void Write<TFile, TRun>(string path, TFile file, IEnumerable<TRun> runs, (string Name, Func<TRun, object> Value)[] csvColumns, bool quiet = false)
     {
         if (path.EndsWith(".csv", StringComparison.OrdinalIgnoreCase))
         {
@@ -136,7 +137,7 @@ internal static class ResultFiles
         }
         else
             File.WriteAllText(path, JsonSerializer.Serialize(file, Json));
-        Console.WriteLine($"Per-seed results written to {path}.");
+        if (!quiet) Console.WriteLine($"Per-run results written to {path}.");
     }
 
     /// <summary>Reads a JSON results file, naming it when it does not parse.</summary>

@@ -14,7 +14,7 @@ public sealed class DomainGeneralizationResultsTests
 {
     private const string Configuration = "300 steps, batch 16 per domain, Adam lr 0.003, SWAD every 15 steps, SAM ρ 0.05, CNN width 0.25, 1000 images per domain";
 
-    private static readonly AveragingReport Window = new("SWAD", 151, 550, 400, 0.6477, true, "");
+    private static readonly AveragingReport Window = new("SWAD", 151, 550, 400, 0.6477, true, "N_s = 3") { BatchNormBatches = 3 };
 
     // ERM and ERM+SWAD, seeds 0 and 1, on one test domain: accuracies in seed order, ERM 10/12 s and SWAD 11/13 s per run.
     private static DomainGeneralizationResults Part(int domain, double[] erm, double[] swad, string configuration = Configuration) =>
@@ -41,10 +41,14 @@ public sealed class DomainGeneralizationResultsTests
     [TestMethod]
     public void PartsMergeIntoTheHandComputedReport()
     {
-        var paths = Save(Part(0, new[] { 0.50, 0.60 }, new[] { 0.56, 0.58 }), Part(5, new[] { 0.70, 0.80 }, new[] { 0.74, 0.90 }));
+        var parts = new[] { Part(0, new[] { 0.50, 0.60 }, new[] { 0.56, 0.58 }), Part(5, new[] { 0.70, 0.80 }, new[] { 0.74, 0.90 }) };
+        var paths = Save(parts);
         try
         {
             var merged = DomainGeneralizationResults.Merge(paths);
+            // Every run comes back as written, SWAD's window included.
+            CollectionAssert.AreEqual(parts.SelectMany(p => p.Runs).ToArray(), merged.Runs);
+            CollectionAssert.AreEqual(new[] { "ERM", "ERM+SWAD" }, merged.Methods);
             CollectionAssert.AreEqual(new[] { 0, 5 }, merged.TestDomainList());
             CollectionAssert.AreEqual(new[] { 0, 1 }, merged.SeedList());
             Assert.AreEqual(10.0, merged.TotalMinutes, 1e-12);
@@ -70,13 +74,20 @@ public sealed class DomainGeneralizationResultsTests
     {
         var other = Save(Part(0, new[] { 0.5, 0.6 }, new[] { 0.5, 0.6 }), Part(5, new[] { 0.5, 0.6 }, new[] { 0.5, 0.6 }, Configuration.Replace("300 steps", "1500 steps")));
         var twice = Save(Part(0, new[] { 0.5, 0.6 }, new[] { 0.5, 0.6 }), Part(0, new[] { 0.5, 0.6 }, new[] { 0.5, 0.6 }));
+        var seedZeroOnly = Part(5, new[] { 0.5, 0.6 }, new[] { 0.5, 0.6 });
+        var uneven = Save(Part(0, new[] { 0.5, 0.6 }, new[] { 0.5, 0.6 }), seedZeroOnly with { Runs = seedZeroOnly.Runs.Where(r => r.Seed == 0).ToArray() });
+        var badDomain = Save(seedZeroOnly with { Runs = seedZeroOnly.Runs.Select(r => r with { TestDomain = 7 }).ToArray() });
         try
         {
             var e = Assert.ThrowsExactly<InvalidDataException>(() => DomainGeneralizationResults.Merge(other));
             StringAssert.Contains(e.Message, other[1]);
             StringAssert.Contains(e.Message, "1500 steps");
             e = Assert.ThrowsExactly<InvalidDataException>(() => DomainGeneralizationResults.Merge(twice));
-            StringAssert.Contains(e.Message, "ERM, seed 0, test domain 0°");
+            StringAssert.Contains(e.Message, "ERM, seed 0, test domain 0° appears 2 times");
+            e = Assert.ThrowsExactly<InvalidDataException>(() => DomainGeneralizationResults.Merge(uneven));
+            StringAssert.Contains(e.Message, "No ERM run with seed 1 and test domain 75°");
+            e = Assert.ThrowsExactly<InvalidDataException>(() => DomainGeneralizationResults.Merge(badDomain));
+            StringAssert.Contains(e.Message, $"{badDomain[0]}, run 1: test domain 7");
 
             var part = Part(0, new[] { 0.5, 0.6 }, new[] { 0.5, 0.6 });
             var gap = part with { Runs = part.Runs.Where(r => !(r.Method == "ERM+SWAD" && r.Seed == 1)).ToArray() };
@@ -87,6 +98,8 @@ public sealed class DomainGeneralizationResultsTests
         {
             Delete(other);
             Delete(twice);
+            Delete(uneven);
+            Delete(badDomain);
         }
     }
 }
