@@ -34,8 +34,7 @@ internal static class DomainGeneralizationBenchmark
         if (dg.From is string[] from)
         {
             var merged = DomainGeneralizationResults.Merge(from);
-            Write(dg, merged, $"## Rotated Fashion-MNIST, DomainBed protocol: {merged.Configuration}, seeds {string.Join(",", merged.SeedList())}, " +
-                              $"test domains {DomainGeneralizationResults.DomainText(merged.TestDomainList())} — merged from {string.Join(", ", from.Select(Path.GetFileName))}");
+            Write(dg, merged, Heading(merged.Configuration, merged.SeedList(), merged.TestDomainList()) + $" — merged from {string.Join(", ", from.Select(Path.GetFileName))}");
             return;
         }
         var methods = dg.Methods ?? AllMethods;
@@ -43,8 +42,7 @@ internal static class DomainGeneralizationBenchmark
             throw new DirectoryNotFoundException(
                 $"Fashion-MNIST was not found in '{options.FashionMnist}'. The domain-generalization benchmark needs the full data set: " +
                 "`sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu, installs to /usr/share/datasets/fashion-mnist) or pass --fashion-mnist DIR with the four idx files.");
-        string heading = $"## Rotated Fashion-MNIST, DomainBed protocol: {Configuration(dg)}, seeds {string.Join(",", dg.Seeds)}, " +
-                         $"test domains {DomainGeneralizationResults.DomainText(dg.TestDomains)}";
+        string heading = Heading(Configuration(dg), dg.Seeds, dg.TestDomains);
         Console.WriteLine();
         Console.WriteLine(heading);
         Console.WriteLine();
@@ -95,6 +93,10 @@ internal static class DomainGeneralizationBenchmark
         }
         if (dg.Results is string results) ResultFiles.Write(results, file, file.Runs, DomainGeneralizationResults.CsvColumns);
     }
+
+    // The report's heading: the configuration, the seeds and the held-out domains.
+    private static string Heading(string configuration, IEnumerable<int> seeds, IEnumerable<int> testDomains) =>
+        $"## Rotated Fashion-MNIST, DomainBed protocol: {configuration}, seeds {string.Join(",", seeds)}, test domains {DomainGeneralizationResults.DomainText(testDomains)}";
 
     /// <summary>Everything that makes runs comparable, except the seeds and test domains (which parts of a run may split).</summary>
     internal static string Configuration(DomainGeneralizationOptions dg) => string.Create(System.Globalization.CultureInfo.InvariantCulture,
