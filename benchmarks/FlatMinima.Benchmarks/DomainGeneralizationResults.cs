@@ -154,13 +154,15 @@ internal sealed record DomainGeneralizationResults(string Mode, string Configura
                      "average over the test domains. − ERM: each seed's average minus ERM's on the same seed, mean ± the sample standard error (sample " +
                      "standard deviation / √seeds). Above ERM: the (seed, test domain) pairs where the method's accuracy is higher than ERM's. Training s: the " +
                      "mean wall time of one training, with its ratio to ERM's.");
+        var swadRuns = Runs.Where(r => r.Method.EndsWith("SWAD", StringComparison.Ordinal))
+            .OrderBy(r => Array.IndexOf(AllMethods, r.Method)).ThenBy(r => r.Seed).ThenBy(r => r.TestDomain).ToArray();
+        if (swadRuns.Length == 0) return s.ToString();
         s.AppendLine();
         s.AppendLine("SWAD windows (steps, 1-based; segments of " + EvaluationFrequency + " steps):");
         s.AppendLine();
         s.AppendLine("| method | seed | test domain | window | averaged | threshold | early stop | test acc % |");
         s.AppendLine("|---|---|---|---|---|---|---|---|");
-        foreach (var r in Runs.Where(r => r.Method.EndsWith("SWAD", StringComparison.Ordinal))
-                     .OrderBy(r => Array.IndexOf(AllMethods, r.Method)).ThenBy(r => r.Seed).ThenBy(r => r.TestDomain))
+        foreach (var r in swadRuns)
         {
             var w = r.Window!;
             s.AppendLine($"| {r.Method} | {r.Seed} | {Angles[r.TestDomain]}° | {w.StartStep}–{w.EndStep} | {w.AveragedSteps} | {w.Threshold?.ToString("F4") ?? "not converged"} | " +

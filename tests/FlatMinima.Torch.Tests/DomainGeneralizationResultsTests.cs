@@ -62,6 +62,10 @@ public sealed class DomainGeneralizationResultsTests
                 lines.Single(l => l.StartsWith("| ERM+SWAD | 5", StringComparison.Ordinal)).TrimEnd('\r'));
             // SWAD's window table: one row per ERM+SWAD run.
             Assert.AreEqual(4, lines.Count(l => l.StartsWith("| ERM+SWAD | ", StringComparison.Ordinal) && l.Contains("| 151–550 |", StringComparison.Ordinal)));
+            // Without a SWAD method there is no window table, not an empty one.
+            var ermOnly = merged with { Methods = new[] { "ERM" }, Runs = merged.Runs.Where(r => r.Method == "ERM").ToArray() };
+            Assert.IsFalse(ermOnly.Report().Contains("SWAD windows", StringComparison.Ordinal));
+            StringAssert.Contains(merged.Report(), "SWAD windows");
         }
         finally
         {
