@@ -59,7 +59,7 @@ internal static class DomainGeneralizationPlan
                           (sam is Cost s ? $"; SAM step {s.Wall:F3} s wall, {s.Cpu:F3} CPU-s ({s.Wall / plain.Wall:F2}× the one-pass wall time)" : "") +
                           $"; evaluation {1000 * perImage.Wall:F2} ms wall, {1000 * perImage.Cpu:F2} CPU-ms per image.");
 
-        int validations(string method) => epochs + (method.EndsWith("SWAD", StringComparison.Ordinal) ? (int)(steps / dg.EvaluationFrequency) : 0);
+        int validations(string method) => epochs + (DomainGeneralizationResults.UsesSwad(method) ? (int)(steps / dg.EvaluationFrequency) : 0);
         double RunSeconds(string m, Func<Cost, double> pick)
         {
             var step = m.StartsWith("SAM", StringComparison.Ordinal) && sam is Cost s ? s : plain;

@@ -29,6 +29,9 @@ internal sealed record DomainGeneralizationResults(string Mode, string Configura
     /// <summary>The methods, in the report's order.</summary>
     public static readonly string[] AllMethods = { "ERM", "ERM+SWA", "ERM+SWAD", "SAM", "SAM+SWAD" };
 
+    /// <summary>Whether the method averages with SWAD (and so has a window and validates every evaluation period).</summary>
+    public static bool UsesSwad(string method) => method.EndsWith("SWAD", StringComparison.Ordinal);
+
     /// <summary>The CSV form of <c>--dg-results FILE.csv</c>: one row per run.</summary>
     public static readonly (string Name, Func<DomainGeneralizationRun, object> Value)[] CsvColumns =
     {
@@ -67,7 +70,7 @@ internal sealed record DomainGeneralizationResults(string Mode, string Configura
             {
                 string problem = run.Method is null || !AllMethods.Contains(run.Method) || !file.Methods.Contains(run.Method) ? $"method '{run.Method}' is not one of the file's methods ({string.Join(",", file.Methods)})"
                     : run.TestDomain is < 0 or > 5 ? $"test domain {run.TestDomain} is not a domain index 0–5"
-                    : run.Method.EndsWith("SWAD", StringComparison.Ordinal) && run.Window is null ? "the SWAD run has no window"
+                    : UsesSwad(run.Method) && run.Window is null ? "the SWAD run has no window"
                     : "";
                 if (problem.Length > 0) throw new InvalidDataException($"--dg-from {path}, run {row}: {problem}.");
             }
@@ -154,7 +157,7 @@ internal sealed record DomainGeneralizationResults(string Mode, string Configura
                      "average over the test domains. − ERM: each seed's average minus ERM's on the same seed, mean ± the sample standard error (sample " +
                      "standard deviation / √seeds). Above ERM: the (seed, test domain) pairs where the method's accuracy is higher than ERM's. Training s: the " +
                      "mean wall time of one training, with its ratio to ERM's.");
-        var swadRuns = Runs.Where(r => r.Method.EndsWith("SWAD", StringComparison.Ordinal))
+        var swadRuns = Runs.Where(r => UsesSwad(r.Method))
             .OrderBy(r => Array.IndexOf(AllMethods, r.Method)).ThenBy(r => r.Seed).ThenBy(r => r.TestDomain).ToArray();
         if (swadRuns.Length == 0) return s.ToString();
         s.AppendLine();
